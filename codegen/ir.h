@@ -1,0 +1,208 @@
+/* Tile IR: typed SSA over statically shaped tiles.
+ *
+ * A function owns flat arrays of values, ops and blocks; everything refers to
+ * them by index, so passes can append without invalidating references.
+ * Block 0 is the entry; its arguments are the kernel arguments (scalars).
+ * A FOR op owns a body block whose arguments are (induction var, carried...)
+ * and whose last op is YIELD(carried...). Elementwise ops require operands of
+ * identical shape: the front end inserts BROADCAST ops explicitly. */
+#ifndef XK_IR_H
+#define XK_IR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define XK_MAX_RANK 3
+
+typedef enum {
+  XK_I1,
+  XK_I32,
+  XK_I64,
+  XK_F16,
+  XK_BF16,
+  XK_F32,
+  XK_PTR,
+  XK_NDTYPES
+} xk_dtype;
+
+/* rank 0 is a scalar. Tile dims are powers of two (the verifier checks). */
+typedef struct {
+  uint8_t dtype;
+  uint8_t elem; /* pointee dtype when dtype == XK_PTR */
+  uint8_t rank;
+  int32_t shape[XK_MAX_RANK];
+} xk_type;
+
+typedef enum {
+  /* leaves */
+  XK_OP_CONST,        /* attr.i (ints, i1) or attr.f (floats), splat to type */
+  XK_OP_PROGRAM_ID,   /* attr.axis -> i32 scalar */
+  XK_OP_NUM_PROGRAMS, /* attr.axis -> i32 scalar */
+  XK_OP_ARANGE,       /* attr.lo, attr.hi -> i32 [hi-lo] */
+  /* elementwise binary: operands share the result's type, except
+   * ADD on pointers (ptr, int offset in elements -> ptr) */
+  XK_OP_ADD,
+  XK_OP_SUB,
+  XK_OP_MUL,
+  XK_OP_DIV, /* floats: IEEE; ints: C truncation */
+  XK_OP_REM, /* ints: C remainder; floats: fmod */
+  XK_OP_MIN,
+  XK_OP_MAX,
+  XK_OP_AND, /* ints and i1 */
+  XK_OP_OR,
+  XK_OP_XOR,
+  XK_OP_SHL,
+  XK_OP_SHR, /* arithmetic shift */
+  XK_OP_CMP, /* attr.pred; operands same type -> i1 */
+  /* elementwise unary */
+  XK_OP_NEG,
+  XK_OP_NOT, /* bitwise not; logical on i1 */
+  XK_OP_EXP,
+  XK_OP_EXP2,
+  XK_OP_LOG,
+  XK_OP_SQRT,
+  XK_OP_RSQRT,
+  XK_OP_SIN,
+  XK_OP_COS,
+  XK_OP_ABS,
+  XK_OP_SELECT, /* (i1 cond, a, b), all same shape */
+  XK_OP_CAST,   /* to the result dtype, same shape */
+  /* shape ops */
+  XK_OP_BROADCAST,   /* size-1 dims (same rank) or scalar -> result shape */
+  XK_OP_EXPAND_DIMS, /* attr.axis: insert a size-1 dim */
+  XK_OP_RESHAPE,     /* same element count, row-major order */
+  XK_OP_TRANS,       /* attr.perm: result dim i = operand dim perm[i] */
+  XK_OP_REDUCE,      /* attr.axis, attr.red: drops the axis */
+  XK_OP_DOT,         /* (a [M,K], b [K,N], acc f32 [M,N]) -> f32 [M,N] */
+  /* memory */
+  XK_OP_LOAD,       /* (ptr, [mask], [other]); attr.has_mask/has_other */
+  XK_OP_STORE,      /* (ptr, value, [mask]); no result */
+  XK_OP_ATOMIC_ADD, /* (ptr, value, [mask]); no result */
+  /* control */
+  XK_OP_FOR,   /* (lo, hi, step, init...) -> carried...; body block */
+  XK_OP_YIELD, /* terminates a FOR body */
+  XK_NOPS
+} xk_opcode;
+
+typedef enum { XK_EQ, XK_NE, XK_LT, XK_LE, XK_GT, XK_GE } xk_pred;
+typedef enum { XK_RED_SUM, XK_RED_MAX, XK_RED_MIN } xk_red;
+
+typedef struct {
+  int64_t i;
+  double f;
+  int axis;
+  int lo, hi;
+  int pred;
+  int red;
+  int perm[XK_MAX_RANK];
+  int has_mask, has_other;
+} xk_attr;
+
+/* A source position in the kernel file; line 0 means unknown. */
+typedef struct {
+  int line;
+} xk_loc;
+
+typedef struct {
+  uint16_t code;
+  int nres, nopnd;
+  int *res;  /* value ids */
+  int *opnd; /* value ids */
+  int body;  /* block id for FOR, else -1 */
+  int block; /* block that contains this op */
+  xk_attr attr;
+  xk_loc loc;
+  int dead; /* removed by a pass; skipped everywhere */
+} xk_op;
+
+typedef struct {
+  int nargs, *args; /* value ids */
+  int nops, cap, *ops;
+  int parent_op; /* FOR op owning this block, -1 for the entry */
+} xk_block;
+
+typedef struct {
+  xk_type type;
+  int def_op;    /* defining op, or -1 for a block argument */
+  int def_block; /* block of the argument when def_op == -1 */
+} xk_value;
+
+typedef struct {
+  char *name;
+  int64_t value;
+} xk_constexpr;
+
+typedef struct {
+  char *name;
+  xk_type type;
+} xk_arg;
+
+typedef struct xk_func {
+  char *name;
+  char *file; /* kernel source, for diagnostics */
+  xk_arg *args;
+  int nargs;
+  xk_constexpr *consts; /* the specialization this function was traced at */
+  int nconsts;
+  int num_warps, num_stages;
+  xk_value *values;
+  int nvalues, cap_values;
+  xk_op *ops;
+  int nops, cap_ops;
+  xk_block *blocks;
+  int nblocks, cap_blocks;
+} xk_func;
+
+/* Diagnostics: errors are returned, never printed deep inside. */
+typedef struct {
+  char msg[1024];
+} xk_diag;
+int xk_diag_set(xk_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3))); /* returns -1 */
+
+/* types */
+xk_type xk_type_scalar(xk_dtype dt);
+xk_type xk_type_ptr(xk_dtype elem);
+xk_type xk_type_tile(xk_dtype dt, int rank, const int32_t *shape);
+int xk_type_eq(xk_type a, xk_type b);
+int xk_type_same_shape(xk_type a, xk_type b);
+int64_t xk_type_numel(xk_type t);
+int xk_dtype_is_float(int dt);
+int xk_dtype_is_int(int dt); /* i1, i32, i64 */
+int xk_dtype_bits(int dt);   /* storage bits; pointers are 64 */
+const char *xk_dtype_name(int dt);
+int xk_dtype_parse(const char *s); /* -1 when unknown */
+/* "f32[64,128]", "ptr<f16>", "i32" */
+char *xk_type_str(xk_type t, char *buf, size_t n);
+
+/* construction */
+xk_func *xk_func_new(const char *name, const char *file);
+void xk_func_free(xk_func *f);
+int xk_func_add_arg(xk_func *f, const char *name, xk_type t); /* value id */
+void xk_func_add_const(xk_func *f, const char *name, int64_t v);
+int xk_block_new(xk_func *f, int parent_op);
+int xk_block_add_arg(xk_func *f, int block, xk_type t); /* value id */
+/* Appends an op to a block; results get the given types. Returns op id. */
+int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd,
+              int nopnd, const xk_type *res, int nres, xk_attr attr,
+              xk_loc loc);
+/* Single-result convenience: returns the result value id. */
+int xk_emit(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
+            xk_type res, xk_attr attr, xk_loc loc);
+
+static inline xk_type xk_vtype(const xk_func *f, int v) {
+  return f->values[v].type;
+}
+const char *xk_op_name(int code);
+int xk_op_is_elementwise(int code);
+
+/* Replace every use of value `from` by `to`. */
+void xk_func_replace_uses(xk_func *f, int from, int to);
+
+/* printer: stable text form used by golden tests */
+char *xk_func_print(const xk_func *f); /* malloc'd */
+
+/* verifier: 0 or -1 with a message naming the op and its line */
+int xk_func_verify(const xk_func *f, xk_diag *d);
+
+#endif

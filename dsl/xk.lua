@@ -1,0 +1,1 @@
+-- xk prelude
