@@ -1,1 +1,173 @@
-/* placeholder */
+/* Stable text form of the tile IR. Values are renumbered in print order so
+ * the text does not depend on how passes appended or removed values. */
+#include "ir.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  char *buf;
+  size_t len, cap;
+  int *num; /* value id -> printed number, -1 until defined */
+  int next;
+} printer;
+
+static void put(printer *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void put(printer *p, const char *fmt, ...) {
+  va_list ap;
+  for (;;) {
+    va_start(ap, fmt);
+    int n = vsnprintf(p->buf + p->len, p->cap - p->len, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < p->cap - p->len) {
+      p->len += (size_t)n;
+      return;
+    }
+    p->cap = p->cap * 2 + (size_t)(n > 0 ? n : 64);
+    char *b = realloc(p->buf, p->cap);
+    if (!b)
+      abort();
+    p->buf = b;
+  }
+}
+
+static int def(printer *p, int v) {
+  if (p->num[v] < 0)
+    p->num[v] = p->next++;
+  return p->num[v];
+}
+
+static void put_type(printer *p, xk_type t) {
+  char b[64];
+  put(p, "%s", xk_type_str(t, b, sizeof b));
+}
+
+static void put_indent(printer *p, int depth) {
+  put(p, "%*s", 2 * depth, "");
+}
+
+static const char *pred_name[] = {"eq", "ne", "lt", "le", "gt", "ge"};
+static const char *red_name[] = {"sum", "max", "min"};
+
+static void put_attr(printer *p, const xk_func *f, const xk_op *op) {
+  const xk_attr *a = &op->attr;
+  switch (op->code) {
+  case XK_OP_CONST:
+    if (xk_dtype_is_float(xk_vtype(f, op->res[0]).dtype))
+      put(p, " %.9g", a->f);
+    else
+      put(p, " %lld", (long long)a->i);
+    break;
+  case XK_OP_PROGRAM_ID:
+  case XK_OP_NUM_PROGRAMS:
+  case XK_OP_EXPAND_DIMS:
+    put(p, " axis=%d", a->axis);
+    break;
+  case XK_OP_ARANGE:
+    put(p, " %d, %d", a->lo, a->hi);
+    break;
+  case XK_OP_CMP:
+    put(p, " %s", a->pred >= 0 && a->pred <= XK_GE ? pred_name[a->pred] : "?");
+    break;
+  case XK_OP_REDUCE:
+    put(p, " %s axis=%d",
+        a->red >= 0 && a->red <= XK_RED_MIN ? red_name[a->red] : "?", a->axis);
+    break;
+  case XK_OP_TRANS: {
+    int r = xk_vtype(f, op->res[0]).rank;
+    put(p, " perm=");
+    for (int i = 0; i < r; i++)
+      put(p, "%c%d", i ? ',' : '[', a->perm[i]);
+    put(p, "]");
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+static void put_block(printer *p, const xk_func *f, int b, int depth);
+
+static void put_op(printer *p, const xk_func *f, const xk_op *op, int depth) {
+  put_indent(p, depth);
+  for (int i = 0; i < op->nres; i++)
+    put(p, "%s%%%d", i ? ", " : "", def(p, op->res[i]));
+  if (op->nres)
+    put(p, " = ");
+  put(p, "%s", xk_op_name(op->code));
+  put_attr(p, f, op);
+  for (int i = 0; i < op->nopnd; i++) {
+    const char *tag = "";
+    if (op->code == XK_OP_LOAD && i == 1 && op->attr.has_mask)
+      tag = "mask ";
+    else if (op->code == XK_OP_LOAD && i >= 1)
+      tag = "other ";
+    else if ((op->code == XK_OP_STORE || op->code == XK_OP_ATOMIC_ADD) &&
+             i == 2)
+      tag = "mask ";
+    put(p, "%s%s%%%d", i ? ", " : " ", tag, p->num[op->opnd[i]]);
+  }
+  if (op->nres == 1) {
+    put(p, " : ");
+    put_type(p, xk_vtype(f, op->res[0]));
+  }
+  if (op->code == XK_OP_FOR) {
+    put(p, " -> (");
+    for (int i = 0; i < op->nres; i++) {
+      put(p, "%s", i ? ", " : "");
+      put_type(p, xk_vtype(f, op->res[i]));
+    }
+    put(p, ")");
+    put_block(p, f, op->body, depth);
+  }
+  put(p, "\n");
+}
+
+static void put_block(printer *p, const xk_func *f, int b, int depth) {
+  const xk_block *blk = &f->blocks[b];
+  put(p, " {\n");
+  if (b) {
+    put_indent(p, depth + 1);
+    put(p, "^(");
+    for (int i = 0; i < blk->nargs; i++) {
+      put(p, "%s%%%d: ", i ? ", " : "", def(p, blk->args[i]));
+      put_type(p, xk_vtype(f, blk->args[i]));
+    }
+    put(p, ")\n");
+  }
+  for (int i = 0; i < blk->nops; i++) {
+    const xk_op *op = &f->ops[blk->ops[i]];
+    if (!op->dead)
+      put_op(p, f, op, depth + 1);
+  }
+  put_indent(p, depth);
+  put(p, "}");
+}
+
+char *xk_func_print(const xk_func *f) {
+  printer p = {0};
+  p.cap = 4096;
+  p.buf = malloc(p.cap);
+  p.num = malloc((size_t)(f->nvalues ? f->nvalues : 1) * sizeof(int));
+  if (!p.buf || !p.num)
+    abort();
+  memset(p.num, -1, (size_t)f->nvalues * sizeof(int));
+  put(&p, "kernel %s(", f->name);
+  for (int i = 0; i < f->nargs; i++) {
+    put(&p, "%s%%%d %s: ", i ? ", " : "", def(&p, f->blocks[0].args[i]),
+        f->args[i].name);
+    put_type(&p, f->args[i].type);
+  }
+  put(&p, ") [");
+  for (int i = 0; i < f->nconsts; i++)
+    put(&p, "%s%s=%lld", i ? ", " : "", f->consts[i].name,
+        (long long)f->consts[i].value);
+  put(&p, "] num_warps=%d num_stages=%d", f->num_warps, f->num_stages);
+  put_block(&p, f, 0, 0);
+  put(&p, "\n");
+  free(p.num);
+  return p.buf;
+}

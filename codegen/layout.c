@@ -1,1 +1,293 @@
-/* placeholder */
+/* Blocked and slice layouts: the index maps every GPU-style lowering uses. */
+#include "layout.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int is_pow2(int x) {
+  return x > 0 && (x & (x - 1)) == 0;
+}
+
+/* Parent dim of tile dim `t`: the kept parent dims in increasing order. */
+static int pdim_of(const xk_layout *l, int t) {
+  for (int p = 0, k = 0; p < l->prank; p++) {
+    if (l->dropped & (1u << p))
+      continue;
+    if (k++ == t)
+      return p;
+  }
+  return -1;
+}
+
+static int tdim_of(const xk_layout *l, int p) {
+  if (l->dropped & (1u << p))
+    return -1;
+  int k = 0;
+  for (int q = 0; q < p; q++)
+    k += !(l->dropped & (1u << q));
+  return k;
+}
+
+static int coverage(const xk_layout *l, int p) {
+  return l->spt[p] * l->tpw[p] * l->wpc[p];
+}
+
+/* Strides of the lane (or warp) decomposition along `order`. */
+static int lane_stride(const xk_layout *l, int p) {
+  int s = 1;
+  for (int i = 0; i < l->prank && l->order[i] != p; i++)
+    s *= l->tpw[l->order[i]];
+  return s;
+}
+
+static int warp_stride(const xk_layout *l, int p) {
+  int s = 1;
+  for (int i = 0; i < l->prank && l->order[i] != p; i++)
+    s *= l->wpc[l->order[i]];
+  return s;
+}
+
+static int dim_nregs(const xk_layout *l, int t) {
+  int p = pdim_of(l, t), c = coverage(l, p);
+  int reps = l->shape[t] > c ? l->shape[t] / c : 1;
+  return l->spt[p] * reps;
+}
+
+int xk_layout_blocked(xk_layout *l, int rank, const int32_t *shape,
+                      const int *spt, const int *tpw, const int *wpc,
+                      const int *order, int num_warps) {
+  if (rank < 1 || rank > XK_MAX_RANK || !is_pow2(num_warps))
+    return -1;
+  memset(l, 0, sizeof *l);
+  l->rank = l->prank = rank;
+  l->num_warps = num_warps;
+  int lanes = 1, warps = 1;
+  unsigned seen = 0;
+  for (int d = 0; d < rank; d++) {
+    if (!is_pow2(shape[d]) || !is_pow2(spt[d]) || !is_pow2(tpw[d]) ||
+        !is_pow2(wpc[d]) || order[d] < 0 || order[d] >= rank)
+      return -1;
+    l->shape[d] = shape[d];
+    l->spt[d] = spt[d];
+    l->tpw[d] = tpw[d];
+    l->wpc[d] = wpc[d];
+    l->order[d] = order[d];
+    lanes *= tpw[d];
+    warps *= wpc[d];
+    seen |= 1u << order[d];
+  }
+  if (lanes != 32 || warps != num_warps || seen != (1u << rank) - 1)
+    return -1;
+  return 0;
+}
+
+xk_layout xk_layout_default(const int32_t *shape, int rank, int num_warps) {
+  xk_layout l;
+  memset(&l, 0, sizeof l);
+  if (rank == 0) {
+    /* A rank-1 parent with its only dim dropped: every thread holds the
+     * value, lane 0 of warp 0 canonically. */
+    l.prank = 1;
+    l.spt[0] = 1;
+    l.tpw[0] = 32;
+    l.wpc[0] = num_warps;
+    l.dropped = 1;
+    l.num_warps = num_warps;
+    return l;
+  }
+  l.rank = l.prank = rank;
+  l.num_warps = num_warps;
+  int64_t numel = 1;
+  for (int d = 0; d < rank; d++) {
+    l.shape[d] = shape[d];
+    l.order[d] = rank - 1 - d;
+    l.spt[d] = l.tpw[d] = l.wpc[d] = 1;
+    numel *= shape[d];
+  }
+  int64_t threads = 32 * (int64_t)num_warps;
+  int d0 = l.order[0];
+  int v = 4;
+  while (v > 1 && (v > shape[d0] || numel / v < threads))
+    v /= 2;
+  l.spt[d0] = v;
+  int rem = 32;
+  for (int i = 0; i < rank; i++) {
+    int d = l.order[i], cap = shape[d] / l.spt[d];
+    int t = rem < cap ? rem : cap;
+    l.tpw[d] = t;
+    rem /= t;
+  }
+  l.tpw[d0] *= rem; /* too few elements: lanes replicate the fastest dim */
+  rem = num_warps;
+  for (int i = rank - 1; i >= 0; i--) {
+    int d = l.order[i], cap = shape[d] / (l.spt[d] * l.tpw[d]);
+    if (cap < 1)
+      cap = 1;
+    int w = rem < cap ? rem : cap;
+    l.wpc[d] = w;
+    rem /= w;
+  }
+  l.wpc[l.order[rank - 1]] *= rem;
+  return l;
+}
+
+xk_layout xk_layout_slice(const xk_layout *l, int axis) {
+  xk_layout s = *l;
+  int p = pdim_of(l, axis);
+  s.dropped |= 1u << p;
+  for (int t = axis; t + 1 < l->rank; t++)
+    s.shape[t] = l->shape[t + 1];
+  s.rank = l->rank - 1;
+  s.shape[s.rank] = 0;
+  return s;
+}
+
+int xk_layout_expand(const xk_layout *l, int axis, xk_layout *out) {
+  for (int p = 0; p < l->prank; p++) {
+    if (!(l->dropped & (1u << p)))
+      continue;
+    int below = 0;
+    for (int q = 0; q < p; q++)
+      below += !(l->dropped & (1u << q));
+    if (below != axis)
+      continue;
+    *out = *l;
+    out->dropped &= ~(1u << p);
+    for (int t = l->rank; t > axis; t--)
+      out->shape[t] = l->shape[t - 1];
+    out->shape[axis] = 1;
+    out->rank = l->rank + 1;
+    return 0;
+  }
+  return -1;
+}
+
+xk_layout xk_layout_reshaped(const xk_layout *l, const int32_t *shape) {
+  xk_layout r = *l;
+  for (int t = 0; t < l->rank; t++)
+    r.shape[t] = shape[t];
+  return r;
+}
+
+int xk_layout_eq(const xk_layout *a, const xk_layout *b) {
+  if (a->rank != b->rank || a->prank != b->prank || a->dropped != b->dropped ||
+      a->num_warps != b->num_warps)
+    return 0;
+  for (int t = 0; t < a->rank; t++)
+    if (a->shape[t] != b->shape[t])
+      return 0;
+  for (int p = 0; p < a->prank; p++)
+    if (a->spt[p] != b->spt[p] || a->tpw[p] != b->tpw[p] ||
+        a->wpc[p] != b->wpc[p] || a->order[p] != b->order[p])
+      return 0;
+  return 1;
+}
+
+int xk_layout_nregs(const xk_layout *l) {
+  int n = 1;
+  for (int t = 0; t < l->rank; t++)
+    n *= dim_nregs(l, t);
+  return n;
+}
+
+int xk_layout_threads(const xk_layout *l) {
+  return 32 * l->num_warps;
+}
+
+void xk_layout_pdim(const xk_layout *l, int p, xk_layout_dim_info *o) {
+  memset(o, 0, sizeof *o);
+  o->pdim = p;
+  o->spt = l->spt[p];
+  o->tpw = l->tpw[p];
+  o->wpc = l->wpc[p];
+  o->lane_stride = lane_stride(l, p);
+  o->warp_stride = warp_stride(l, p);
+}
+
+void xk_layout_dim(const xk_layout *l, int dim, xk_layout_dim_info *o) {
+  int p = pdim_of(l, dim);
+  xk_layout_pdim(l, p, o);
+  o->nregs = dim_nregs(l, dim);
+  o->wrap = coverage(l, p) > l->shape[dim];
+  o->shape = l->shape[dim];
+}
+
+/* Registers are numbered along `order` (kept dims only), fastest first. */
+void xk_layout_reg_split(const xk_layout *l, int reg, int *rd) {
+  for (int i = 0; i < l->prank; i++) {
+    int t = tdim_of(l, l->order[i]);
+    if (t < 0)
+      continue;
+    int n = dim_nregs(l, t);
+    rd[t] = reg % n;
+    reg /= n;
+  }
+}
+
+int xk_layout_reg_join(const xk_layout *l, const int *rd) {
+  int reg = 0, stride = 1;
+  for (int i = 0; i < l->prank; i++) {
+    int t = tdim_of(l, l->order[i]);
+    if (t < 0)
+      continue;
+    reg += rd[t] * stride;
+    stride *= dim_nregs(l, t);
+  }
+  return reg;
+}
+
+int xk_layout_reg_off(const xk_layout *l, int reg, int dim) {
+  int rd[XK_MAX_RANK];
+  xk_layout_reg_split(l, reg, rd);
+  int p = pdim_of(l, dim);
+  return rd[dim] / l->spt[p] * coverage(l, p) + rd[dim] % l->spt[p];
+}
+
+int xk_layout_thread_pdim(const xk_layout *l, int lane, int warp, int p) {
+  int ld = lane / lane_stride(l, p) % l->tpw[p];
+  int wd = warp / warp_stride(l, p) % l->wpc[p];
+  return wd * l->spt[p] * l->tpw[p] + ld * l->spt[p];
+}
+
+int xk_layout_coords(const xk_layout *l, int lane, int warp, int reg,
+                     int *coords) {
+  int canon = 1;
+  for (int p = 0; p < l->prank; p++)
+    if ((l->dropped & (1u << p)) && xk_layout_thread_pdim(l, lane, warp, p))
+      canon = 0;
+  for (int t = 0; t < l->rank; t++) {
+    int p = pdim_of(l, t);
+    int raw =
+        xk_layout_thread_pdim(l, lane, warp, p) + xk_layout_reg_off(l, reg, t);
+    if (raw >= l->shape[t])
+      canon = 0;
+    coords[t] = raw & (l->shape[t] - 1);
+  }
+  return canon;
+}
+
+static int put_list(char *buf, size_t n, int k, const char *name, const int *v,
+                    int cnt) {
+  for (int i = 0; i < cnt && k >= 0 && (size_t)k < n; i++)
+    k += snprintf(buf + k, n - (size_t)k, "%s%d", i ? "," : name, v[i]);
+  if (k >= 0 && (size_t)k < n)
+    k += snprintf(buf + k, n - (size_t)k, "]");
+  return k;
+}
+
+char *xk_layout_str(const xk_layout *l, char *buf, size_t n) {
+  int k = snprintf(buf, n, "%s{", l->dropped ? "slice" : "blocked");
+  k = put_list(buf, n, k, "spt=[", l->spt, l->prank);
+  k = put_list(buf, n, k, " tpw=[", l->tpw, l->prank);
+  k = put_list(buf, n, k, " wpc=[", l->wpc, l->prank);
+  k = put_list(buf, n, k, " order=[", l->order, l->prank);
+  if (k >= 0 && (size_t)k < n && l->dropped)
+    k += snprintf(buf + k, n - (size_t)k, " dropped=0x%x", l->dropped);
+  if (k >= 0 && (size_t)k < n)
+    k += snprintf(buf + k, n - (size_t)k, "} ");
+  if (l->rank == 0 && k >= 0 && (size_t)k < n)
+    snprintf(buf + k, n - (size_t)k, "[]");
+  else
+    put_list(buf, n, k, "[", l->shape, l->rank);
+  return buf;
+}

@@ -1,1 +1,898 @@
-/* placeholder */
+/* Tile IR -> NVVM IR: per-thread register tiles over distributed layouts.
+ * This file holds the driver, value bookkeeping, elementwise ops, pure
+ * (coordinate-function) evaluation, memory ops and loops; data movement
+ * between threads (conversions, reductions, dot) is lower_nvptx_xfer.c. */
+#include "lower_nvptx_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SMEM_LIMIT (48 * 1024) /* static shared memory per block */
+
+void *nv_alloc(nv *s, size_t n) {
+  if (s->narena == s->cap_arena) {
+    int c = s->cap_arena ? 2 * s->cap_arena : 64;
+    void **a = realloc(s->arena, (size_t)c * sizeof *a);
+    if (!a)
+      abort();
+    s->arena = a;
+    s->cap_arena = c;
+  }
+  void *p = calloc(1, n ? n : 1);
+  if (!p)
+    abort();
+  s->arena[s->narena++] = p;
+  return p;
+}
+
+int nv_err(nv *s, const char *fmt, ...) {
+  char msg[900];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (s->op)
+    return xk_diag_set(s->d, "%s:%d: nvptx lowering of %s: %s", s->f->file,
+                       s->op->loc.line, xk_op_name(s->op->code), msg);
+  return xk_diag_set(s->d, "%s: nvptx lowering: %s", s->f->file, msg);
+}
+
+LLVMTypeRef nv_reg_ty(nv *s, int dt) {
+  switch (dt) {
+  case XK_I1:
+    return LLVMInt1TypeInContext(s->ctx);
+  case XK_I32:
+    return LLVMInt32TypeInContext(s->ctx);
+  case XK_I64:
+    return LLVMInt64TypeInContext(s->ctx);
+  case XK_F16:
+    return LLVMHalfTypeInContext(s->ctx);
+  case XK_BF16:
+    return LLVMBFloatTypeInContext(s->ctx);
+  case XK_F32:
+    return LLVMFloatTypeInContext(s->ctx);
+  default:
+    return LLVMPointerTypeInContext(s->ctx, (unsigned)s->pr->global_as);
+  }
+}
+
+LLVMTypeRef nv_mem_ty(nv *s, int dt) {
+  return dt == XK_I1 ? LLVMInt8TypeInContext(s->ctx) : nv_reg_ty(s, dt);
+}
+
+LLVMValueRef nv_i32(nv *s, int64_t v) {
+  return LLVMConstInt(LLVMInt32TypeInContext(s->ctx), (unsigned long long)v, 1);
+}
+
+LLVMValueRef nv_call(nv *s, const char *name, LLVMTypeRef ret,
+                     LLVMValueRef *args, int nargs) {
+  LLVMTypeRef pt[8];
+  for (int i = 0; i < nargs; i++)
+    pt[i] = LLVMTypeOf(args[i]);
+  LLVMTypeRef ft = LLVMFunctionType(ret, pt, (unsigned)nargs, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(s->mod, name);
+  if (!fn)
+    fn = LLVMAddFunction(s->mod, name, ft);
+  return LLVMBuildCall2(s->b, ft, fn, args, (unsigned)nargs, "");
+}
+
+static int log2i(int x) {
+  int k = 0;
+  while ((1 << k) < x)
+    k++;
+  return k;
+}
+
+/* Thread parts of a layout's coordinates, computed once in the prologue so
+ * they dominate every use (loops, branches). */
+static nv_bases *bases_of(nv *s, const xk_layout *l) {
+  for (int i = 0; i < s->nbases; i++)
+    if (xk_layout_eq(&s->bases[i].lay, l))
+      return &s->bases[i];
+  if (s->nbases == s->cap_bases) {
+    int c = s->cap_bases ? 2 * s->cap_bases : 16;
+    nv_bases *nb = realloc(s->bases, (size_t)c * sizeof *nb);
+    if (!nb)
+      abort();
+    s->bases = nb;
+    s->cap_bases = c;
+  }
+  nv_bases *e = &s->bases[s->nbases++];
+  memset(e, 0, sizeof *e);
+  e->lay = *l;
+  LLVMBuilderRef b = s->pb;
+  for (int p = 0; p < l->prank; p++) {
+    xk_layout_dim_info di;
+    xk_layout_pdim(l, p, &di);
+    LLVMValueRef ld = LLVMBuildAnd(
+        b, LLVMBuildLShr(b, s->lane, nv_i32(s, log2i(di.lane_stride)), ""),
+        nv_i32(s, di.tpw - 1), "");
+    LLVMValueRef wd = LLVMBuildAnd(
+        b, LLVMBuildLShr(b, s->warp, nv_i32(s, log2i(di.warp_stride)), ""),
+        nv_i32(s, di.wpc - 1), "");
+    e->pbase[p] =
+        LLVMBuildAdd(b, LLVMBuildMul(b, wd, nv_i32(s, di.spt * di.tpw), ""),
+                     LLVMBuildMul(b, ld, nv_i32(s, di.spt), ""), "");
+  }
+  for (int t = 0; t < l->rank; t++) {
+    xk_layout_dim_info di;
+    xk_layout_dim(l, t, &di);
+    e->base[t] = e->pbase[di.pdim];
+  }
+  return e;
+}
+
+LLVMValueRef nv_pbase(nv *s, const xk_layout *l, int p) {
+  return bases_of(s, l)->pbase[p];
+}
+
+LLVMValueRef nv_raw(nv *s, const xk_layout *l, int reg, int t) {
+  return LLVMBuildAdd(s->b, bases_of(s, l)->base[t],
+                      nv_i32(s, xk_layout_reg_off(l, reg, t)), "");
+}
+
+LLVMValueRef nv_coords(nv *s, const xk_layout *l, int reg, LLVMValueRef *c) {
+  LLVMValueRef canon = LLVMConstInt(LLVMInt1TypeInContext(s->ctx), 1, 0);
+  nv_bases *bs = bases_of(s, l);
+  for (int p = 0; p < l->prank; p++)
+    if ((l->dropped & (1u << p)) && (l->tpw[p] > 1 || l->wpc[p] > 1))
+      canon = LLVMBuildAnd(
+          s->b, canon,
+          LLVMBuildICmp(s->b, LLVMIntEQ, bs->pbase[p], nv_i32(s, 0), ""), "");
+  for (int t = 0; t < l->rank; t++) {
+    xk_layout_dim_info di;
+    xk_layout_dim(l, t, &di);
+    LLVMValueRef raw = nv_raw(s, l, reg, t);
+    if (di.wrap) {
+      canon = LLVMBuildAnd(
+          s->b, canon,
+          LLVMBuildICmp(s->b, LLVMIntULT, raw, nv_i32(s, di.shape), ""), "");
+      raw = LLVMBuildAnd(s->b, raw, nv_i32(s, di.shape - 1), "");
+    }
+    c[t] = raw;
+  }
+  return canon;
+}
+
+LLVMValueRef nv_rowmajor(nv *s, const LLVMValueRef *c, const int32_t *shape,
+                         int rank) {
+  LLVMValueRef x = nv_i32(s, 0);
+  for (int t = 0; t < rank; t++)
+    x = LLVMBuildAdd(s->b, LLVMBuildMul(s->b, x, nv_i32(s, shape[t]), ""), c[t],
+                     "");
+  return x;
+}
+
+LLVMValueRef nv_smem(nv *s, int bytes) {
+  if (bytes > s->smem_bytes)
+    s->smem_bytes = bytes;
+  s->staged_a = -1;
+  return s->pr->smem_base(s);
+}
+
+/* ---- pure values: evaluated per element from coordinates ------------- */
+
+static LLVMValueRef eval_elem(nv *s, int v, const LLVMValueRef *c) {
+  nv_val *x = &s->vals[v];
+  if (x->kind == NV_SCALAR)
+    return x->s;
+  const xk_op *op = &s->f->ops[s->f->values[v].def_op];
+  xk_type rt = xk_vtype(s->f, v);
+  LLVMValueRef oc[XK_MAX_RANK];
+  switch (op->code) {
+  case XK_OP_CONST:
+    return nv_const_of(s, op);
+  case XK_OP_ARANGE:
+    return LLVMBuildAdd(s->b, c[0], nv_i32(s, op->attr.lo), "");
+  case XK_OP_BROADCAST: {
+    xk_type ot = xk_vtype(s->f, op->opnd[0]);
+    for (int t = 0; t < ot.rank; t++)
+      oc[t] = ot.shape[t] == 1 ? nv_i32(s, 0) : c[t];
+    return eval_elem(s, op->opnd[0], oc);
+  }
+  case XK_OP_EXPAND_DIMS:
+    for (int t = 0, k = 0; t < rt.rank; t++)
+      if (t != op->attr.axis)
+        oc[k++] = c[t];
+    return eval_elem(s, op->opnd[0], oc);
+  case XK_OP_TRANS:
+    for (int t = 0; t < rt.rank; t++)
+      oc[op->attr.perm[t]] = c[t];
+    return eval_elem(s, op->opnd[0], oc);
+  case XK_OP_RESHAPE: {
+    xk_type ot = xk_vtype(s->f, op->opnd[0]);
+    LLVMValueRef lin = nv_rowmajor(s, c, rt.shape, rt.rank);
+    for (int t = ot.rank - 1; t >= 0; t--) {
+      oc[t] = LLVMBuildAnd(s->b, lin, nv_i32(s, ot.shape[t] - 1), "");
+      lin = LLVMBuildLShr(s->b, lin, nv_i32(s, log2i(ot.shape[t])), "");
+    }
+    return eval_elem(s, op->opnd[0], oc);
+  }
+  default: {
+    LLVMValueRef a[3];
+    for (int i = 0; i < op->nopnd && i < 3; i++)
+      a[i] = eval_elem(s, op->opnd[i], c);
+    return nv_ew(s, op, a);
+  }
+  }
+}
+
+static int lower_load(nv *s, const xk_op *op);
+/* An operand read register by register. Pure values are evaluated at the
+ * register that needs them, and so are lazy values (NV_LAZY: single-use
+ * loads and elementwise ops fused into their consumer), so a whole tile of
+ * addresses or loaded values is never live at once; anything else is
+ * materialized in the consumer's layout up front (src_init), which is also
+ * where a lazy value's own operands are prepared. */
+typedef struct nv_src {
+  int v;
+  LLVMValueRef *regs;
+  struct nv_src *ops; /* NV_LAZY: the defining op's operands */
+} nv_src;
+
+static int src_init(nv *s, nv_src *g, int v, const xk_layout *l);
+static LLVMValueRef src_elem(nv *s, const nv_src *g, const xk_layout *l, int i);
+static xk_layout op_layout(nv *s, const int *v, int n, xk_type t);
+
+static int undefer(nv *s, int v) {
+  if (s->vals[v].kind != NV_DEFER)
+    return 0;
+  const xk_op *saved = s->op;
+  s->vals[v].kind = NV_NONE;
+  int rc = lower_load(s, s->vals[v].defer);
+  s->op = saved;
+  return rc;
+}
+
+LLVMValueRef *nv_get(nv *s, int v, const xk_layout *l) {
+  if (undefer(s, v))
+    return NULL;
+  nv_val *x = &s->vals[v];
+  int n = xk_layout_nregs(l);
+  if (x->kind == NV_MAT && xk_layout_eq(&x->lay, l))
+    return x->regs;
+  LLVMValueRef *r = nv_alloc(s, (size_t)n * sizeof *r);
+  if (x->kind == NV_SCALAR) {
+    for (int i = 0; i < n; i++)
+      r[i] = x->s;
+  } else if (x->kind == NV_LAZY) {
+    nv_src g;
+    if (src_init(s, &g, v, l))
+      return NULL;
+    for (int i = 0; i < n; i++)
+      r[i] = src_elem(s, &g, l, i);
+  } else if (x->kind == NV_PURE) {
+    for (int i = 0; i < n; i++) {
+      LLVMValueRef c[XK_MAX_RANK];
+      nv_coords(s, l, i, c);
+      r[i] = eval_elem(s, v, c);
+    }
+  } else {
+    xk_type t = xk_vtype(s->f, v);
+    nv_map m = {.code = -1, .src_rank = t.rank, .dst_rank = t.rank};
+    memcpy(m.dst_shape, t.shape, sizeof m.dst_shape);
+    memcpy(m.src_shape, t.shape, sizeof m.src_shape);
+    const nv_val *src = x;
+    if (x->kind == NV_VIEW) {
+      int sv = s->f->ops[s->f->values[v].def_op].opnd[0];
+      src = &s->vals[sv];
+      m.code = XK_OP_BROADCAST;
+      memcpy(m.src_shape, xk_vtype(s->f, sv).shape, sizeof m.src_shape);
+    }
+    if (nv_gather(s, src->regs, &src->lay, t.dtype, &m, l, r))
+      return NULL;
+  }
+  return r;
+}
+
+LLVMValueRef *nv_get_any(nv *s, int v, xk_layout *l) {
+  if (undefer(s, v))
+    return NULL;
+  nv_val *x = &s->vals[v];
+  if (x->kind == NV_MAT) {
+    *l = x->lay;
+    return x->regs;
+  }
+  xk_type t = xk_vtype(s->f, v);
+  if (x->kind == NV_LAZY) {
+    *l = op_layout(s, &v, 1, t);
+    return nv_get(s, v, l);
+  }
+  /* a view takes the default layout too: its source's distribution
+   * stretched over the broadcast shape is often replicated and unbalanced */
+  *l = xk_layout_default(t.shape, t.rank, s->nw);
+  return nv_get(s, v, l);
+}
+
+static int src_init(nv *s, nv_src *g, int v, const xk_layout *l) {
+  g->v = v;
+  g->regs = NULL;
+  g->ops = NULL;
+  if (v < 0 || undefer(s, v))
+    return v < 0 ? 0 : -1;
+  int k = s->vals[v].kind;
+  if (k == NV_PURE || k == NV_SCALAR)
+    return 0;
+  if (k == NV_LAZY) {
+    const xk_op *op = &s->f->ops[s->f->values[v].def_op];
+    g->ops = nv_alloc(s, (size_t)op->nopnd * sizeof *g->ops);
+    for (int j = 0; j < op->nopnd; j++)
+      if (src_init(s, &g->ops[j], op->opnd[j], l))
+        return -1;
+    return 0;
+  }
+  return (g->regs = nv_get(s, v, l)) ? 0 : -1;
+}
+
+static LLVMValueRef guarded_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                                 LLVMValueRef mask, LLVMValueRef other);
+static LLVMValueRef to_mem(nv *s, int dt, LLVMValueRef v);
+static LLVMValueRef from_mem(nv *s, int dt, LLVMValueRef v);
+
+static LLVMValueRef src_elem(nv *s, const nv_src *g, const xk_layout *l,
+                             int i) {
+  if (g->v < 0)
+    return NULL;
+  if (g->regs)
+    return g->regs[i];
+  if (s->vals[g->v].kind == NV_SCALAR)
+    return s->vals[g->v].s;
+  if (s->vals[g->v].kind == NV_LAZY) {
+    const xk_op *op = &s->f->ops[s->f->values[g->v].def_op];
+    if (op->code == XK_OP_LOAD) {
+      int dt = xk_vtype(s->f, g->v).dtype, k = 1;
+      const nv_src *m = op->attr.has_mask ? &g->ops[k++] : NULL;
+      const nv_src *o = op->attr.has_other ? &g->ops[k++] : NULL;
+      LLVMTypeRef mty = nv_mem_ty(s, dt);
+      LLVMValueRef other =
+          o ? to_mem(s, dt, src_elem(s, o, l, i)) : LLVMConstNull(mty);
+      LLVMValueRef p = src_elem(s, &g->ops[0], l, i);
+      return from_mem(
+          s, dt,
+          guarded_load(s, mty, p, m ? src_elem(s, m, l, i) : NULL, other));
+    }
+    LLVMValueRef a[3];
+    for (int j = 0; j < op->nopnd && j < 3; j++)
+      a[j] = src_elem(s, &g->ops[j], l, i);
+    return nv_ew(s, op, a);
+  }
+  LLVMValueRef c[XK_MAX_RANK];
+  nv_coords(s, l, i, c);
+  return eval_elem(s, g->v, c);
+}
+
+/* A lazy value's preferred layout: that of a materialized value it reads. */
+static int pref_layout(nv *s, int v, xk_layout *l) {
+  if (v < 0)
+    return 0;
+  if (s->vals[v].kind == NV_MAT) {
+    *l = s->vals[v].lay;
+    return 1;
+  }
+  if (s->vals[v].kind != NV_LAZY)
+    return 0;
+  const xk_op *op = &s->f->ops[s->f->values[v].def_op];
+  for (int j = 0; j < op->nopnd; j++)
+    if (pref_layout(s, op->opnd[j], l))
+      return 1;
+  return 0;
+}
+
+/* The layout an op with these operands runs in: the first operand that
+ * has one (directly, or read by a lazy operand), else the default. */
+static xk_layout op_layout(nv *s, const int *v, int n, xk_type t) {
+  xk_layout l;
+  for (int i = 0; i < n; i++)
+    if (v[i] >= 0 && s->vals[v[i]].kind == NV_MAT)
+      return s->vals[v[i]].lay;
+  for (int i = 0; i < n; i++)
+    if (pref_layout(s, v[i], &l))
+      return l;
+  return xk_layout_default(t.shape, t.rank, s->nw);
+}
+
+static void set_mat(nv *s, int v, const xk_layout *l, LLVMValueRef *regs) {
+  s->vals[v].kind = NV_MAT;
+  s->vals[v].lay = *l;
+  s->vals[v].regs = regs;
+}
+
+static void set_scalar(nv *s, int v, LLVMValueRef x) {
+  s->vals[v].kind = NV_SCALAR;
+  s->vals[v].s = x;
+}
+
+/* ---- ops ---------------------------------------------------------------- */
+
+static int lower_ew(nv *s, const xk_op *op) {
+  /* The result takes the layout of the first materialized operand; views
+   * (broadcasts) adapt to it, so they only lead when nothing else does. */
+  int all_scalar = 1, first_mat = -1, first_view = -1, any_lazy = 0;
+  for (int i = 0; i < op->nopnd; i++) {
+    int k = s->vals[op->opnd[i]].kind;
+    all_scalar &= k == NV_SCALAR;
+    if (k == NV_MAT && first_mat < 0)
+      first_mat = op->opnd[i];
+    if (k == NV_VIEW && first_view < 0)
+      first_view = op->opnd[i];
+    any_lazy |= k == NV_LAZY;
+  }
+  if (all_scalar) {
+    LLVMValueRef a[3];
+    for (int i = 0; i < op->nopnd && i < 3; i++)
+      a[i] = s->vals[op->opnd[i]].s;
+    LLVMValueRef r = nv_ew(s, op, a);
+    if (!r)
+      return nv_err(s, "unsupported elementwise op");
+    set_scalar(s, op->res[0], r);
+    return 0;
+  }
+  if (first_mat < 0 && first_view < 0 && !any_lazy) {
+    s->vals[op->res[0]].kind = NV_PURE;
+    return 0;
+  }
+  if (s->lazy[op->res[0]]) {
+    s->vals[op->res[0]].kind = NV_LAZY;
+    return 0;
+  }
+  xk_layout l = op_layout(s, op->opnd, op->nopnd, xk_vtype(s->f, op->res[0]));
+  int n = xk_layout_nregs(&l);
+  nv_src in[3];
+  for (int i = 0; i < op->nopnd && i < 3; i++)
+    if (src_init(s, &in[i], op->opnd[i], &l))
+      return -1;
+  LLVMValueRef *r = nv_alloc(s, (size_t)n * sizeof *r);
+  for (int j = 0; j < n; j++) {
+    LLVMValueRef a[3];
+    for (int i = 0; i < op->nopnd && i < 3; i++)
+      a[i] = src_elem(s, &in[i], &l, j);
+    if (!(r[j] = nv_ew(s, op, a)))
+      return nv_err(s, "unsupported elementwise op");
+  }
+  set_mat(s, op->res[0], &l, r);
+  return 0;
+}
+
+/* Shape ops on materialized tiles pick a destination layout that makes the
+ * move a register permutation when one exists. */
+static int lower_shape(nv *s, const xk_op *op) {
+  nv_val *x = &s->vals[op->opnd[0]];
+  if (x->kind == NV_SCALAR || x->kind == NV_PURE) {
+    s->vals[op->res[0]].kind = NV_PURE;
+    return 0;
+  }
+  if (x->kind == NV_VIEW) { /* a shape op over a broadcast: materialize */
+    xk_layout vl;
+    LLVMValueRef *vr = nv_get_any(s, op->opnd[0], &vl);
+    if (!vr)
+      return -1;
+    set_mat(s, op->opnd[0], &vl, vr);
+  }
+  if (op->code == XK_OP_BROADCAST) {
+    s->vals[op->res[0]].kind = NV_VIEW;
+    return 0;
+  }
+  xk_type ot = xk_vtype(s->f, op->opnd[0]), rt = xk_vtype(s->f, op->res[0]);
+  xk_layout l = xk_layout_default(rt.shape, rt.rank, s->nw);
+  nv_map m = {.code = op->code,
+              .src_rank = ot.rank,
+              .dst_rank = rt.rank,
+              .axis = op->attr.axis};
+  memcpy(m.src_shape, ot.shape, sizeof m.src_shape);
+  memcpy(m.dst_shape, rt.shape, sizeof m.dst_shape);
+  memcpy(m.perm, op->attr.perm, sizeof m.perm);
+  if (op->code == XK_OP_EXPAND_DIMS) {
+    xk_layout e;
+    if (!xk_layout_expand(&x->lay, op->attr.axis, &e))
+      l = e;
+  } else if (op->code == XK_OP_TRANS && !x->lay.dropped) {
+    /* permute the distribution with the dims: free */
+    const xk_layout *a = &x->lay;
+    l = *a;
+    for (int t = 0; t < rt.rank; t++) {
+      int p = op->attr.perm[t];
+      l.shape[t] = a->shape[p];
+      l.spt[t] = a->spt[p];
+      l.tpw[t] = a->tpw[p];
+      l.wpc[t] = a->wpc[p];
+    }
+    for (int i = 0; i < rt.rank; i++)
+      for (int t = 0; t < rt.rank; t++)
+        if (op->attr.perm[t] == a->order[i])
+          l.order[i] = t;
+  }
+  LLVMValueRef *r = nv_alloc(s, (size_t)xk_layout_nregs(&l) * sizeof *r);
+  if (nv_gather(s, x->regs, &x->lay, rt.dtype, &m, &l, r))
+    return -1;
+  set_mat(s, op->res[0], &l, r);
+  return 0;
+}
+
+/* Memory ops run per register; a masked-off element branches around its
+ * access so it never touches memory. */
+static LLVMValueRef guarded_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                                 LLVMValueRef mask, LLVMValueRef other) {
+  if (!mask || (LLVMIsAConstantInt(mask) && LLVMConstIntGetZExtValue(mask)))
+    return LLVMBuildLoad2(s->b, ty, ptr, "");
+  if (s->pr->load_masked)
+    return s->pr->load_masked(s, ty, ptr, mask, other);
+  LLVMBasicBlockRef cur = LLVMGetInsertBlock(s->b);
+  LLVMBasicBlockRef ld = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "ld");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "ldj");
+  LLVMBuildCondBr(s->b, mask, ld, join);
+  LLVMPositionBuilderAtEnd(s->b, ld);
+  LLVMValueRef v = LLVMBuildLoad2(s->b, ty, ptr, "");
+  LLVMBuildBr(s->b, join);
+  LLVMPositionBuilderAtEnd(s->b, join);
+  LLVMValueRef phi = LLVMBuildPhi(s->b, ty, "");
+  LLVMValueRef vals[2] = {v, other};
+  LLVMBasicBlockRef bbs[2] = {ld, cur};
+  LLVMAddIncoming(phi, vals, bbs, 2);
+  return phi;
+}
+
+/* Opens a guarded region when `mask` is not constant true; returns the
+ * join block to close it with, or NULL. */
+static LLVMBasicBlockRef guard_open(nv *s, LLVMValueRef mask) {
+  if (LLVMIsAConstantInt(mask) && LLVMConstIntGetZExtValue(mask))
+    return NULL;
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "st");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "stj");
+  LLVMBuildCondBr(s->b, mask, body, join);
+  LLVMPositionBuilderAtEnd(s->b, body);
+  return join;
+}
+
+static void guard_close(nv *s, LLVMBasicBlockRef join) {
+  if (!join)
+    return;
+  LLVMBuildBr(s->b, join);
+  LLVMPositionBuilderAtEnd(s->b, join);
+}
+
+static LLVMValueRef to_mem(nv *s, int dt, LLVMValueRef v) {
+  return dt == XK_I1 ? LLVMBuildZExt(s->b, v, nv_mem_ty(s, dt), "") : v;
+}
+
+static LLVMValueRef from_mem(nv *s, int dt, LLVMValueRef v) {
+  return dt == XK_I1 ? LLVMBuildICmp(s->b, LLVMIntNE, v,
+                                     LLVMConstNull(LLVMTypeOf(v)), "")
+                     : v;
+}
+
+static int lower_load(nv *s, const xk_op *op) {
+  s->op = op;
+  xk_type rt = xk_vtype(s->f, op->res[0]);
+  int dt = rt.dtype, k = 1;
+  int mv = op->attr.has_mask ? op->opnd[k++] : -1;
+  int ov = op->attr.has_other ? op->opnd[k++] : -1;
+  LLVMTypeRef mty = nv_mem_ty(s, dt);
+  LLVMValueRef zero = LLVMConstNull(mty);
+  if (rt.rank == 0) {
+    LLVMValueRef other = ov >= 0 ? to_mem(s, dt, s->vals[ov].s) : zero;
+    LLVMValueRef v = guarded_load(s, mty, s->vals[op->opnd[0]].s,
+                                  mv >= 0 ? s->vals[mv].s : NULL, other);
+    set_scalar(s, op->res[0], from_mem(s, dt, v));
+    return 0;
+  }
+  if (s->lazy[op->res[0]]) {
+    s->vals[op->res[0]].kind = NV_LAZY;
+    return 0;
+  }
+  int vs[3] = {op->opnd[0], mv, ov};
+  xk_layout l = op_layout(s, vs, 3, rt);
+  nv_src p, m, o;
+  if (src_init(s, &p, vs[0], &l) || src_init(s, &m, mv, &l) ||
+      src_init(s, &o, ov, &l))
+    return -1;
+  int n = xk_layout_nregs(&l);
+  LLVMValueRef *r = nv_alloc(s, (size_t)n * sizeof *r);
+  for (int i = 0; i < n; i++) {
+    LLVMValueRef other = ov >= 0 ? to_mem(s, dt, src_elem(s, &o, &l, i)) : zero;
+    LLVMValueRef pi = src_elem(s, &p, &l, i);
+    r[i] = from_mem(s, dt,
+                    guarded_load(s, mty, pi, src_elem(s, &m, &l, i), other));
+  }
+  set_mat(s, op->res[0], &l, r);
+  return 0;
+}
+
+/* Only the canonical copy of a replicated element writes, so atomics are
+ * not applied twice. */
+static int lower_store(nv *s, const xk_op *op) {
+  int pv = op->opnd[0], vv = op->opnd[1];
+  int mv = op->nopnd > 2 ? op->opnd[2] : -1;
+  xk_type vt = xk_vtype(s->f, vv);
+  int dt = vt.dtype, atomic = op->code == XK_OP_ATOMIC_ADD;
+  int vs[3] = {pv, vv, mv};
+  if (undefer(s, pv) || undefer(s, vv) || (mv >= 0 && undefer(s, mv)))
+    return -1;
+  xk_layout l = op_layout(s, vs, 3, vt);
+  nv_src ps, vsrc, ms;
+  if (src_init(s, &ps, pv, &l) || src_init(s, &vsrc, vv, &l) ||
+      src_init(s, &ms, mv, &l))
+    return -1;
+  int n = xk_layout_nregs(&l);
+  for (int i = 0; i < n; i++) {
+    LLVMValueRef c[XK_MAX_RANK], pi, vi;
+    LLVMValueRef g = nv_coords(s, &l, i, c);
+    if (mv >= 0)
+      g = LLVMBuildAnd(s->b, g, src_elem(s, &ms, &l, i), "");
+    pi = src_elem(s, &ps, &l, i);
+    vi = src_elem(s, &vsrc, &l, i);
+    LLVMBasicBlockRef join = guard_open(s, g);
+    if (atomic) {
+      if (xk_dtype_is_float(dt) && dt != XK_F32 && dt != XK_F16)
+        return nv_err(s, "atomic_add on %s is not supported",
+                      xk_dtype_name(dt));
+      LLVMBuildAtomicRMW(s->b,
+                         xk_dtype_is_float(dt) ? LLVMAtomicRMWBinOpFAdd
+                                               : LLVMAtomicRMWBinOpAdd,
+                         pi, vi, LLVMAtomicOrderingMonotonic, 0);
+    } else {
+      LLVMBuildStore(s->b, to_mem(s, dt, vi), pi);
+    }
+    guard_close(s, join);
+  }
+  return 0;
+}
+
+static int lower_block(nv *s, int blk);
+
+/* FOR: a real loop; every register of a carried tile is a phi. */
+static int lower_for(nv *s, const xk_op *op) {
+  const xk_func *f = s->f;
+  const xk_block *body = &f->blocks[op->body];
+  int nc = op->nopnd - 3;
+  LLVMValueRef lo = s->vals[op->opnd[0]].s, hi = s->vals[op->opnd[1]].s;
+  LLVMValueRef step = s->vals[op->opnd[2]].s;
+  if (!lo || !hi || !step)
+    return nv_err(s, "loop bounds must be scalars");
+  xk_layout *lay = nv_alloc(s, (size_t)(nc + 1) * sizeof *lay);
+  LLVMValueRef **init = nv_alloc(s, (size_t)(nc + 1) * sizeof *init);
+  LLVMValueRef **phis = nv_alloc(s, (size_t)(nc + 1) * sizeof *phis);
+  int *nr = nv_alloc(s, (size_t)(nc + 1) * sizeof *nr);
+  for (int i = 0; i < nc; i++) {
+    int v = op->opnd[3 + i];
+    if (s->vals[v].kind == NV_SCALAR) {
+      nr[i] = 0;
+      init[i] = &s->vals[v].s;
+    } else {
+      if (!(init[i] = nv_get_any(s, v, &lay[i])))
+        return -1;
+      nr[i] = xk_layout_nregs(&lay[i]);
+    }
+  }
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(s->b);
+  LLVMBasicBlockRef hdr = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "for");
+  LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "body");
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "end");
+  LLVMBuildBr(s->b, hdr);
+  LLVMPositionBuilderAtEnd(s->b, hdr);
+  LLVMValueRef iv = LLVMBuildPhi(s->b, LLVMInt32TypeInContext(s->ctx), "i");
+  LLVMAddIncoming(iv, &lo, &pre, 1);
+  for (int i = 0; i < nc; i++) {
+    int v = op->opnd[3 + i], cnt = nr[i] ? nr[i] : 1;
+    LLVMTypeRef ty = nv_reg_ty(s, xk_vtype(f, v).dtype);
+    phis[i] = nv_alloc(s, (size_t)cnt * sizeof **phis);
+    for (int j = 0; j < cnt; j++) {
+      phis[i][j] = LLVMBuildPhi(s->b, ty, "");
+      LLVMAddIncoming(phis[i][j], &init[i][j], &pre, 1);
+    }
+  }
+  LLVMBuildCondBr(s->b, LLVMBuildICmp(s->b, LLVMIntSLT, iv, hi, ""), bb, exit);
+  LLVMPositionBuilderAtEnd(s->b, bb);
+  s->staged_a = -1; /* the back edge brings other shared contents */
+  set_scalar(s, body->args[0], iv);
+  for (int i = 0; i < nc; i++) {
+    if (nr[i])
+      set_mat(s, body->args[1 + i], &lay[i], phis[i]);
+    else
+      set_scalar(s, body->args[1 + i], phis[i][0]);
+  }
+  if (lower_block(s, op->body))
+    return -1;
+  const xk_op *y = NULL;
+  for (int k = body->nops - 1; k >= 0 && !y; k--)
+    if (f->ops[body->ops[k]].code == XK_OP_YIELD && !f->ops[body->ops[k]].dead)
+      y = &f->ops[body->ops[k]];
+  if (!y || y->nopnd != nc)
+    return nv_err(s, "loop body does not end with a matching yield");
+  s->op = y;
+  LLVMValueRef **next = nv_alloc(s, (size_t)(nc + 1) * sizeof *next);
+  for (int i = 0; i < nc; i++) {
+    int v = y->opnd[i];
+    if (!nr[i]) {
+      if (s->vals[v].kind != NV_SCALAR)
+        return nv_err(s, "carried scalar %d is not a scalar", i);
+      next[i] = &s->vals[v].s;
+    } else if (!(next[i] = nv_get(s, v, &lay[i]))) {
+      return -1;
+    }
+  }
+  LLVMValueRef inext = LLVMBuildAdd(s->b, iv, step, "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(s->b);
+  LLVMBuildBr(s->b, hdr);
+  LLVMAddIncoming(iv, &inext, &latch, 1);
+  for (int i = 0; i < nc; i++)
+    for (int j = 0; j < (nr[i] ? nr[i] : 1); j++)
+      LLVMAddIncoming(phis[i][j], &next[i][j], &latch, 1);
+  LLVMPositionBuilderAtEnd(s->b, exit);
+  s->staged_a = -1;
+  for (int i = 0; i < nc; i++) {
+    if (nr[i])
+      set_mat(s, op->res[i], &lay[i], phis[i]);
+    else
+      set_scalar(s, op->res[i], phis[i][0]);
+  }
+  return 0;
+}
+
+static int lower_op(nv *s, const xk_op *op) {
+  s->op = op;
+  xk_type rt = op->nres ? xk_vtype(s->f, op->res[0]) : xk_type_scalar(XK_I32);
+  switch (op->code) {
+  case XK_OP_CONST:
+    if (rt.rank == 0)
+      set_scalar(s, op->res[0], nv_const_of(s, op));
+    else
+      s->vals[op->res[0]].kind = NV_PURE;
+    return 0;
+  case XK_OP_ARANGE:
+    s->vals[op->res[0]].kind = NV_PURE;
+    return 0;
+  case XK_OP_PROGRAM_ID:
+  case XK_OP_NUM_PROGRAMS:
+    if (op->attr.axis < 0 || op->attr.axis > 2)
+      return nv_err(s, "axis %d out of range", op->attr.axis);
+    set_scalar(s, op->res[0],
+               op->code == XK_OP_PROGRAM_ID ? s->pr->ctaid(s, op->attr.axis)
+                                            : s->pr->nctaid(s, op->attr.axis));
+    return 0;
+  case XK_OP_BROADCAST:
+  case XK_OP_EXPAND_DIMS:
+  case XK_OP_RESHAPE:
+  case XK_OP_TRANS:
+    return lower_shape(s, op);
+  case XK_OP_REDUCE:
+    return nv_lower_reduce(s, op);
+  case XK_OP_DOT:
+    return nv_lower_dot(s, op);
+  case XK_OP_LOAD:
+    if (s->defer[op->res[0]]) {
+      s->vals[op->res[0]].kind = NV_DEFER;
+      s->vals[op->res[0]].defer = op;
+      return 0;
+    }
+    return lower_load(s, op);
+  case XK_OP_STORE:
+  case XK_OP_ATOMIC_ADD:
+    return lower_store(s, op);
+  case XK_OP_FOR:
+    return lower_for(s, op);
+  case XK_OP_YIELD:
+    return 0;
+  default:
+    if (xk_op_is_elementwise(op->code))
+      return lower_ew(s, op);
+    return nv_err(s, "unsupported op");
+  }
+}
+
+static int lower_block(nv *s, int blk) {
+  const xk_block *b = &s->f->blocks[blk];
+  for (int i = 0; i < b->nops; i++) {
+    const xk_op *op = &s->f->ops[b->ops[i]];
+    if (op->dead)
+      continue;
+    if (lower_op(s, op))
+      return -1;
+  }
+  return 0;
+}
+
+static void nv_free(nv *s) {
+  for (int i = 0; i < s->narena; i++)
+    free(s->arena[i]);
+  free(s->arena);
+  free(s->bases);
+  free(s->vals);
+  free(s->defer);
+  free(s->lazy);
+  if (s->b)
+    LLVMDisposeBuilder(s->b);
+  if (s->pb)
+    LLVMDisposeBuilder(s->pb);
+}
+
+/* Shared memory is one static buffer reused by every exchange (each ends
+ * with a barrier); its size is known only after the body is lowered, so a
+ * placeholder global is replaced at the end. */
+static int finish_smem(nv *s, const char *sym) {
+  if (s->smem_bytes > SMEM_LIMIT)
+    return nv_err(s,
+                  "needs %d bytes of shared memory, above the %d-byte static "
+                  "limit: use smaller tiles",
+                  s->smem_bytes, SMEM_LIMIT);
+  if (!s->smem_bytes) {
+    LLVMDeleteGlobal(s->smem);
+    return 0;
+  }
+  char name[256];
+  snprintf(name, sizeof name, "%s.smem", sym);
+  LLVMTypeRef ty =
+      LLVMArrayType2(LLVMInt8TypeInContext(s->ctx), (uint64_t)s->smem_bytes);
+  LLVMValueRef g = LLVMAddGlobalInAddressSpace(s->mod, ty, name, 3);
+  LLVMSetLinkage(g, LLVMInternalLinkage);
+  LLVMSetInitializer(g, LLVMGetUndef(ty));
+  LLVMSetAlignment(g, 16);
+  LLVMReplaceAllUsesWith(s->smem, g);
+  LLVMDeleteGlobal(s->smem);
+  return 0;
+}
+
+int xk_lower_nvptx(const xk_func *f, LLVMModuleRef mod, const char *sym,
+                   const char *sm, xk_nvptx_info *info, xk_diag *d) {
+  (void)sm; /* the module's target machine already names it */
+  nv s;
+  memset(&s, 0, sizeof s);
+  s.f = f;
+  s.mod = mod;
+  s.ctx = LLVMGetModuleContext(mod);
+  s.d = d;
+  s.pr = &xk_nvptx_prims;
+  s.nw = f->num_warps > 0 ? f->num_warps : 4;
+  s.staged_a = -1;
+  if (s.nw & (s.nw - 1) || s.nw > 32)
+    return xk_diag_set(d, "%s: num_warps %d must be a power of two <= 32",
+                       f->file, s.nw);
+  s.vals = calloc((size_t)f->nvalues + 1, sizeof *s.vals);
+  s.defer = calloc((size_t)f->nvalues + 1, sizeof *s.defer);
+  s.lazy = calloc((size_t)f->nvalues + 1, sizeof *s.lazy);
+  if (!s.vals || !s.defer || !s.lazy) {
+    nv_free(&s);
+    return xk_diag_set(d, "out of memory");
+  }
+  nv_find_deferrable(&s);
+  nv_find_lazy(&s);
+  LLVMTypeRef *pt = calloc((size_t)f->nargs + 1, sizeof *pt);
+  for (int i = 0; i < f->nargs; i++)
+    pt[i] = nv_reg_ty(&s, f->args[i].type.dtype);
+  LLVMTypeRef ft =
+      LLVMFunctionType(LLVMVoidTypeInContext(s.ctx), pt, (unsigned)f->nargs, 0);
+  free(pt);
+  s.fn = LLVMAddFunction(mod, sym, ft);
+  s.b = LLVMCreateBuilderInContext(s.ctx);
+  s.pb = LLVMCreateBuilderInContext(s.ctx);
+  LLVMBasicBlockRef pro = LLVMAppendBasicBlockInContext(s.ctx, s.fn, "pro");
+  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(s.ctx, s.fn, "start");
+  LLVMPositionBuilderAtEnd(s.b, pro);
+  LLVMValueRef br = LLVMBuildBr(s.b, start);
+  LLVMPositionBuilderBefore(s.pb, br);
+  LLVMPositionBuilderBefore(s.b, br);
+  s.tid = s.pr->tid(&s);
+  s.lane = LLVMBuildAnd(s.b, s.tid, nv_i32(&s, 31), "lane");
+  s.warp = LLVMBuildLShr(s.b, s.tid, nv_i32(&s, 5), "warp");
+  LLVMPositionBuilderAtEnd(s.b, start);
+  char gname[256];
+  snprintf(gname, sizeof gname, "%s.smem.tmp", sym);
+  s.smem = LLVMAddGlobalInAddressSpace(
+      mod, LLVMArrayType2(LLVMInt8TypeInContext(s.ctx), 1), gname, 3);
+  s.pr->mark_kernel(&s, s.fn, 32 * s.nw);
+  for (int i = 0; i < f->blocks[0].nargs; i++)
+    set_scalar(&s, f->blocks[0].args[i], LLVMGetParam(s.fn, (unsigned)i));
+  int rc = lower_block(&s, 0);
+  if (!rc) {
+    LLVMBuildRetVoid(s.b);
+    s.op = NULL;
+    rc = finish_smem(&s, sym);
+  }
+  if (!rc && info) {
+    info->shared_bytes = s.smem_bytes;
+    info->threads = 32 * s.nw;
+  }
+  nv_free(&s);
+  return rc;
+}

@@ -1,0 +1,84 @@
+/* Distributed tile layouts (Triton-style), as pure index maps.
+ *
+ * A blocked layout spreads a tile over the threads of a CTA: along each dim
+ * d a thread holds sizePerThread[d] contiguous elements, threadsPerWarp[d]
+ * lanes and warpsPerCTA[d] warps tile the dim, and the pattern repeats when
+ * the dim is longer than its coverage (more registers per thread) or wraps
+ * when it is shorter (replicated copies: coords are taken modulo the shape
+ * and only the copy whose raw coordinate is in range is the canonical owner).
+ * `order` lists dims fastest first; lanes, warps and registers are all
+ * decomposed along it.
+ *
+ * A slice layout is a blocked parent with some dims dropped (the result of a
+ * reduction): threads that differ only along a dropped dim hold copies of the
+ * same element; the copy at lane/warp coordinate 0 there is canonical.
+ *
+ * The lowering emits the same arithmetic at run time (see xk_layout_dim);
+ * this file is the single definition of it, and needs no LLVM. */
+#ifndef XK_LAYOUT_H
+#define XK_LAYOUT_H
+
+#include "ir.h"
+
+typedef struct {
+  int rank; /* rank of the distributed tile; 0 is a scalar */
+  int shape[XK_MAX_RANK];
+  int num_warps;
+  int prank; /* rank of the blocked parent */
+  int spt[XK_MAX_RANK], tpw[XK_MAX_RANK], wpc[XK_MAX_RANK];
+  int order[XK_MAX_RANK]; /* parent dims, fastest first */
+  unsigned dropped;       /* parent dims sliced away; 0 for blocked */
+} xk_layout;
+
+/* How tile dim `dim` of a layout is computed at run time:
+ *   lane_d = (lane / lane_stride) % tpw,  warp_d = (warp / warp_stride) % wpc
+ *   raw    = warp_d * spt * tpw + lane_d * spt + xk_layout_reg_off(reg)
+ *   coord  = wrap ? raw % shape : raw;  canonical needs raw < shape */
+typedef struct {
+  int pdim; /* parent dim */
+  int spt, tpw, wpc;
+  int lane_stride, warp_stride;
+  int nregs; /* registers along this dim: spt * reps */
+  int wrap;  /* coverage exceeds the shape */
+  int shape;
+} xk_layout_dim_info;
+
+/* 0, or -1 when the parameters are inconsistent (products, powers of two). */
+int xk_layout_blocked(xk_layout *l, int rank, const int32_t *shape,
+                      const int *spt, const int *tpw, const int *wpc,
+                      const int *order, int num_warps);
+/* The default chooser: vectorize the fastest dim (up to 4), lanes from the
+ * fastest dim, warps on the slowest dims, no replication when the tile has
+ * at least 32 * num_warps elements. A rank-0 shape gives the scalar layout. */
+xk_layout xk_layout_default(const int32_t *shape, int rank, int num_warps);
+/* Drops tile dim `axis` (a reduction result). */
+xk_layout xk_layout_slice(const xk_layout *l, int axis);
+/* Inserts tile dim `axis` of size 1. When `l` is a slice whose dropped
+ * parent dim sits there, the parent dim comes back (no data movement);
+ * otherwise returns -1. */
+int xk_layout_expand(const xk_layout *l, int axis, xk_layout *out);
+/* The same distribution over another shape of the same rank (broadcast). */
+xk_layout xk_layout_reshaped(const xk_layout *l, const int32_t *shape);
+
+int xk_layout_eq(const xk_layout *a, const xk_layout *b);
+int xk_layout_nregs(const xk_layout *l);
+int xk_layout_threads(const xk_layout *l);
+void xk_layout_dim(const xk_layout *l, int dim, xk_layout_dim_info *out);
+/* The thread part of parent dim p (kept or dropped); nregs, wrap and shape
+ * are 0 for a dropped dim. */
+void xk_layout_pdim(const xk_layout *l, int p, xk_layout_dim_info *out);
+/* Per-dim register index of flat register `reg` (tile dims), and back. */
+void xk_layout_reg_split(const xk_layout *l, int reg, int *rd);
+int xk_layout_reg_join(const xk_layout *l, const int *rd);
+/* Compile-time part of register `reg`'s raw coordinate along tile dim. */
+int xk_layout_reg_off(const xk_layout *l, int reg, int dim);
+/* Lane/warp coordinate of a thread along parent dim `pdim`. */
+int xk_layout_thread_pdim(const xk_layout *l, int lane, int warp, int pdim);
+/* Element coordinates (tile dims) of (lane, warp, reg); returns 1 when this
+ * copy is the canonical owner, 0 for a replica. */
+int xk_layout_coords(const xk_layout *l, int lane, int warp, int reg,
+                     int *coords);
+/* "blocked{spt=[1,4] tpw=[4,8] wpc=[4,1] order=[1,0]} [64,64]" */
+char *xk_layout_str(const xk_layout *l, char *buf, size_t n);
+
+#endif

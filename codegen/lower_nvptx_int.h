@@ -1,0 +1,140 @@
+/* Internals of the per-thread (SIMT) lowering shared by lower_nvptx_*.c.
+ *
+ * Every tile value lives in registers: a value in layout L is an array of
+ * xk_layout_nregs(L) scalars per thread. Values that are pure functions of
+ * element coordinates (arange, constants, and elementwise/shape ops over
+ * them and over uniform scalars) are not materialized: each consumer
+ * evaluates them per register in its own layout, so address and mask
+ * arithmetic never moves data between threads.
+ *
+ * GPU-specific primitives go through nv_prims so that a CPU SIMT emulator
+ * (the future `sim` target) can substitute calls into itself. */
+#ifndef XK_LOWER_NVPTX_INT_H
+#define XK_LOWER_NVPTX_INT_H
+
+#include "layout.h"
+#include "lower.h"
+
+typedef struct nv nv;
+
+typedef struct {
+  LLVMValueRef (*tid)(nv *s); /* i32 thread index in the block */
+  LLVMValueRef (*ctaid)(nv *s, int axis);
+  LLVMValueRef (*nctaid)(nv *s, int axis);
+  void (*barrier)(nv *s);
+  /* butterfly shuffle of an i32 across the full warp */
+  LLVMValueRef (*shfl_bfly)(nv *s, LLVMValueRef v, int lanemask);
+  /* f32 math (EXP, EXP2, LOG, SQRT, RSQRT, SIN, COS) */
+  LLVMValueRef (*math)(nv *s, int code, LLVMValueRef x);
+  /* marks `fn` as a kernel entry with `threads` threads per block */
+  void (*mark_kernel)(nv *s, LLVMValueRef fn, int threads);
+  /* a global load of `ty` that only touches memory when `mask` (i1) is
+   * set, else yields `other` (already in `ty`) */
+  LLVMValueRef (*load_masked)(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                              LLVMValueRef mask, LLVMValueRef other);
+  /* base of the block's shared scratch (nv_smem sizes it) */
+  LLVMValueRef (*smem_base)(nv *s);
+  int global_as; /* address space of kernel pointer arguments */
+} nv_prims;
+
+extern const nv_prims xk_nvptx_prims;
+
+/* NV_VIEW: a broadcast of a materialized tile, resolved by each consumer
+ * in the consumer's layout (usually a register permutation). */
+/* NV_DEFER: a load whose only users are dot operands later in its block;
+ * it is issued at the dot so its registers are not live across earlier
+ * work (another dot's K loop). */
+enum { NV_NONE, NV_SCALAR, NV_PURE, NV_MAT, NV_VIEW, NV_DEFER, NV_LAZY };
+
+typedef struct {
+  int kind;
+  const xk_op *defer; /* NV_DEFER: the load */
+  LLVMValueRef s;     /* NV_SCALAR */
+  xk_layout lay;      /* NV_MAT */
+  LLVMValueRef *regs;
+} nv_val;
+
+typedef struct {
+  xk_layout lay;
+  LLVMValueRef base[XK_MAX_RANK];  /* thread part of each tile dim */
+  LLVMValueRef pbase[XK_MAX_RANK]; /* thread part of each parent dim */
+} nv_bases;
+
+struct nv {
+  const xk_func *f;
+  LLVMModuleRef mod;
+  LLVMContextRef ctx;
+  LLVMBuilderRef b;  /* the current insertion point */
+  LLVMBuilderRef pb; /* end of the prologue: thread-invariant setup */
+  LLVMValueRef fn;
+  const nv_prims *pr;
+  xk_diag *d;
+  nv_val *vals;
+  char *defer; /* per value: a load that waits for its dot */
+  char *lazy;  /* per value: fused into its single consumer */
+  int nw;
+  LLVMValueRef tid, lane, warp; /* in the prologue */
+  LLVMValueRef smem;            /* placeholder global, replaced at the end */
+  int smem_bytes;
+  /* the dot `a` operand whose tile is still staged at shared offset 0
+   * (-1 when none): consecutive dots sharing `a` skip restaging it */
+  int staged_a;
+  nv_bases *bases;
+  int nbases, cap_bases;
+  void **arena;
+  int narena, cap_arena;
+  const xk_op *op; /* for diagnostics */
+};
+
+/* lower_nvptx.c */
+void *nv_alloc(nv *s, size_t n);
+int nv_err(nv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+LLVMTypeRef nv_reg_ty(nv *s, int dtype);
+LLVMTypeRef nv_mem_ty(nv *s, int dtype);
+LLVMValueRef nv_i32(nv *s, int64_t v);
+LLVMValueRef nv_call(nv *s, const char *name, LLVMTypeRef ret,
+                     LLVMValueRef *args, int nargs);
+/* Run-time coordinates (i32, wrapped into the shape) of register `reg` in
+ * layout `l` for the current thread; returns the canonical flag (i1). */
+LLVMValueRef nv_coords(nv *s, const xk_layout *l, int reg, LLVMValueRef *c);
+/* Raw (unwrapped) coordinate along tile dim `t`. */
+LLVMValueRef nv_raw(nv *s, const xk_layout *l, int reg, int t);
+/* Thread part of parent dim p (lane/warp coordinate, scaled). */
+LLVMValueRef nv_pbase(nv *s, const xk_layout *l, int p);
+LLVMValueRef nv_rowmajor(nv *s, const LLVMValueRef *c, const int32_t *shape,
+                         int rank);
+/* v's registers in layout l (converting, broadcasting scalars, evaluating
+ * pure values as needed). */
+LLVMValueRef *nv_get(nv *s, int v, const xk_layout *l);
+/* v materialized in some layout: its own, or the default for its shape. */
+LLVMValueRef *nv_get_any(nv *s, int v, xk_layout *l);
+/* Reserves `bytes` of shared memory; returns its base (addrspace 3). */
+LLVMValueRef nv_smem(nv *s, int bytes);
+LLVMValueRef nv_ext_f32(nv *s, int dtype, LLVMValueRef x);
+LLVMValueRef nv_trunc_from_f32(nv *s, int dtype, LLVMValueRef x);
+
+/* lower_nvptx_arith.c: one element of an elementwise op (operand values
+ * in a[]), and a CONST op's scalar */
+LLVMValueRef nv_ew(nv *s, const xk_op *op, LLVMValueRef *a);
+LLVMValueRef nv_const_of(nv *s, const xk_op *op);
+
+/* lower_nvptx_sched.c: fill s->defer and s->lazy */
+void nv_find_deferrable(nv *s);
+void nv_find_lazy(nv *s);
+
+/* lower_nvptx_xfer.c: data movement between threads */
+typedef struct {
+  int code; /* XK_OP_BROADCAST, EXPAND_DIMS, RESHAPE, TRANS, or -1 (same) */
+  int src_rank, dst_rank;
+  int32_t src_shape[XK_MAX_RANK], dst_shape[XK_MAX_RANK];
+  int axis, perm[XK_MAX_RANK];
+} nv_map;
+/* Registers of dst layout `l` for a source tile in layout `sl` whose
+ * element at map(c) is wanted at dst coordinate c: a register permutation
+ * when every thread already holds what it needs, else via shared memory. */
+int nv_gather(nv *s, const LLVMValueRef *src, const xk_layout *sl, int dtype,
+              const nv_map *m, const xk_layout *l, LLVMValueRef *out);
+int nv_lower_reduce(nv *s, const xk_op *op);
+int nv_lower_dot(nv *s, const xk_op *op);
+
+#endif

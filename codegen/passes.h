@@ -1,0 +1,14 @@
+/* IR-to-IR passes. Each keeps the function valid; xk_passes_run verifies
+ * after every pass so a broken pass is caught at its source. */
+#ifndef XK_PASSES_H
+#define XK_PASSES_H
+
+#include "ir.h"
+
+int xk_pass_fold(xk_func *f); /* constant folding + identities; #changes */
+int xk_pass_cse(xk_func *f);  /* common subexpressions; #changes */
+int xk_pass_dce(xk_func *f);  /* dead pure ops; #changes */
+/* fold, cse, dce to a fixed point (bounded), verifying after each pass */
+int xk_passes_run(xk_func *f, xk_diag *d);
+
+#endif

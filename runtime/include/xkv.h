@@ -1,0 +1,218 @@
+/* xkv runtime: launches kernels that xkvgen compiled ahead of time, on a
+ * CUDA GPU (driver API, loaded with dlopen) or on the CPU (thread pool).
+ *
+ * Conventions: every call returns an xkv_status; xkv_last_error(ctx) then
+ * holds a sentence naming the cause (kernel, argument, CUDA error name).
+ * There is no global state: everything hangs off a context. A context is
+ * used by one thread at a time. Device pointers are plain `void *` (CUDA
+ * device addresses on the GPU, host memory on the CPU device). */
+#ifndef XKV_H
+#define XKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  XKV_OK = 0,
+  XKV_ERR_INVALID,       /* NULL handle, bad device name, bad setting */
+  XKV_ERR_NO_DRIVER,     /* libcuda.so.1 cannot be loaded */
+  XKV_ERR_NO_DEVICE,     /* a driver but no usable GPU (or the stub lib) */
+  XKV_ERR_CUDA,          /* any other CUDA driver error (named in text) */
+  XKV_ERR_OUT_OF_MEMORY, /* device or host allocation failed */
+  XKV_ERR_NOT_FOUND,     /* no such kernel, constexpr or variant */
+  XKV_ERR_ARGS,          /* wrong argument count or type */
+  XKV_ERR_MANIFEST,      /* missing/corrupt manifest or artifact */
+  XKV_ERR_TARGET,        /* artifacts built for another target */
+  XKV_ERR_GRID,          /* the launch grid rule failed */
+  XKV_ERR_LAUNCH         /* the kernel could not be loaded or launched */
+} xkv_status;
+
+/* "XKV_OK", "XKV_ERR_ARGS", ... */
+const char *xkv_status_name(xkv_status s);
+
+typedef struct xkv_context xkv_context;
+typedef struct xkv_stream xkv_stream;
+typedef struct xkv_event xkv_event;
+typedef struct xkv_kernel xkv_kernel;
+
+/* ---- context ------------------------------------------------------------
+ * device: "cpu", "cuda", "cuda:N" (ordinal), "auto" (CUDA when a driver and
+ * a GPU exist, else the CPU; the reason is kept in xkv_device_info.note and
+ * in xkv_last_error, with XKV_OK returned).
+ * Like sqlite3_open, *ctx is set even when opening fails (unless memory ran
+ * out), so xkv_last_error(*ctx) explains; xkv_close it in every case.
+ * Environment: XKV_NUM_THREADS (CPU pool size, default all cores),
+ * XKV_LIBCUDA (path of the CUDA driver library, default libcuda.so.1). */
+xkv_status xkv_open(xkv_context **ctx, const char *device);
+void xkv_close(xkv_context *ctx); /* frees everything the context owns */
+/* The last error's sentence; "" when none. Valid until the next call. */
+const char *xkv_last_error(const xkv_context *ctx);
+
+typedef enum { XKV_DEVICE_CPU = 0, XKV_DEVICE_CUDA = 1 } xkv_device_kind;
+
+typedef struct {
+  xkv_device_kind kind;
+  char name[128];         /* GPU name, or "cpu" */
+  char arch[16];          /* "sm_90", or "host" */
+  int cc_major, cc_minor; /* compute capability; 0 on the CPU */
+  int driver_version;     /* CUDA driver version (e.g. 13000); 0 on CPU */
+  int units;              /* multiprocessors, or CPU pool threads */
+  uint64_t total_memory;  /* bytes */
+  uint64_t free_memory;   /* bytes, as reported now */
+  char note[512];         /* why "auto" chose the CPU; "" otherwise */
+} xkv_device_info;
+
+xkv_status xkv_device_get_info(xkv_context *ctx, xkv_device_info *out);
+
+/* ---- memory -------------------------------------------------------------
+ * A NULL stream means synchronous: the copy/memset has completed (after all
+ * earlier work on the default stream) when the call returns. With a stream
+ * the operation is queued; host buffers must live until it is synced. */
+xkv_status xkv_alloc(xkv_context *ctx, size_t bytes, void **dptr);
+xkv_status xkv_free(xkv_context *ctx, void *dptr); /* NULL is a no-op */
+xkv_status xkv_copy_h2d(xkv_context *ctx, void *dst, const void *src,
+                        size_t bytes, xkv_stream *stream);
+xkv_status xkv_copy_d2h(xkv_context *ctx, void *dst, const void *src,
+                        size_t bytes, xkv_stream *stream);
+xkv_status xkv_copy_d2d(xkv_context *ctx, void *dst, const void *src,
+                        size_t bytes, xkv_stream *stream);
+xkv_status xkv_memset(xkv_context *ctx, void *dst, int byte, size_t bytes,
+                      xkv_stream *stream);
+
+/* ---- streams, events, sync ---------------------------------------------- */
+xkv_status xkv_stream_create(xkv_context *ctx, xkv_stream **out);
+xkv_status xkv_stream_destroy(xkv_context *ctx, xkv_stream *s);
+xkv_status xkv_stream_sync(xkv_context *ctx, xkv_stream *s); /* NULL: def. */
+xkv_status xkv_sync(xkv_context *ctx); /* waits for all work */
+xkv_status xkv_event_create(xkv_context *ctx, xkv_event **out);
+xkv_status xkv_event_destroy(xkv_context *ctx, xkv_event *e);
+xkv_status xkv_event_record(xkv_context *ctx, xkv_event *e, xkv_stream *s);
+/* Waits for `end`, then gives the time between the two records. */
+xkv_status xkv_event_elapsed_ms(xkv_context *ctx, xkv_event *start,
+                                xkv_event *end, float *ms);
+
+/* ---- kernel registry ----------------------------------------------------
+ * Artifacts come from an xkvgen output directory (DIR/manifest.json plus
+ * DIR/kernels.so for host targets, SYMBOL.ptx / .cubin for GPU targets) or
+ * from a table compiled into the program with `xkvgen --embed NAME`.
+ * Artifacts built for another target than the context's device give
+ * XKV_ERR_TARGET and are not added. */
+typedef void (*xkv_host_fn)(void **args, const int32_t *pid,
+                            const int32_t *nprog);
+typedef struct {
+  const char *symbol;
+  xkv_host_fn host_fn;        /* NULL for GPU variants */
+  const char *ptx;            /* NULL for host variants; NUL-terminated */
+  const unsigned char *cubin; /* NULL when absent */
+  size_t cubin_len;
+} xkv_embedded_variant;
+typedef struct {
+  const char *manifest_json; /* the manifest.json text, same format */
+  const char *target;        /* "host" or "sm_XX" */
+  int nvariants;
+  const xkv_embedded_variant *variants; /* same order as manifest variants */
+} xkv_embedded;
+
+xkv_status xkv_registry_load(xkv_context *ctx, const char *dir);
+xkv_status xkv_registry_add_embedded(xkv_context *ctx, const xkv_embedded *e);
+
+/* Introspection (xkv-info, tests). Strings live as long as the context. */
+typedef struct {
+  const char *name;
+  int64_t value;
+} xkv_const;
+
+typedef struct {
+  const char *kernel, *symbol, *target;
+  const char *source;    /* manifest directory or "embedded" */
+  const char *signature; /* "X: ptr<f32>, N: i32" */
+  const char *grid[3];   /* grid rules */
+  const char *spec;      /* "N: div16, X: align16", or "" when generic */
+  const xkv_const *consts;
+  int nconsts;
+  int num_warps, num_stages, threads, shared_bytes, registers;
+} xkv_variant_info;
+
+int xkv_num_variants(const xkv_context *ctx);
+xkv_status xkv_variant_get_info(xkv_context *ctx, int i, xkv_variant_info *out);
+
+/* ---- launching ----------------------------------------------------------
+ * Argument tags are checked against the manifest signature. Build them
+ * with the helpers below: xkv_arg_ptr(XKV_F32, x), xkv_arg_i32(n), ... */
+typedef enum { XKV_I1, XKV_I32, XKV_I64, XKV_F16, XKV_BF16, XKV_F32 } xkv_dtype;
+
+typedef struct {
+  uint8_t is_ptr; /* 1: a device pointer to elements of `dtype` */
+  uint8_t dtype;  /* xkv_dtype */
+  union {
+    void *p;
+    int32_t i32;
+    int64_t i64;
+    float f32;
+  } v;
+} xkv_arg;
+
+static inline xkv_arg xkv_arg_ptr(xkv_dtype elem, void *p) {
+  xkv_arg a = {1, (uint8_t)elem, {0}};
+  a.v.p = p;
+  return a;
+}
+static inline xkv_arg xkv_arg_i32(int32_t x) {
+  xkv_arg a = {0, XKV_I32, {0}};
+  a.v.i32 = x;
+  return a;
+}
+static inline xkv_arg xkv_arg_i64(int64_t x) {
+  xkv_arg a = {0, XKV_I64, {0}};
+  a.v.i64 = x;
+  return a;
+}
+static inline xkv_arg xkv_arg_f32(float x) {
+  xkv_arg a = {0, XKV_F32, {0}};
+  a.v.f32 = x;
+  return a;
+}
+
+typedef struct {
+  uint32_t x, y, z; /* programs per axis; any 0 launches nothing */
+} xkv_grid;
+
+/* Resolves a kernel and (a subset of) its constexprs to a launchable
+ * handle: a variant whose constexprs equal exactly the given ones wins,
+ * else the first variant in registry order whose constexprs match the
+ * given subset. "num_warps" and "num_stages" may be given like
+ * constexprs. The handle lives as long as the context. */
+xkv_status xkv_kernel_find(xkv_context *ctx, const char *kernel,
+                           const xkv_const *consts, int nconsts,
+                           xkv_kernel **out);
+
+/* grid NULL: computed from the manifest's grid rule over the int arguments
+ * and constexprs. Among variants that differ only in argument
+ * specialization (pointer alignment, ints divisible by 16 or equal to 1),
+ * the most specialized one whose assumptions hold runs. On the CPU device
+ * the launch has completed on return; on CUDA it is queued on `stream`
+ * (NULL: the default stream). */
+xkv_status xkv_launch(xkv_context *ctx, xkv_kernel *k, const xkv_grid *grid,
+                      const xkv_arg *args, int nargs, xkv_stream *stream);
+/* xkv_kernel_find + xkv_launch. */
+xkv_status xkv_launch_named(xkv_context *ctx, const char *kernel,
+                            const xkv_const *consts, int nconsts,
+                            const xkv_grid *grid, const xkv_arg *args,
+                            int nargs, xkv_stream *stream);
+
+/* What a launch with these arguments would use, without launching. */
+xkv_status xkv_kernel_grid(xkv_context *ctx, xkv_kernel *k, const xkv_arg *args,
+                           int nargs, xkv_grid *out);
+xkv_status xkv_kernel_select(xkv_context *ctx, xkv_kernel *k,
+                             const xkv_arg *args, int nargs,
+                             const char **symbol);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
