@@ -28,12 +28,16 @@ struct xk_dsl {
   int n, cap; /* k[n], when n < cap, is the pending slot */
   unsigned serial;
   int loading;
-  int ticks; /* millions of Lua instructions since the last reset */
+  int ticks;  /* millions of Lua instructions since the last reset */
+  size_t mem; /* bytes the Lua state holds */
 };
 
 /* Kernel files and bodies are small programs: this many million Lua
  * instructions means an endless loop, which must fail, not hang xkvgen. */
 #define MAX_MEGA_INSTRUCTIONS 200
+
+/* and this much memory means a runaway (string.rep("x", 1e10)) */
+#define MAX_LUA_BYTES ((size_t)512 << 20)
 
 #define DEFAULT_WARPS 4
 #define DEFAULT_STAGES 1
@@ -129,6 +133,28 @@ static int msgh(lua_State *L) {
     m = lua_pushfstring(L, "error object is a %s value", luaL_typename(L, 1));
   push_located(L, D, m, xk_lua_file_line(L, D->path));
   return 1;
+}
+
+/* lua_Alloc with a cap: Lua turns NULL into a "not enough memory" error */
+static void *capped_alloc(void *ud, void *p, size_t osize, size_t nsize) {
+  xk_dsl *D = ud;
+  size_t old = p ? osize : 0;
+  if (nsize == 0) {
+    free(p);
+    D->mem -= old;
+    return NULL;
+  }
+  if (nsize > old && nsize - old > MAX_LUA_BYTES - D->mem)
+    return NULL;
+  void *q = realloc(p, nsize);
+  if (q)
+    D->mem = D->mem - old + nsize;
+  return q;
+}
+
+static int panic(lua_State *L) {
+  (void)L;
+  abort(); /* a bug in this file: every call into Lua is protected */
 }
 
 static void count_hook(lua_State *L, lua_Debug *ar) {
@@ -533,9 +559,11 @@ static int open_fail(xk_dsl *D, xk_diag *d, const char *m) {
 
 int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
   *out = NULL;
+  if (!path)
+    return xk_diag_set(d, "xk_dsl_open: no kernel file given");
   xk_dsl *D = xmalloc(sizeof *D);
   D->path = xstrdup(path);
-  lua_State *L = D->L = luaL_newstate();
+  lua_State *L = D->L = lua_newstate(capped_alloc, D);
   if (!L)
     return open_fail(D, d, "cannot create a Lua state (out of memory)");
   /* base, table, string, math: no io, os, package or debug */
@@ -557,6 +585,7 @@ int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
   lua_pushlightuserdata(L, D);
   lua_setfield(L, LUA_REGISTRYINDEX, "xk.dsl");
   lua_sethook(L, count_hook, LUA_MASKCOUNT, 1 << 20);
+  lua_atpanic(L, panic); /* errors outside any pcall: none expected */
   lua_pushlightuserdata(L, D);
   lua_pushcclosure(L, msgh, 1);
   lua_setfield(L, LUA_REGISTRYINDEX, XK_REG_MSGH);
@@ -589,7 +618,13 @@ int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
     return open_fail(D, d, lua_tostring(L, -1));
   if (rc != LUA_OK) /* syntax errors, binary chunks */
     return open_fail(D, d, push_located(L, D, lua_tostring(L, -1), 1));
-  if (lua_pcall(L, 0, 0, 1) != LUA_OK)
+  rc = lua_pcall(L, 0, 0, 1);
+  if (rc == LUA_ERRMEM) /* raised without calling the message handler */
+    return open_fail(D, d,
+                     lua_pushfstring(L, "%s: %s (over %d MiB)", path,
+                                     lua_tostring(L, -1),
+                                     (int)(MAX_LUA_BYTES >> 20)));
+  if (rc != LUA_OK)
     return open_fail(D, d, lua_tostring(L, -1));
   D->loading = 0;
   lua_getfield(L, LUA_REGISTRYINDEX, "xk.decls");
@@ -767,7 +802,11 @@ int xk_dsl_trace(xk_dsl *D, int i, const xk_constexpr *over, int nover,
   lua_setfield(L, LUA_REGISTRYINDEX, XK_REG_TRACE);
   if (rc != LUA_OK) {
     const char *m = lua_tostring(L, -1);
-    xk_diag_set(d, "%s", m ? m : "kernel body failed (no message)");
+    if (rc == LUA_ERRMEM)
+      xk_diag_set(d, "%s: in kernel '%s': %s (over %d MiB)", D->path, e->s.name,
+                  m ? m : "", (int)(MAX_LUA_BYTES >> 20));
+    else
+      xk_diag_set(d, "%s", m ? m : "kernel body failed (no message)");
     lua_settop(L, top);
     xk_func_free(f);
     return -1;

@@ -45,6 +45,8 @@ static int l_num_programs(lua_State *L) {
 static int l_arange(lua_State *L) {
   xk_trace *t = xk_cur(L, "arange");
   int lo = 0, hi;
+  if (lua_isnoneornil(L, 1))
+    xk_fail(L, t, "n must be a Lua integer: arange(n) or arange(lo, hi)");
   if (lua_isnoneornil(L, 2)) {
     hi = int_arg(L, t, 1, "n", 1, INT32_MAX, 0);
   } else {

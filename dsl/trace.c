@@ -699,6 +699,8 @@ void xk_trace_open(lua_State *L) {
       {"maximum", l_maximum}, {"minimum", l_minimum}, {NULL, NULL}};
   luaL_newmetatable(L, XK_TILE_MT);
   luaL_setfuncs(L, meta, 0);
+  lua_pushliteral(L, "tile"); /* getmetatable(t) must not expose it */
+  lua_setfield(L, -2, "__metatable");
   lua_newtable(L);
   luaL_setfuncs(L, methods, 0);
   lua_setfield(L, LUA_REGISTRYINDEX, "xk.methods"); /* ops.c adds more */

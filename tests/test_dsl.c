@@ -600,6 +600,111 @@ START_TEST(errors_and_recovery) {
 }
 END_TEST
 
+/* Nonsense must fail with a located message, never crash or hang. */
+START_TEST(robustness) {
+  static const struct {
+    const char *src, *want;
+  } cases[] = {
+      {"kernel(nil)\n", "the name must be an identifier"},
+      {"kernel 'k' (5)\n", "expected a spec table"},
+      {"kernel 'k' {} (5)\n", "expected the body"},
+      {"kernel 'k' { args = { {1, 2} } }(function() end)\n",
+       "is not an identifier"},
+      {"kernel 'k' { args = { {'X'} } }(function() end)\n",
+       "must be a pair {name, dtype}"},
+      {"kernel 'k' { consts = { {'B', 4} }, tune = { B = 'x' } }"
+       "(function() end)\n",
+       "tune values must be a list"},
+      {"kernel 'k' { tune = { {1} } }(function() end)\n", "tune names"},
+      {"kernel 'k' { consts = { {'B', 4} }, tune = { B = {} } }"
+       "(function() end)\n",
+       "lists no values"},
+      {"kernel 'k' { grid = { 1 } }(function() end)\n",
+       "must be a string expression"},
+      {"kernel 'k' { grid = { 'a; os.exit()' } }(function() end)\n",
+       "names 'a'"},
+      {"kernel 'k' { consts = { {'num_warps', 3} } }(function() end)\n",
+       "num_warps = 3 is out of range"},
+      {"kernel 'k' { tune = { num_warps = {64} } }(function() end)\n",
+       "out of range"},
+      {"kernel 'k' {}(function(a, c) load() end)\n",
+       "load through a non-pointer (a nil)"},
+      {"kernel 'k' {}(function(a, c) store() end)\n", "non-pointer"},
+      {"kernel 'k' {}(function(a, c) dot() end)\n", "a must be a tile"},
+      {"kernel 'k' {}(function(a, c) for_range() end)\n",
+       "body must be a function"},
+      {"kernel 'k' {}(function(a, c) arange() end)\n",
+       "n must be a Lua integer"},
+      {"kernel 'k' {}(function(a, c) arange(1 << 40) end)\n", "outside"},
+      {"kernel 'k' {}(function(a, c) full() end)\n", "shape must be a list"},
+      {"kernel 'k' {}(function(a, c) full({3}, 1) end)\n",
+       "powers of two (dim 0 is 3)"},
+      {"kernel 'k' {}(function(a, c) reshape(arange(4), {8}) end)\n",
+       "element counts differ"},
+      {"kernel 'k' {}(function(a, c) trans(arange(4)) end)\n",
+       "needs a tile with 2 or 3 dims"},
+      {"kernel 'k' {}(function(a, c) trans(zeros({2, 4}), {0, 0}) end)\n",
+       "not a permutation"},
+      {"kernel 'k' {}(function(a, c) where() end)\n",
+       "condition must be an i1 tile"},
+      {"kernel 'k' {}(function(a, c) cast(arange(4), ptr(f32)) end)\n",
+       "unknown dtype 'ptr<f32>'"},
+      {"kernel 'k' {}(function(a, c) program_id(3) end)\n", "outside [0, 2]"},
+      {"kernel 'k' {}(function(a, c) expand_dims(zeros({2, 2, 2}), 0) end)\n",
+       "already has 3 dims"},
+      {"kernel 'k' {}(function(a, c) local x = arange(4) .. 'x' end)\n",
+       "attempt to concatenate"},
+      {"kernel 'k' {}(function(a, c) local x = #arange(4) end)\n",
+       "attempt to get length"},
+      {"kernel 'k' {}(function(a, c) arange(4)() end)\n", "attempt to call"},
+      {"kernel 'k' {}(function(a, c) getmetatable(arange(4)).__add = 1 end)\n",
+       "attempt to index a string value"},
+      {"kernel 'k' {}(function(a, c) setmetatable(a, nil) end)\n",
+       "protected metatable"},
+      {"kernel 'k' {}(function(a, c) kernel 'j' {}(function() end) end)\n",
+       "declare kernels at the top"},
+      {"kernel 'k' {}(function(a, c) load = nil end)\nlocal s = "
+       "string.rep('x', 1 << 30)\n",
+       "not enough memory"},
+      {"local f = loadstring or load\n", "unknown name 'loadstring'"},
+      {"dofile('/etc/passwd')\n", "unknown name 'dofile'"},
+      {"io.open('/etc/passwd')\n", "unknown name 'io'"},
+      {"kernel 'k' {}(function(a, c) dot(zeros({2, 2}), zeros({2, 2}), "
+       "zeros({2, 2}, f16)) end)\n",
+       "accumulator must be tile<f32[2,2]>"},
+      {"kernel 'k' {}(function(a, c) dot(arange(4):col(), arange(4):row()) "
+       "end)\n",
+       "inputs must be f16, bf16 or f32"},
+      {"kernel 'k' {}(function(a, c) local x = zeros({4}) ^ zeros({2}) "
+       "end)\n",
+       "shapes do not broadcast"},
+      {"kernel 'k' {}(function(a, c) local x = ~zeros({4}) end)\n",
+       "'~' needs an integer"},
+      {"kernel 'k' {}(function(a, c) local x = zeros({4}) & 1 end)\n",
+       "bitwise ops need integer"},
+      {"kernel 'k' {}(function(a, c) local x = arange(4) + 'a' end)\n",
+       "right operand must be a tile or a number (got a string)"},
+      {"kernel 'k' {}(function(a, c) local x = full({4}, 1 << 40, i32) "
+       "end)\n",
+       "does not fit in i32"},
+      {"kernel 'k' {}(function(a, c) local x = full({4}, 0/0, i32) end)\n",
+       "does not fit in i32"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    xk_func *f = NULL;
+    xk_diag d = {{0}};
+    ck_assert_msg(trace_src(cases[i].src, NULL, 0, &f, &d) != 0,
+                  "no error for %s", cases[i].src);
+    ck_assert_ptr_null(f);
+    ck_assert_msg(strstr(d.msg, cases[i].want), "'%s' not in: %s",
+                  cases[i].want, d.msg);
+    ck_assert_msg(strstr(d.msg, ".xk:1: ") || strstr(d.msg, ".xk:2: ") ||
+                      strstr(d.msg, ".xk: not enough memory"),
+                  "no location in: %s", d.msg);
+  }
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("dsl");
   TCase *tc = tcase_create("dsl");
@@ -614,6 +719,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, promotion_and_broadcast);
   tcase_add_test(tc, for_range_rules);
   tcase_add_test(tc, errors_and_recovery);
+  tcase_add_test(tc, robustness);
   suite_add_tcase(s, tc);
   return s;
 }

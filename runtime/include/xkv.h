@@ -211,6 +211,71 @@ xkv_status xkv_kernel_select(xkv_context *ctx, xkv_kernel *k,
                              const xkv_arg *args, int nargs,
                              const char **symbol);
 
+/* ---- xKV: cross-layer low-rank KV cache --------------------------------
+ * One cache per model. Keys enter pre-RoPE; the cache owns RoPE (it
+ * re-applies it at each token's position when rebuilding keys, and rotates
+ * queries), so the engine never mixes conventions. Prompt keys/values of a
+ * group of `group` consecutive layers are compressed together when the
+ * group's last layer arrives (one truncated SVD over [K_l1 | ... | K_lW]);
+ * tokens appended after prefill stay exact. All tensor pointers are device
+ * pointers of the cache's context (plain host memory on the CPU device),
+ * f32, row-major. */
+typedef enum {
+  XKV_ROPE_INTERLEAVED = 0, /* pairs (2i, 2i+1): llama2.c, GGUF llama */
+  XKV_ROPE_HALF = 1         /* pairs (i, i + d/2): Hugging Face */
+} xkv_rope_style;
+
+typedef enum {
+  XKV_RANK_FIXED = 0,  /* rank_k / rank_v as given */
+  XKV_RANK_RATIO = 1,  /* ranks that reach target_ratio for this group */
+  XKV_RANK_ENERGY = 2  /* smallest ranks keeping `energy` of sum(sigma^2) */
+} xkv_rank_policy;
+
+typedef struct {
+  int n_layers, n_heads, n_kv_heads, head_dim;
+  int max_tokens;     /* capacity: prompt + generated */
+  int group;          /* W: layers sharing one basis (1, 2, 4, 8) */
+  xkv_rank_policy policy;
+  int rank_k, rank_v; /* XKV_RANK_FIXED */
+  float target_ratio; /* XKV_RANK_RATIO */
+  float energy;       /* XKV_RANK_ENERGY, in (0, 1] */
+  int exact;          /* 1: no compression (the reference path) */
+  xkv_dtype dtype;    /* factor storage: XKV_F16, XKV_BF16 or XKV_F32 */
+  float rope_theta;   /* 10000 for llama2.c */
+  xkv_rope_style rope_style;
+  uint64_t seed;      /* randomized SVD */
+} xkv_cache_config;
+
+typedef struct {
+  uint64_t bytes;       /* bytes the cache stores now */
+  uint64_t exact_bytes; /* what an exact f16 cache would store */
+  double ratio;         /* exact_bytes / bytes */
+  int tokens;           /* prompt + appended */
+  int prompt_tokens;
+  int groups_compressed;
+  int rank_k_min, rank_k_max, rank_v_min, rank_v_max;
+} xkv_cache_stats;
+
+typedef struct xkv_cache xkv_cache;
+
+xkv_status xkv_cache_create(xkv_context *ctx, const xkv_cache_config *cfg,
+                            xkv_cache **out);
+void xkv_cache_destroy(xkv_cache *c);
+/* Prompt of L tokens for one layer: k_pre_rope and v are [L, n_kv_heads,
+ * head_dim]. Layers arrive in order 0..n_layers-1, each once. */
+xkv_status xkv_cache_prefill(xkv_cache *c, int layer, const float *k_pre_rope,
+                             const float *v, int L);
+/* One generated token for one layer ([n_kv_heads, head_dim] each); its
+ * position is the layer's current length. */
+xkv_status xkv_cache_append(xkv_cache *c, int layer, const float *k_pre_rope,
+                            const float *v);
+/* Decode attention for one layer: q is [n_heads, head_dim] pre-RoPE at
+ * position `pos` (rotated here), out is [n_heads, head_dim]: softmax(q K^T /
+ * sqrt(d)) V over every cached token of the layer (GQA by head groups). */
+xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
+                         float *out);
+xkv_status xkv_cache_get_stats(const xkv_cache *c, xkv_cache_stats *out);
+
 #ifdef __cplusplus
 }
 #endif
