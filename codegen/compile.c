@@ -7,10 +7,15 @@
 
 int xk_compile_ir(xk_dsl *dsl, int k, const xk_constexpr *over, int nover,
                   xk_func **out, xk_diag *d) {
+  return xk_compile_ir_spec(dsl, k, over, nover, NULL, out, d);
+}
+
+int xk_compile_ir_spec(xk_dsl *dsl, int k, const xk_constexpr *over, int nover,
+                       const int *spec, xk_func **out, xk_diag *d) {
   xk_func *f = NULL;
   if (xk_dsl_trace(dsl, k, over, nover, &f, d))
     return -1;
-  if (xk_passes_run(f, d)) {
+  if (xk_spec_apply(f, spec, d) || xk_passes_run(f, d)) {
     xk_func_free(f);
     return -1;
   }
@@ -25,6 +30,8 @@ int xk_compile_llvm(const xk_func *f, const char *target,
   LLVMModuleRef m = xk_module_new(f->name, target, tm);
   int rc = xk_target_is_gpu(target)
                ? xk_lower_nvptx(f, m, sym, target, info ? info : &scratch, d)
+           : !strcmp(target, "sim")
+               ? xk_lower_sim(f, m, sym, info ? info : &scratch, d)
                : xk_lower_host(f, m, sym, d);
   if (!rc && opt)
     rc = xk_optimize(m, tm, d);
@@ -51,6 +58,11 @@ uint64_t xk_variant_hash(const xk_func *f, const char *target) {
     h = fnv(h, f->consts[i].name, strlen(f->consts[i].name) + 1);
     h = fnv(h, &f->consts[i].value, sizeof f->consts[i].value);
   }
+  for (int i = 0; i < f->nargs; i++)
+    if (f->args[i].spec) { /* unspecialized variants keep their hashes */
+      h = fnv(h, &i, sizeof i);
+      h = fnv(h, &f->args[i].spec, sizeof f->args[i].spec);
+    }
   h = fnv(h, &f->num_warps, sizeof f->num_warps);
   return fnv(h, &f->num_stages, sizeof f->num_stages);
 }

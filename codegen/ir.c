@@ -202,6 +202,7 @@ int xk_func_add_arg(xk_func *f, const char *name, xk_type t) {
   f->args = a;
   f->args[f->nargs].name = xk_strdup(name);
   f->args[f->nargs].type = t;
+  f->args[f->nargs].spec = 0;
   f->nargs++;
   return xk_block_add_arg(f, 0, t);
 }

@@ -132,9 +132,20 @@ typedef struct {
   int64_t value;
 } xk_constexpr;
 
+/* Argument specialization (Triton's, ahead of time): facts a variant may
+ * assume about an argument's run-time value; the runtime's dispatcher only
+ * launches a variant whose facts hold. XK_SPEC_ONE args are replaced by the
+ * constant 1 before lowering, so lowerings only see ALIGN16 and DIV16. */
+enum {
+  XK_SPEC_ALIGN16 = 1, /* pointer: 16-byte aligned */
+  XK_SPEC_DIV16 = 2,   /* integer: divisible by 16 */
+  XK_SPEC_ONE = 4      /* integer: equal to 1 */
+};
+
 typedef struct {
   char *name;
   xk_type type;
+  int spec; /* XK_SPEC_* bits */
 } xk_arg;
 
 typedef struct xk_func {

@@ -3,6 +3,7 @@
  * the full vector width) and resolves libm and compiler-rt helpers from the
  * process. */
 #include "lower.h"
+#include "sim.h"
 
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -21,6 +22,24 @@ static int jit_error(xk_diag *d, const char *what, LLVMErrorRef e) {
   xk_diag_set(d, "JIT: %s: %s", what, m);
   LLVMDisposeErrorMessage(m);
   return -1;
+}
+
+/* The emulator's entry points for sim kernels, defined by address: they
+ * need not be exported from the executable that links them. */
+static int define_sim_symbols(LLVMOrcLLJITRef j, xk_diag *d) {
+  LLVMOrcCSymbolMapPair pairs[32];
+  size_t n = 0;
+  for (const xk_sim_symbol *s = xk_sim_symbols; s->name && n < 32; s++, n++) {
+    pairs[n].Name = LLVMOrcLLJITMangleAndIntern(j, s->name);
+    pairs[n].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)s->addr;
+    pairs[n].Sym.Flags.GenericFlags =
+        LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
+    pairs[n].Sym.Flags.TargetFlags = 0;
+  }
+  LLVMErrorRef e =
+      LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j),
+                            LLVMOrcAbsoluteSymbols(pairs, n));
+  return e ? jit_error(d, "cannot define the sim emulator's symbols", e) : 0;
 }
 
 int xk_jit_new(xk_jit **out, xk_diag *d) {
@@ -45,6 +64,10 @@ int xk_jit_new(xk_jit **out, xk_diag *d) {
     return -1;
   }
   LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j), gen);
+  if (define_sim_symbols(j, d)) {
+    LLVMConsumeError(LLVMOrcDisposeLLJIT(j));
+    return -1;
+  }
   xk_jit *x = calloc(1, sizeof *x);
   if (!x) {
     LLVMConsumeError(LLVMOrcDisposeLLJIT(j));

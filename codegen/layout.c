@@ -291,3 +291,104 @@ char *xk_layout_str(const xk_layout *l, char *buf, size_t n) {
     put_list(buf, n, k, "[", l->shape, l->rank);
   return buf;
 }
+
+/* ---- tensor-core layouts ------------------------------------------------ */
+
+/* Warps go to the dim whose per-warp tile is larger while both keep whole
+ * m16/n8 tiles (fewer shared-memory fragment loads per mma); warps left
+ * over replicate rows. */
+int xk_layout_mma(xk_layout *l, const int32_t *shape, int num_warps) {
+  if (shape[0] < 16 || shape[1] < 8 || !is_pow2(num_warps))
+    return -1;
+  int w[2] = {1, 1}, rem = num_warps;
+  while (rem > 1) {
+    int m_ok = shape[0] / (2 * w[0]) >= 16, n_ok = shape[1] / (2 * w[1]) >= 8;
+    if (m_ok && (shape[0] / w[0] >= shape[1] / w[1] || !n_ok))
+      w[0] *= 2;
+    else if (n_ok)
+      w[1] *= 2;
+    else
+      break;
+    rem /= 2;
+  }
+  w[0] *= rem;
+  static const int spt[2] = {1, 2}, tpw[2] = {8, 4}, order[2] = {1, 0};
+  return xk_layout_blocked(l, 2, shape, spt, tpw, w, order, num_warps);
+}
+
+xk_mma_tiles xk_layout_mma_tiles(const xk_layout *l) {
+  xk_mma_tiles t;
+  t.row_regs = dim_nregs(l, 0);
+  t.mtiles = t.row_regs > 1 ? t.row_regs / 2 : 1;
+  t.ntiles = dim_nregs(l, 1) / 2;
+  return t;
+}
+
+static int row_reg(const xk_layout *l, int i, int half) {
+  return dim_nregs(l, 0) > 1 ? 2 * i + half : 0;
+}
+
+int xk_mma_acc_reg(const xk_layout *l, int i, int j, int q) {
+  int rd[2] = {row_reg(l, i, q >> 1), 2 * j + (q & 1)};
+  return xk_layout_reg_join(l, rd);
+}
+
+int xk_mma_row(const xk_layout *l, int lane, int warp, int rr) {
+  return (xk_layout_thread_pdim(l, lane, warp, 0) + rr * coverage(l, 0)) &
+         (l->shape[0] - 1);
+}
+
+/* First column of the warp's n8 tile j. */
+static int ntile_col(const xk_layout *l, int warp, int j) {
+  return xk_layout_thread_pdim(l, 0, warp, 1) + j * coverage(l, 1);
+}
+
+void xk_mma_a_coord(const xk_layout *l, int lane, int warp, int i, int kk,
+                    int e, int *row, int *k) {
+  *row = xk_mma_row(l, lane, warp, row_reg(l, i, (e >> 1) & 1));
+  *k = kk * 16 + (e >> 2) * 8 + (lane % 4) * 2 + (e & 1);
+}
+
+void xk_mma_b_coord(const xk_layout *l, int lane, int warp, int j, int kk,
+                    int e, int *k, int *col) {
+  *k = kk * 16 + (e >> 1) * 8 + (lane % 4) * 2 + (e & 1);
+  *col = ntile_col(l, warp, j) + lane / 4;
+}
+
+/* ldmatrix.x4: lanes 8q..8q+7 address the rows of matrix q, and a lane
+ * receives in register q the pair (row lane/4, cols 2*(lane%4)..+1) of
+ * matrix q (transposed: rows and cols swap). */
+void xk_mma_ldsm_a(const xk_layout *l, int lane, int warp, int i, int kk,
+                   int *row, int *k) {
+  int q = lane >> 3;
+  *row = (xk_layout_thread_pdim(l, 0, warp, 0) + (lane & 7) +
+          row_reg(l, i, q & 1) * coverage(l, 0)) &
+         (l->shape[0] - 1);
+  *k = kk * 16 + (q >> 1) * 8;
+}
+
+void xk_mma_ldsm_b(const xk_layout *l, int lane, int warp, int j, int kk,
+                   int *k, int *col) {
+  int q = lane >> 3, jj = j + (q >> 1);
+  if (jj >= dim_nregs(l, 1) / 2)
+    jj = j; /* an x2 load: lanes 16..31 only need a valid address */
+  *k = kk * 16 + (q & 1) * 8 + (lane & 7);
+  *col = ntile_col(l, warp, jj);
+}
+
+int xk_swizzle_make(xk_swizzle *z, int rows, int cols, int elem_bytes) {
+  if (elem_bytes <= 0 || 16 % elem_bytes || cols * elem_bytes % 16)
+    return -1;
+  z->rows = rows;
+  z->cols = cols;
+  z->vec = 16 / elem_bytes;
+  int chunks = cols / z->vec;
+  z->per_phase = chunks >= 8 ? 1 : 8 / chunks;
+  z->max_phase = chunks >= 8 ? 8 : chunks;
+  return 0;
+}
+
+int xk_swizzle_offset(const xk_swizzle *z, int row, int col) {
+  int phase = row / z->per_phase % z->max_phase;
+  return row * z->cols + ((col / z->vec) ^ phase) * z->vec + col % z->vec;
+}

@@ -81,4 +81,57 @@ int xk_layout_coords(const xk_layout *l, int lane, int warp, int reg,
 /* "blocked{spt=[1,4] tpw=[4,8] wpc=[4,1] order=[1,0]} [64,64]" */
 char *xk_layout_str(const xk_layout *l, char *buf, size_t n);
 
+/* ---- tensor-core layouts (mma.sync m16n8k16) ----------------------------
+ *
+ * The accumulator of m16n8k16 gives lane l (g = l/4, t = l%4) the elements
+ * (g, 2t..2t+1) and (g+8, 2t..2t+1) of a 16x8 tile. That is the blocked
+ * layout spt=[1,2] tpw=[8,4] order=[1,0]: an "m16" tile of a warp is the
+ * pair of its row registers (2i, 2i+1), i.e. rows r and r + 8*wpc[0], and an
+ * "n8" tile is the pair of column registers (2j, 2j+1). The fragment math
+ * does not care which rows a tile holds as long as A is loaded with the
+ * same rows, so the accumulator is an ordinary blocked layout and every
+ * conversion, reduction and store works on it unchanged. A warp holding a
+ * single row register (M < 16 * wpc[0]: replicated warps) pairs the
+ * register with itself and drops the duplicate half. */
+
+/* 0, or -1 when the tile does not fit m16n8k16 (rank 2, M >= 16, N >= 8). */
+int xk_layout_mma(xk_layout *l, const int32_t *shape, int num_warps);
+typedef struct {
+  int mtiles, ntiles; /* m16 and n8 tiles per warp */
+  int row_regs;       /* row registers per thread (1 when paired with itself) */
+} xk_mma_tiles;
+xk_mma_tiles xk_layout_mma_tiles(const xk_layout *l);
+/* Accumulator register of fragment element q (c0..c3) of warp tile (i, j). */
+int xk_mma_acc_reg(const xk_layout *l, int i, int j, int q);
+/* Tile coordinates of the A fragment element e (a0..a7; a row of the
+ * warp's m16 tile i, k within a 16-wide step kk) and of the B fragment
+ * element e (b0..b3) of n8 tile j, for a lane of a warp; per the PTX ISA
+ * "Matrix Fragments for mma.m16n8k16" (f16/bf16). */
+void xk_mma_a_coord(const xk_layout *l, int lane, int warp, int i, int kk,
+                    int e, int *row, int *k);
+void xk_mma_b_coord(const xk_layout *l, int lane, int warp, int j, int kk,
+                    int e, int *k, int *col);
+/* ldmatrix.x4 row addresses: the tile row/col of the 8-element chunk that
+ * `lane` points at, loading A tile i at step kk (non-transposed), or B
+ * n8 tiles j, j+1 at step kk (transposed, from a [K,N] row-major tile). */
+void xk_mma_ldsm_a(const xk_layout *l, int lane, int warp, int i, int kk,
+                   int *row, int *k);
+void xk_mma_ldsm_b(const xk_layout *l, int lane, int warp, int j, int kk,
+                   int *k, int *col);
+/* Tile row of the accumulator's row register rr (wrapped into M). */
+int xk_mma_row(const xk_layout *l, int lane, int warp, int rr);
+
+/* ---- swizzled shared memory --------------------------------------------
+ * A row-major [rows, cols] tile of 2-byte elements in 16-byte chunks,
+ * chunk c of row r stored at chunk c ^ ((r / per_phase) % max_phase), so
+ * the 8 rows an ldmatrix phase reads (or a warp's row-wise stores) hit
+ * distinct 16-byte bank groups (Triton's shared layout, vec = 8). */
+typedef struct {
+  int rows, cols, vec, per_phase, max_phase;
+} xk_swizzle;
+/* cols * elem_bytes must be a multiple of 16; -1 otherwise. */
+int xk_swizzle_make(xk_swizzle *z, int rows, int cols, int elem_bytes);
+/* Element offset of (row, col). */
+int xk_swizzle_offset(const xk_swizzle *z, int row, int col);
+
 #endif

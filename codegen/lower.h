@@ -22,14 +22,24 @@ int xk_lower_host(const xk_func *f, LLVMModuleRef mod, const char *sym,
                   xk_diag *d);
 int xk_lower_nvptx(const xk_func *f, LLVMModuleRef mod, const char *sym,
                    const char *sm, xk_nvptx_info *info, xk_diag *d);
+/* The sim target: xk_lower_nvptx's per-thread code on the host, calling
+ * the SIMT emulator (sim.h); `sym` has the xk_sim_fn ABI. */
+int xk_lower_sim(const xk_func *f, LLVMModuleRef mod, const char *sym,
+                 xk_nvptx_info *info, xk_diag *d);
 
-/* target.c. `target` is "host" or an "sm_XX" name. */
+/* spec.c: tells LLVM an argument's ALIGN16/DIV16 facts (llvm.assume);
+ * the lowerings call it on each argument value in their entry block. */
+void xk_spec_assume(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef v,
+                    int spec);
+
+/* target.c. `target` is "host", "sim" (a host machine) or an "sm_XX"
+ * name. */
 int xk_target_is_gpu(const char *target);
 int xk_target_machine(const char *target, LLVMTargetMachineRef *tm,
                       xk_diag *d);
 LLVMModuleRef xk_module_new(const char *name, const char *target,
                             LLVMTargetMachineRef tm);
-/* Verifies and runs default<O3> with the target machine. */
+/* Verifies and runs the LLVM pipeline (O3 for GPUs, O2 for the host). */
 int xk_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, xk_diag *d);
 /* Emits assembly (PTX for GPUs) or an object file; malloc'd buffer. */
 int xk_target_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int object,

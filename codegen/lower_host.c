@@ -426,6 +426,7 @@ int xk_lower_host(const xk_func *f, LLVMModuleRef mod, const char *sym,
     LLVMValueRef v = LLVMBuildLoad2(h.b, xk_hl_mem_type(&h, t.dtype), p, "");
     if (t.dtype == XK_I1)
       v = LLVMBuildTrunc(h.b, v, h.t_i1, "");
+    xk_spec_assume(mod, h.b, v, f->args[i].spec);
     h.vals[e->args[i]].kind = HV_SCALAR;
     h.vals[e->args[i]].v = v;
   }

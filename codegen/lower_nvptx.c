@@ -78,6 +78,22 @@ LLVMValueRef nv_call(nv *s, const char *name, LLVMTypeRef ret,
   return LLVMBuildCall2(s->b, ft, fn, args, (unsigned)nargs, "");
 }
 
+void nv_note_global(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                    LLVMValueRef active, int is_store) {
+  if (s->pr->count_global)
+    s->pr->count_global(s, ty, ptr, active, is_store);
+}
+
+void nv_note_shared(nv *s, LLVMTypeRef ty, LLVMValueRef ptr, int is_store) {
+  if (s->pr->count_shared)
+    s->pr->count_shared(s, ty, ptr, NULL, is_store);
+}
+
+void nv_note_count(nv *s, int kind, int n) {
+  if (s->pr->count)
+    s->pr->count(s, kind, n);
+}
+
 static int log2i(int x) {
   int k = 0;
   while ((1 << k) < x)
@@ -514,6 +530,7 @@ static int lower_shape(nv *s, const xk_op *op) {
  * access so it never touches memory. */
 static LLVMValueRef guarded_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
                                  LLVMValueRef mask, LLVMValueRef other) {
+  nv_note_global(s, ty, ptr, mask, 0);
   if (!mask || (LLVMIsAConstantInt(mask) && LLVMConstIntGetZExtValue(mask)))
     return LLVMBuildLoad2(s->b, ty, ptr, "");
   if (s->pr->load_masked)
@@ -622,6 +639,7 @@ static int lower_store(nv *s, const xk_op *op) {
       g = LLVMBuildAnd(s->b, g, src_elem(s, &ms, &l, i), "");
     pi = src_elem(s, &ps, &l, i);
     vi = src_elem(s, &vsrc, &l, i);
+    nv_note_global(s, nv_mem_ty(s, dt), pi, g, 1);
     LLVMBasicBlockRef join = guard_open(s, g);
     if (atomic) {
       if (xk_dtype_is_float(dt) && dt != XK_F32 && dt != XK_F16)
@@ -660,7 +678,8 @@ static int lower_for(nv *s, const xk_op *op) {
       nr[i] = 0;
       init[i] = &s->vals[v].s;
     } else {
-      if (!(init[i] = nv_get_any(s, v, &lay[i])))
+      int hint = nv_carried_layout(s, op, i, &lay[i]);
+      if (!(init[i] = hint ? nv_get(s, v, &lay[i]) : nv_get_any(s, v, &lay[i])))
         return -1;
       nr[i] = xk_layout_nregs(&lay[i]);
     }
@@ -816,7 +835,8 @@ static int finish_smem(nv *s, const char *sym) {
                   "needs %d bytes of shared memory, above the %d-byte static "
                   "limit: use smaller tiles",
                   s->smem_bytes, SMEM_LIMIT);
-  if (!s->smem_bytes) {
+  /* primitives that keep shared memory elsewhere (sim) leave it unused */
+  if (!s->smem_bytes || !LLVMGetFirstUse(s->smem)) {
     LLVMDeleteGlobal(s->smem);
     return 0;
   }
@@ -836,13 +856,18 @@ static int finish_smem(nv *s, const char *sym) {
 int xk_lower_nvptx(const xk_func *f, LLVMModuleRef mod, const char *sym,
                    const char *sm, xk_nvptx_info *info, xk_diag *d) {
   (void)sm; /* the module's target machine already names it */
+  return xk_lower_simt(f, mod, sym, &xk_nvptx_prims, info, d);
+}
+
+int xk_lower_simt(const xk_func *f, LLVMModuleRef mod, const char *sym,
+                  const nv_prims *pr, xk_nvptx_info *info, xk_diag *d) {
   nv s;
   memset(&s, 0, sizeof s);
   s.f = f;
   s.mod = mod;
   s.ctx = LLVMGetModuleContext(mod);
   s.d = d;
-  s.pr = &xk_nvptx_prims;
+  s.pr = pr;
   s.nw = f->num_warps > 0 ? f->num_warps : 4;
   s.staged_a = -1;
   if (s.nw & (s.nw - 1) || s.nw > 32)
@@ -881,8 +906,10 @@ int xk_lower_nvptx(const xk_func *f, LLVMModuleRef mod, const char *sym,
   s.smem = LLVMAddGlobalInAddressSpace(
       mod, LLVMArrayType2(LLVMInt8TypeInContext(s.ctx), 1), gname, 3);
   s.pr->mark_kernel(&s, s.fn, 32 * s.nw);
-  for (int i = 0; i < f->blocks[0].nargs; i++)
+  for (int i = 0; i < f->blocks[0].nargs; i++) {
     set_scalar(&s, f->blocks[0].args[i], LLVMGetParam(s.fn, (unsigned)i));
+    xk_spec_assume(mod, s.pb, LLVMGetParam(s.fn, (unsigned)i), f->args[i].spec);
+  }
   int rc = lower_block(&s, 0);
   if (!rc) {
     LLVMBuildRetVoid(s.b);

@@ -14,6 +14,7 @@
 
 #include "layout.h"
 #include "lower.h"
+#include "sim.h"
 
 typedef struct nv nv;
 
@@ -35,6 +36,31 @@ typedef struct {
   /* base of the block's shared scratch (nv_smem sizes it) */
   LLVMValueRef (*smem_base)(nv *s);
   int global_as; /* address space of kernel pointer arguments */
+  /* Optional instrumentation (the sim target; NULL for NVPTX), emitted
+   * before a memory access of type `ty` at `ptr` whose execution by this
+   * thread `active` (i1, NULL = always) says, and for instruction counts
+   * (n instructions of XK_SIM_* `kind`). */
+  void (*count_global)(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                       LLVMValueRef active, int is_store);
+  void (*count_shared)(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                       LLVMValueRef active, int is_store);
+  void (*count)(nv *s, int kind, int n);
+  /* Tensor cores and async copies (NULL: dots run on FMAs, loop loads on
+   * ordinary loads). ldmatrix: `n` (1, 2, 4) 8x8 b16 matrices whose rows
+   * lanes 8q..8q+7 address in shared memory, optionally transposed; out[q]
+   * is an i32 (two b16). mma: m16n8k16 row.col with f32 accumulate on
+   * `dtype` (XK_F16, XK_BF16) inputs, a = 4, b = 2 i32 fragment registers,
+   * c and d 4 floats. cp_async: copies src_bytes (i32, 0..bytes) from
+   * global `src` to shared `dst` and zero-fills up to bytes (4, 8, 16);
+   * visible after cp_async_wait(n) leaves at most n newer groups pending. */
+  void (*ldmatrix)(nv *s, LLVMValueRef addr, int n, int trans,
+                   LLVMValueRef *out);
+  void (*mma)(nv *s, int dtype, LLVMValueRef *a, LLVMValueRef *b,
+              LLVMValueRef *c, LLVMValueRef *d);
+  void (*cp_async)(nv *s, LLVMValueRef dst, LLVMValueRef src, int bytes,
+                   LLVMValueRef src_bytes);
+  void (*cp_async_commit)(nv *s);
+  void (*cp_async_wait)(nv *s, int n);
 } nv_prims;
 
 extern const nv_prims xk_nvptx_prims;
@@ -79,14 +105,26 @@ struct nv {
   /* the dot `a` operand whose tile is still staged at shared offset 0
    * (-1 when none): consecutive dots sharing `a` skip restaging it */
   int staged_a;
+  int staged_swz; /* ... in the swizzled layout of a tensor-core dot */
   nv_bases *bases;
   int nbases, cap_bases;
   void **arena;
   int narena, cap_arena;
   const xk_op *op; /* for diagnostics */
+  LLVMValueRef smem_rt; /* sim: the block's shared memory, in the prologue */
+  int ninstr;           /* sim: memory instructions instrumented so far */
 };
 
 /* lower_nvptx.c */
+/* The per-thread lowering with primitives `pr`: xk_lower_nvptx and
+ * xk_lower_sim. */
+int xk_lower_simt(const xk_func *f, LLVMModuleRef mod, const char *sym,
+                  const nv_prims *pr, xk_nvptx_info *info, xk_diag *d);
+/* The optional instrumentation hooks of s->pr (no-ops when absent). */
+void nv_note_global(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                    LLVMValueRef active, int is_store);
+void nv_note_shared(nv *s, LLVMTypeRef ty, LLVMValueRef ptr, int is_store);
+void nv_note_count(nv *s, int kind, int n);
 void *nv_alloc(nv *s, size_t n);
 int nv_err(nv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 LLVMTypeRef nv_reg_ty(nv *s, int dtype);
@@ -136,5 +174,24 @@ int nv_gather(nv *s, const LLVMValueRef *src, const xk_layout *sl, int dtype,
               const nv_map *m, const xk_layout *l, LLVMValueRef *out);
 int nv_lower_reduce(nv *s, const xk_op *op);
 int nv_lower_dot(nv *s, const xk_op *op);
+
+/* lower_nvptx_mma.c: dot on tensor cores. nv_mma_layout gives the
+ * accumulator layout when `dot` runs on them (1), else 0. */
+int nv_mma_layout(nv *s, const xk_op *dot, xk_layout *l);
+int nv_lower_dot_mma(nv *s, const xk_op *op, const xk_layout *lc);
+/* The layout a FOR's carried value `i` should start in: its yield's dot
+ * accumulator layout (1), so the loop never converts it; else 0. */
+int nv_carried_layout(nv *s, const xk_op *loop, int i, xk_layout *l);
+
+/* lower_sim_tc.c: the sim target's ldmatrix, mma and cp.async (nv_prims
+ * fields of the same names), calling sim_tc.c */
+void nv_sim_ldmatrix(nv *s, LLVMValueRef addr, int n, int trans,
+                     LLVMValueRef *out);
+void nv_sim_mma(nv *s, int dtype, LLVMValueRef *a, LLVMValueRef *b,
+                LLVMValueRef *c, LLVMValueRef *d);
+void nv_sim_cp_async(nv *s, LLVMValueRef dst, LLVMValueRef src, int bytes,
+                     LLVMValueRef src_bytes);
+void nv_sim_cp_async_commit(nv *s);
+void nv_sim_cp_async_wait(nv *s, int n);
 
 #endif

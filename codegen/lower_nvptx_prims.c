@@ -115,6 +115,83 @@ static LLVMValueRef p_smem_base(nv *s) {
   return s->smem;
 }
 
+static LLVMValueRef call_n(nv *s, const char *name, LLVMTypeRef ret,
+                           LLVMValueRef *args, int nargs) {
+  LLVMTypeRef pt[16];
+  for (int i = 0; i < nargs; i++)
+    pt[i] = LLVMTypeOf(args[i]);
+  LLVMTypeRef ft = LLVMFunctionType(ret, pt, (unsigned)nargs, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(s->mod, name);
+  if (!fn)
+    fn = LLVMAddFunction(s->mod, name, ft);
+  return LLVMBuildCall2(s->b, ft, fn, args, (unsigned)nargs, "");
+}
+
+static LLVMTypeRef struct_of(nv *s, LLVMTypeRef t, int n) {
+  LLVMTypeRef el[4] = {t, t, t, t};
+  return LLVMStructTypeInContext(s->ctx, el, (unsigned)n, 0);
+}
+
+static void p_ldmatrix(nv *s, LLVMValueRef addr, int n, int trans,
+                       LLVMValueRef *out) {
+  char name[80];
+  snprintf(name, sizeof name,
+           "llvm.nvvm.ldmatrix.sync.aligned.m8n8.x%d%s.b16.p3", n,
+           trans ? ".trans" : "");
+  LLVMTypeRef i32 = LLVMInt32TypeInContext(s->ctx);
+  if (n == 1) {
+    out[0] = call_n(s, name, i32, &addr, 1);
+    return;
+  }
+  LLVMValueRef r = call_n(s, name, struct_of(s, i32, n), &addr, 1);
+  for (int q = 0; q < n; q++)
+    out[q] = LLVMBuildExtractValue(s->b, r, (unsigned)q, "");
+}
+
+/* LLVM names m16n8k16 by its D and C types: f16 inputs take <2 x half>
+ * registers, bf16 inputs i32. */
+static void p_mma(nv *s, int dt, LLVMValueRef *a, LLVMValueRef *b,
+                  LLVMValueRef *c, LLVMValueRef *d) {
+  LLVMValueRef args[10];
+  LLVMTypeRef h2 = LLVMVectorType(LLVMHalfTypeInContext(s->ctx), 2);
+  for (int i = 0; i < 6; i++) {
+    LLVMValueRef x = i < 4 ? a[i] : b[i - 4];
+    args[i] = dt == XK_F16 ? LLVMBuildBitCast(s->b, x, h2, "") : x;
+  }
+  for (int i = 0; i < 4; i++)
+    args[6 + i] = c[i];
+  LLVMTypeRef f32 = LLVMFloatTypeInContext(s->ctx);
+  LLVMValueRef r =
+      call_n(s,
+             dt == XK_F16 ? "llvm.nvvm.mma.m16n8k16.row.col.f32.f32"
+                          : "llvm.nvvm.mma.m16n8k16.row.col.bf16",
+             struct_of(s, f32, 4), args, 10);
+  for (int q = 0; q < 4; q++)
+    d[q] = LLVMBuildExtractValue(s->b, r, (unsigned)q, "");
+}
+
+/* .cg (L2 only) for whole 16-byte chunks, .ca below; the .s forms take the
+ * source size and zero-fill the rest (masked elements). */
+static void p_cp_async(nv *s, LLVMValueRef dst, LLVMValueRef src, int bytes,
+                       LLVMValueRef src_bytes) {
+  char name[64];
+  snprintf(name, sizeof name, "llvm.nvvm.cp.async.%s.shared.global.%d.s",
+           bytes == 16 ? "cg" : "ca", bytes);
+  LLVMValueRef args[3] = {dst, src, src_bytes};
+  call_n(s, name, LLVMVoidTypeInContext(s->ctx), args, 3);
+}
+
+static void p_cp_async_commit(nv *s) {
+  call_n(s, "llvm.nvvm.cp.async.commit.group", LLVMVoidTypeInContext(s->ctx),
+         NULL, 0);
+}
+
+static void p_cp_async_wait(nv *s, int n) {
+  LLVMValueRef a = nv_i32(s, n);
+  call_n(s, "llvm.nvvm.cp.async.wait.group", LLVMVoidTypeInContext(s->ctx), &a,
+         1);
+}
+
 const nv_prims xk_nvptx_prims = {
     .tid = p_tid,
     .ctaid = p_ctaid,
@@ -126,4 +203,9 @@ const nv_prims xk_nvptx_prims = {
     .load_masked = p_load_masked,
     .smem_base = p_smem_base,
     .global_as = 1,
+    .ldmatrix = p_ldmatrix,
+    .mma = p_mma,
+    .cp_async = p_cp_async,
+    .cp_async_commit = p_cp_async_commit,
+    .cp_async_wait = p_cp_async_wait,
 };

@@ -99,6 +99,17 @@ static LLVMValueRef smem_ptr(nv *s, LLVMTypeRef ty, LLVMValueRef base,
   return LLVMBuildGEP2(s->b, ty, base, &idx, 1, "");
 }
 
+/* Shared-memory accesses, seen by the sim target's counters. */
+static LLVMValueRef smem_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr) {
+  nv_note_shared(s, ty, ptr, 0);
+  return LLVMBuildLoad2(s->b, ty, ptr, "");
+}
+
+static void smem_store(nv *s, LLVMValueRef v, LLVMValueRef ptr) {
+  nv_note_shared(s, LLVMTypeOf(v), ptr, 1);
+  LLVMBuildStore(s->b, v, ptr);
+}
+
 static LLVMValueRef to_mem(nv *s, int dt, LLVMValueRef v) {
   return dt == XK_I1 ? LLVMBuildZExt(s->b, v, nv_mem_ty(s, dt), "") : v;
 }
@@ -134,7 +145,7 @@ int nv_gather(nv *s, const LLVMValueRef *src, const xk_layout *sl, int dt,
     LLVMValueRef c[XK_MAX_RANK];
     nv_coords(s, sl, j, c);
     LLVMValueRef off = nv_rowmajor(s, c, m->src_shape, m->src_rank);
-    LLVMBuildStore(s->b, to_mem(s, dt, src[j]), smem_ptr(s, ty, base, off));
+    smem_store(s, to_mem(s, dt, src[j]), smem_ptr(s, ty, base, off));
   }
   s->pr->barrier(s);
   for (int r = 0; r < n; r++) {
@@ -142,8 +153,7 @@ int nv_gather(nv *s, const LLVMValueRef *src, const xk_layout *sl, int dt,
     nv_coords(s, l, r, c);
     map_llvm(s, m, c, o);
     LLVMValueRef off = nv_rowmajor(s, o, m->src_shape, m->src_rank);
-    out[r] = from_mem(s, dt,
-                      LLVMBuildLoad2(s->b, ty, smem_ptr(s, ty, base, off), ""));
+    out[r] = from_mem(s, dt, smem_load(s, ty, smem_ptr(s, ty, base, off)));
   }
   s->pr->barrier(s);
   return 0;
@@ -284,19 +294,18 @@ int nv_lower_reduce(nv *s, const xk_op *op) {
       nv_coords(s, &R, q, c);
       row[q] = LLVMBuildMul(s->b, nv_rowmajor(s, c, R.shape, R.rank),
                             nv_i32(s, da.wpc), "");
-      LLVMBuildStore(
-          s->b, res[q],
+      smem_store(
+          s, res[q],
           smem_ptr(s, k.ty, base, LLVMBuildAdd(s->b, row[q], widx, "")));
     }
     s->pr->barrier(s);
     for (int q = 0; q < nres; q++) {
       LLVMValueRef acc = NULL;
       for (int w = 0; w < da.wpc; w++) {
-        LLVMValueRef x = LLVMBuildLoad2(
-            s->b, k.ty,
+        LLVMValueRef x = smem_load(
+            s, k.ty,
             smem_ptr(s, k.ty, base,
-                     LLVMBuildAdd(s->b, row[q], nv_i32(s, w), "")),
-            "");
+                     LLVMBuildAdd(s->b, row[q], nv_i32(s, w), "")));
         acc = w ? red_combine(s, &k, acc, x) : x;
       }
       res[q] = acc;
@@ -327,7 +336,7 @@ static void stage(nv *s, const LLVMValueRef *regs, const xk_layout *l, int dt,
     nv_coords(s, l, j, c);
     LLVMValueRef off =
         LLVMBuildAdd(s->b, nv_rowmajor(s, c, l->shape, 2), nv_i32(s, at), "");
-    LLVMBuildStore(s->b, regs[j], smem_ptr(s, ty, base, off));
+    smem_store(s, regs[j], smem_ptr(s, ty, base, off));
   }
 }
 
@@ -354,11 +363,13 @@ int nv_lower_dot(nv *s, const xk_op *op) {
   if (at.rank != 2 || bt.rank != 2 || bt.shape[0] != K)
     return nv_err(s, "dot needs [M,K] x [K,N] tiles");
   xk_layout la, lb, lc;
+  if (nv_mma_layout(s, op, &lc))
+    return nv_lower_dot_mma(s, op, &lc);
   /* b and acc first: a conversion on their way uses shared memory and
    * so ends the reuse of a staged `a` */
   LLVMValueRef *b = nv_get_any(s, op->opnd[1], &lb);
   LLVMValueRef *acc = b ? nv_get_any(s, op->opnd[2], &lc) : NULL;
-  int reuse = s->staged_a == op->opnd[0];
+  int reuse = s->staged_a == op->opnd[0] && !s->staged_swz;
   LLVMValueRef *a = reuse || !acc ? NULL : nv_get_any(s, op->opnd[0], &la);
   if (!acc || (!reuse && !a))
     return -1;
@@ -406,15 +417,13 @@ int nv_lower_dot(nv *s, const xk_op *op) {
   for (int i = 0; i < d0.nregs; i++)
     av[i] = nv_ext_f32(
         s, dt,
-        LLVMBuildLoad2(
-            s->b, ty,
-            smem_ptr(s, ty, base, LLVMBuildAdd(s->b, arow[i], kv, "")), ""));
+        smem_load(s, ty,
+                  smem_ptr(s, ty, base, LLVMBuildAdd(s->b, arow[i], kv, ""))));
   for (int i = 0; i < d1.nregs; i++)
     bv[i] = nv_ext_f32(
         s, dt,
-        LLVMBuildLoad2(
-            s->b, ty,
-            smem_ptr(s, ty, base, LLVMBuildAdd(s->b, bcol[i], kn, "")), ""));
+        smem_load(s, ty,
+                  smem_ptr(s, ty, base, LLVMBuildAdd(s->b, bcol[i], kn, ""))));
   LLVMValueRef *out = nv_alloc(s, (size_t)n * sizeof *out);
   for (int r = 0; r < n; r++) {
     int rd[XK_MAX_RANK];
@@ -422,6 +431,7 @@ int nv_lower_dot(nv *s, const xk_op *op) {
     LLVMValueRef args[3] = {av[rd[0]], bv[rd[1]], ph[r]};
     out[r] = nv_call(s, "llvm.fma.f32", f32, args, 3);
   }
+  nv_note_count(s, XK_SIM_FMA, n);
   LLVMValueRef knext = LLVMBuildAdd(s->b, kv, nv_i32(s, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(s->b);
   LLVMAddIncoming(kv, &knext, &latch, 1);
@@ -434,6 +444,7 @@ int nv_lower_dot(nv *s, const xk_op *op) {
   LLVMPositionBuilderAtEnd(s->b, done);
   s->pr->barrier(s);
   s->staged_a = op->opnd[0];
+  s->staged_swz = 0;
   s->vals[op->res[0]].kind = NV_MAT;
   s->vals[op->res[0]].lay = lc;
   s->vals[op->res[0]].regs = out;

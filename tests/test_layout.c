@@ -226,6 +226,112 @@ START_TEST(test_runtime_canonical) {
 }
 END_TEST
 
+/* ---- tensor-core layouts ---------------------------------------------- */
+
+static const int32_t mma_shapes[][2] = {{16, 8},   {16, 16}, {32, 32},
+                                        {64, 64},  {64, 32}, {32, 128},
+                                        {128, 64}, {16, 64}, {128, 128}};
+#define NMMA (int)(sizeof mma_shapes / sizeof mma_shapes[0])
+
+/* The accumulator owns every element once, each warp holds whole m16n8
+ * tiles (or one replicated 8-row half), and fragment element q of tile
+ * (i, j) sits where the PTX ISA puts it: row g (+8 for q >= 2) of the A
+ * rows, column 2t + q%2 of the B columns. */
+START_TEST(test_mma_acc_layout) {
+  for (int s = 0; s < NMMA; s++)
+    for (int nw = 1; nw <= 8; nw *= 2) {
+      xk_layout l;
+      ck_assert_int_eq(xk_layout_mma(&l, mma_shapes[s], nw), 0);
+      check_ownership(&l);
+      xk_mma_tiles t = xk_layout_mma_tiles(&l);
+      ck_assert_int_eq(t.mtiles * t.ntiles * 4 / (t.row_regs == 1 ? 2 : 1),
+                       xk_layout_nregs(&l));
+      for (int w = 0; w < nw; w++)
+        for (int lane = 0; lane < 32; lane++)
+          for (int i = 0; i < t.mtiles; i++)
+            for (int j = 0; j < t.ntiles; j++)
+              for (int q = 0; q < 4; q++) {
+                int c[2], row, k, kb, col;
+                xk_layout_coords(&l, lane, w, xk_mma_acc_reg(&l, i, j, q), c);
+                xk_mma_a_coord(&l, lane, w, i, 0, (q >> 1) * 2, &row, &k);
+                ck_assert_int_eq(c[0], row);
+                int src = 4 * (2 * (lane % 4) + (q & 1)); /* holds col */
+                xk_mma_b_coord(&l, src, w, j, 0, 0, &kb, &col);
+                ck_assert_int_eq(c[1], col);
+              }
+    }
+  xk_layout l;
+  ck_assert_int_eq(xk_layout_mma(&l, (int32_t[]){8, 64}, 4), -1);
+  ck_assert_int_eq(xk_layout_mma(&l, (int32_t[]){64, 4}, 4), -1);
+}
+END_TEST
+
+/* ldmatrix.x4 delivers, in register q of lane L, elements (L/4, 2(L%4)+c)
+ * of the 8x8 matrix whose rows lanes 8q..8q+7 address ((2(L%4)+c, L/4)
+ * with .trans); that must be A fragment a_{2q+c} and B fragment b_{2(q%2)+c}
+ * of n8 tile j + q/2. */
+START_TEST(test_mma_ldmatrix_addresses) {
+  for (int s = 0; s < NMMA; s++)
+    for (int nw = 1; nw <= 8; nw *= 2) {
+      xk_layout l;
+      xk_layout_mma(&l, mma_shapes[s], nw);
+      xk_mma_tiles t = xk_layout_mma_tiles(&l);
+      for (int w = 0; w < nw; w++)
+        for (int lane = 0; lane < 32; lane++)
+          for (int q = 0; q < 4; q++)
+            for (int c = 0; c < 2; c++) {
+              int src = 8 * q + lane / 4, row, k, er, ek;
+              xk_mma_ldsm_a(&l, src, w, 0, 1, &row, &k);
+              xk_mma_a_coord(&l, lane, w, 0, 1, 2 * q + c, &er, &ek);
+              ck_assert_int_eq(row, er);
+              ck_assert_int_eq(k + 2 * (lane % 4) + c, ek);
+              if (t.ntiles < 2 && q >= 2)
+                continue; /* an x2 load */
+              int bk, bc, ebk, ebc;
+              xk_mma_ldsm_b(&l, 8 * q + 2 * (lane % 4) + c, w, 0, 0, &bk, &bc);
+              xk_mma_b_coord(&l, lane, w, q / 2, 0, 2 * (q % 2) + c, &ebk,
+                             &ebc);
+              ck_assert_int_eq(bk, ebk);
+              ck_assert_int_eq(bc + lane / 4, ebc);
+            }
+    }
+}
+END_TEST
+
+/* Swizzling permutes 16-byte chunks within a row (a bijection that keeps
+ * chunks whole), and any 8 consecutive rows read at one logical chunk
+ * (an ldmatrix phase) land in 8 distinct 16-byte bank groups. */
+START_TEST(test_swizzle) {
+  static const int dims[][2] = {{16, 16},  {64, 32}, {32, 64},
+                                {16, 128}, {64, 8},  {128, 256}};
+  for (size_t s = 0; s < sizeof dims / sizeof *dims; s++) {
+    xk_swizzle z;
+    int rows = dims[s][0], cols = dims[s][1];
+    ck_assert_int_eq(xk_swizzle_make(&z, rows, cols, 2), 0);
+    char *seen = calloc((size_t)(rows * cols), 1);
+    for (int r = 0; r < rows; r++)
+      for (int c = 0; c < cols; c++) {
+        int o = xk_swizzle_offset(&z, r, c);
+        ck_assert(o >= r * cols && o < (r + 1) * cols);
+        ck_assert_int_eq(o % 8, c % 8);
+        ck_assert(!seen[o]);
+        seen[o] = 1;
+      }
+    free(seen);
+    for (int r0 = 0; r0 + 8 <= rows; r0 += 8)
+      for (int c = 0; c < cols; c += 8) {
+        unsigned groups = 0;
+        for (int r = r0; r < r0 + 8; r++)
+          groups |= 1u << (xk_swizzle_offset(&z, r, c) * 2 / 16 % 8);
+        ck_assert_uint_eq(groups, 0xffu);
+      }
+  }
+  xk_swizzle z;
+  ck_assert_int_eq(xk_swizzle_make(&z, 16, 4, 2), -1);
+  ck_assert_int_eq(xk_swizzle_make(&z, 16, 16, 3), -1);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("layout");
   TCase *tc = tcase_create("core");
@@ -235,6 +341,9 @@ int main(void) {
   tcase_add_test(tc, test_slice_consistent);
   tcase_add_test(tc, test_reg_split_join);
   tcase_add_test(tc, test_runtime_canonical);
+  tcase_add_test(tc, test_mma_acc_layout);
+  tcase_add_test(tc, test_mma_ldmatrix_addresses);
+  tcase_add_test(tc, test_swizzle);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

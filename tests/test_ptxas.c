@@ -479,7 +479,12 @@ START_TEST(test_hand_kernels) {
   check_hand(k_rows(32, 64, 4), "32x64 w4", "shfl.sync.bfly");
   check_hand(k_rows(8, 8, 2), "8x8 w2 (replicated)", NULL);
   check_hand(k_gemm(XK_F32, 64, 64, 16, 4), "64x64x16 w4", "fma.rn.f32");
-  check_hand(k_gemm(XK_F16, 64, 64, 32, 4), "64x64x32 w4", "ld.shared");
+  check_hand(k_gemm(XK_F16, 64, 64, 32, 4), "64x64x32 w4",
+             "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32");
+  check_hand(k_gemm(XK_BF16, 128, 64, 32, 8), "bf16 128x64x32 w8",
+             "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32");
+  check_hand(k_gemm(XK_F16, 16, 16, 16, 8), "16x16x16 w8 (replicated)",
+             "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16");
   check_hand(k_gemm(XK_F32, 32, 32, 32, 2), "32x32x32 w2", "bar.sync");
   static const int dts[] = {XK_F32, XK_F16, XK_BF16, XK_I32, XK_I64};
   for (size_t i = 0; i < sizeof dts / sizeof *dts; i++)
@@ -538,10 +543,14 @@ static void check_kernel(xk_dsl *dsl, int k) {
       /* structural facts: reductions shuffle, dots run FMAs on tiles
        * staged in shared memory behind barriers */
       static const char *const facts[][2] = {
-          {"softmax", "shfl.sync.bfly"}, {"softmax", "ex2.approx"},
-          {"gemm_f32", "fma.rn.f32"},    {"gemm_f32", "bar.sync"},
-          {"gemm_f16", "cvt.f32.f16"},   {"gemm_f16", "ld.shared"},
-          {"rebuild_k", "fma.rn.f32"},   {"vadd", "ld.global"}};
+          {"softmax", "shfl.sync.bfly"},
+          {"softmax", "ex2.approx"},
+          {"gemm_f32", "fma.rn.f32"},
+          {"gemm_f32", "bar.sync"},
+          {"gemm_f16", "mma.sync.aligned.m16n8k16"},
+          {"gemm_f16", "ldmatrix.sync.aligned.m8n8.x4.shared.b16"},
+          {"rebuild_k", "mma.sync.aligned.m16n8k16"},
+          {"vadd", "ld.global"}};
       for (size_t q = 0; q < sizeof facts / sizeof *facts; q++)
         if (!strcmp(sp->name, facts[q][0]))
           ck_assert_msg(strstr(r.ptx, facts[q][1]), "%s [%s]: PTX lacks %s",

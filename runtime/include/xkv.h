@@ -244,6 +244,17 @@ typedef struct {
   float rope_theta;   /* 10000 for llama2.c */
   xkv_rope_style rope_style;
   uint64_t seed;      /* randomized SVD */
+  /* Selective reconstruction (xKV v2 / ShadowKV; 0 = dense decode): per
+   * decode step and KV head only the prompt chunks (8 tokens) whose
+   * landmarks (chunk means of the post-RoPE keys) score highest are
+   * rebuilt, reusing the chunks rebuilt for the previous step; a local
+   * window (the prompt's last tokens) and outlier chunks (lowest min-cosine
+   * of their keys to the landmark) are kept exact. Zero fields take the
+   * defaults given; a budget >= the prompt length decodes densely. */
+  int sr;                /* 1: selective reconstruction */
+  int sr_budget;         /* selected tokens per KV head, multiple of 8 (2048) */
+  int sr_local_window;   /* exact prompt tail tokens (64) */
+  float sr_outlier_frac; /* share of chunks kept exact as outliers (0.01) */
 } xkv_cache_config;
 
 typedef struct {
@@ -254,6 +265,13 @@ typedef struct {
   int prompt_tokens;
   int groups_compressed;
   int rank_k_min, rank_k_max, rank_v_min, rank_v_max;
+  /* selective reconstruction, over the xkv_attention calls that selected
+   * chunks: chunks selected (per KV head) that the reuse cache held, and
+   * chunks rebuilt; the last call's share of hits and tokens rebuilt */
+  int sr_steps;
+  uint64_t sr_chunks_hit, sr_chunks_rebuilt;
+  double sr_hit_rate, sr_last_hit_rate;
+  int sr_last_tokens_rebuilt;
 } xkv_cache_stats;
 
 typedef struct xkv_cache xkv_cache;

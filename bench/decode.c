@@ -1,0 +1,190 @@
+/* Decode attention time per step on this CPU (the runtime's CPU device,
+ * embedded host kernels): xKV dense decode (rank-space values) vs exact
+ * attention over the full f32 and f16 cache, SmolLM2-135M shapes (9 query
+ * / 3 KV heads, d = 64, 30 layers, W = 4), same run. Timing does not
+ * depend on the factors' values, so the bench fills one group's factors
+ * with random values (runtime/xkv_cache_int.h) instead of compressing 30
+ * layers at 32K on a 2-core CPU; it times one layer and reports x30.
+ * usage: decode [rank_k rank_v [out.csv]]; XKV_BENCH_SHAPE=llama8b gives
+ * Llama-3.1-8B shapes (32/8 heads, d = 128, 32 layers, rank 384/576), the
+ * GPU configuration (not run here: no GPU). */
+#include "../runtime/xkv_cache_int.h"
+#include "xkv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static void *rand_dev(xkv_context *ctx, size_t n, xkv_dtype dt,
+                      uint64_t *seed) {
+  size_t el = dt == XKV_F32 ? 4 : 2;
+  void *h = malloc(n * el), *d;
+  for (size_t i = 0; i < n; i++) {
+    *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+    float f = (float)((double)(*seed >> 40) / (1 << 24) - 0.5);
+    if (el == 4)
+      ((float *)h)[i] = f;
+    else {
+      _Float16 x = (_Float16)f;
+      memcpy((uint16_t *)h + i, &x, 2);
+    }
+  }
+  if (xkv_alloc(ctx, n * el, &d) || xkv_copy_h2d(ctx, d, h, n * el, NULL))
+    exit(1);
+  free(h);
+  return d;
+}
+
+typedef struct {
+  int hq, hkv, d, layers, W, rk, rv;
+} shape;
+
+/* ms per call of xkv_attention on layer 0, median of reps */
+static double time_attn(xkv_cache *c, const float *q, float *out, int pos) {
+  double best[9];
+  for (int r = 0; r < 9; r++) {
+    double t0 = now_ms();
+    if (xkv_attention(c, 0, q, pos, out)) {
+      fprintf(stderr, "decode: %s\n", xkv_last_error(c->ctx));
+      exit(1);
+    }
+    best[r] = now_ms() - t0;
+  }
+  for (int i = 0; i < 9; i++) /* insertion sort for the median */
+    for (int j = i; j > 0 && best[j] < best[j - 1]; j--) {
+      double t = best[j];
+      best[j] = best[j - 1];
+      best[j - 1] = t;
+    }
+  return best[4];
+}
+
+static xkv_cache *make(xkv_context *ctx, const shape *s, int L, int exact,
+                       xkv_dtype dt, uint64_t *seed) {
+  xkv_cache_config f = {.n_layers = s->W,
+                        .n_heads = s->hq,
+                        .n_kv_heads = s->hkv,
+                        .head_dim = s->d,
+                        .max_tokens = L + 1,
+                        .group = s->W,
+                        .policy = XKV_RANK_FIXED,
+                        .rank_k = s->rk,
+                        .rank_v = s->rv,
+                        .exact = exact,
+                        .dtype = dt,
+                        .rope_theta = 10000};
+  xkv_cache *c;
+  if (xkv_cache_create(ctx, &f, &c)) {
+    fprintf(stderr, "decode: %s\n", xkv_last_error(ctx));
+    exit(1);
+  }
+  size_t hd = (size_t)s->hkv * s->d;
+  xkv_layer *y = &c->layers[0];
+  y->prefilled = 1;
+  y->len = L;
+  if (exact) { /* the whole cache as exact tokens */
+    y->kx = rand_dev(ctx, (size_t)(L + 1) * hd, dt, seed);
+    y->vx = rand_dev(ctx, (size_t)(L + 1) * hd, dt, seed);
+    y->n_exact = L;
+    return c;
+  }
+  xkv_group *g = &c->groups[0];
+  g->L = L;
+  g->rank_k = s->rk;
+  g->rank_v = s->rv;
+  g->ak = rand_dev(ctx, (size_t)L * s->rk, dt, seed);
+  g->av = rand_dev(ctx, (size_t)L * s->rv, dt, seed);
+  y->bk = rand_dev(ctx, hd * s->rk, dt, seed);
+  y->bv = rand_dev(ctx, hd * s->rv, dt, seed);
+  y->kx = rand_dev(ctx, hd, dt, seed);
+  y->vx = rand_dev(ctx, hd, dt, seed);
+  if (xkv_alloc(ctx, (size_t)s->hq * s->rv * 4, (void **)&c->u))
+    exit(1);
+  c->u_cap = s->rv;
+  return c;
+}
+
+int main(int argc, char **argv) {
+  const char *sh = getenv("XKV_BENCH_SHAPE");
+  int llama = sh && !strcmp(sh, "llama8b");
+  shape s = llama ? (shape){32, 8, 128, 32, 4, 384, 576}
+                  : (shape){9, 3, 64, 30, 4, 96, 160};
+  if (argc > 2) {
+    s.rk = atoi(argv[1]);
+    s.rv = atoi(argv[2]);
+  }
+  xkv_context *ctx;
+  if (xkv_open(&ctx, "cpu")) {
+    fprintf(stderr, "decode: %s\n", xkv_last_error(ctx));
+    return 1;
+  }
+  xkv_device_info di;
+  xkv_device_get_info(ctx, &di);
+  char date[16], path[256];
+  time_t now = time(NULL);
+  strftime(date, sizeof date, "%Y-%m-%d", localtime(&now));
+  snprintf(path, sizeof path, "%s", argc > 3 ? argv[3] : "");
+  if (!path[0])
+    snprintf(path, sizeof path, "bench/results/decode-cpu-%s.csv", date);
+  FILE *csv = fopen(path, "w");
+  if (!csv) {
+    fprintf(stderr, "decode: cannot write %s\n", path);
+    return 1;
+  }
+  fprintf(csv, "device,threads,shape,L,path,rank_k,rank_v,ms_per_step,"
+               "bytes_per_step,speedup_vs_f16,bytes_ratio_vs_f16\n");
+  printf("%-6s %-10s %12s %14s %9s %9s\n", "L", "path", "ms/step", "MB/step",
+         "speedup", "bytes x");
+  static const int Ls[] = {2048, 8192, 32768};
+  uint64_t seed = 1;
+  float *q = malloc((size_t)s.hq * s.d * 4),
+        *out = malloc((size_t)s.hq * s.d * 4);
+  for (int i = 0; i < s.hq * s.d; i++)
+    q[i] = (float)(i % 7) * 0.1f;
+  for (int li = 0; li < 3; li++) {
+    int L = Ls[li];
+    struct {
+      const char *name;
+      int exact;
+      xkv_dtype dt;
+      double ms, bytes;
+    } p[] = {{"exact_f32", 1, XKV_F32, 0, 0},
+             {"exact_f16", 1, XKV_F16, 0, 0},
+             {"xkv_f16", 0, XKV_F16, 0, 0}};
+    double hd = (double)s.hkv * s.d, scores = 4.0 * s.hq * L * 5;
+    for (int k = 0; k < 3; k++) {
+      xkv_cache *c = make(ctx, &s, L, p[k].exact, p[k].dt, &seed);
+      p[k].ms = time_attn(c, q, out, L) * s.layers;
+      double el = p[k].dt == XKV_F32 ? 4 : 2;
+      /* K and V (or A_k, A_v, B_k, B_v) read once, plus the f32 scores:
+       * written, read twice and written by the softmax, read by P V */
+      p[k].bytes =
+          s.layers * (p[k].exact
+                          ? 2 * L * hd * el + scores
+                          : el * ((double)L + hd) * (s.rk + s.rv) + scores);
+      xkv_cache_destroy(c);
+    }
+    for (int k = 0; k < 3; k++) {
+      printf("%-6d %-10s %12.3f %14.2f %9.2f %9.2f\n", L, p[k].name, p[k].ms,
+             p[k].bytes / 1e6, p[1].ms / p[k].ms, p[1].bytes / p[k].bytes);
+      fprintf(csv, "cpu,%d,%s,%d,%s,%d,%d,%.4f,%.0f,%.3f,%.3f\n", di.units,
+              llama ? "llama3.1-8b" : "smollm2-135m", L, p[k].name,
+              p[k].exact ? 0 : s.rk, p[k].exact ? 0 : s.rv, p[k].ms, p[k].bytes,
+              p[1].ms / p[k].ms, p[1].bytes / p[k].bytes);
+    }
+  }
+  fclose(csv);
+  printf("wrote %s (per step = %d layers x one layer's attention)\n", path,
+         s.layers);
+  free(q);
+  free(out);
+  xkv_close(ctx);
+  return 0;
+}

@@ -1,0 +1,80 @@
+/* The H100 (SXM) model:
+ *
+ *   blocks_per_sm = min(32, 2048 / threads,
+ *                       65536 / (warps * roundup(regs * 32, 256)),
+ *                       233472 / (smem + 1024))
+ *   (registers are allocated per warp in 256s; each block also reserves
+ *   1 KB of shared memory for the system)
+ *   waves    = ceil(blocks / (132 * blocks_per_sm))
+ *   wave_eff = blocks / (waves * 132 * blocks_per_sm)
+ *   hide     = min(1, resident warps per SM / 8): two warps per scheduler
+ *              keep the pipes and memory busy for these tiled kernels
+ *   t_dram   = unique bytes / 3.0 TB/s (every distinct byte crosses DRAM
+ *              once: reuse between blocks hits the 50 MB L2)
+ *   t_l2     = 32 * sectors / 5.5 TB/s (what the requests move, so poor
+ *              coalescing costs even when the data is L2-resident)
+ *   t_tensor = 4096 * mma warp-instructions / 790 TFLOP/s (m16n8k16)
+ *   t_fma    = (64 * FMA + 32 * other FLOP warp-instructions) / 60 TFLOP/s
+ *   time     = max(t_dram, t_l2, t_tensor, t_fma) / (wave_eff * hide)
+ *              + 3 us of launch and tail latency
+ *
+ * Bandwidths and rates are the data-sheet peaks; the model ranks variants,
+ * it does not promise absolute times. */
+#include "perf_model.h"
+
+#define SMS 132
+#define REGS_PER_SM 65536
+#define SMEM_PER_SM (228 * 1024)
+#define THREADS_PER_SM 2048
+#define BLOCKS_PER_SM 32
+#define DRAM_BW 3.0e12
+#define L2_BW 5.5e12
+#define TENSOR_FLOPS 790e12
+#define FMA_FLOPS 60e12
+#define LAUNCH_S 3e-6
+
+int xk_perf_model(const xk_sim_counters *c, const xk_perf_launch *l,
+                  xk_perf_estimate *e, xk_diag *d) {
+  if (l->threads <= 0 || l->threads > 1024 || l->blocks <= 0)
+    return xk_diag_set(d, "perf model: %d threads x %lld blocks", l->threads,
+                       (long long)l->blocks);
+  int warps = (l->threads + 31) / 32;
+  int regs = l->registers > 0 ? l->registers : 32;
+  int per_warp = (regs * 32 + 255) / 256 * 256;
+  int by[4] = {THREADS_PER_SM / l->threads, REGS_PER_SM / (warps * per_warp),
+               SMEM_PER_SM / (l->shared_bytes + 1024), BLOCKS_PER_SM};
+  static const char *const names[4] = {"threads", "registers", "shared",
+                                       "blocks"};
+  int k = 0;
+  for (int i = 1; i < 4; i++)
+    if (by[i] < by[k])
+      k = i;
+  if (by[k] <= 0)
+    return xk_diag_set(d,
+                       "perf model: a block of %d threads, %d registers per "
+                       "thread and %d bytes of shared memory does not fit on "
+                       "an SM (%s)",
+                       l->threads, regs, l->shared_bytes, names[k]);
+  e->blocks_per_sm = by[k];
+  e->limiter = names[k];
+  e->occupancy = (double)(by[k] * warps) / 64.0;
+  double slots = (double)SMS * by[k];
+  e->waves = (double)((l->blocks + (int64_t)slots - 1) / (int64_t)slots);
+  e->wave_eff = (double)l->blocks / (e->waves * slots);
+  e->hide = by[k] * warps >= 8 ? 1.0 : by[k] * warps / 8.0;
+  e->t_dram = (double)c->unique_bytes / DRAM_BW;
+  e->t_l2 = 32.0 * (double)(c->gld_sectors + c->gst_sectors) / L2_BW;
+  e->t_tensor = 4096.0 * (double)c->inst[XK_SIM_MMA] / TENSOR_FLOPS;
+  e->t_fma = (64.0 * (double)c->inst[XK_SIM_FMA] +
+              32.0 * (double)c->inst[XK_SIM_FLOP]) /
+             FMA_FLOPS;
+  double t[4] = {e->t_dram, e->t_l2, e->t_tensor, e->t_fma};
+  static const char *const bounds[4] = {"dram", "l2", "tensor", "fma"};
+  int b = 0;
+  for (int i = 1; i < 4; i++)
+    if (t[i] > t[b])
+      b = i;
+  e->bound = bounds[b];
+  e->seconds = t[b] / (e->wave_eff * e->hide) + LAUNCH_S;
+  return 0;
+}

@@ -1,0 +1,51 @@
+#include "cli.h"
+#include "model.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int eng_parse_int(const char *flag, const char *s, long lo, long hi, int *out,
+                  eng_err *err) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi)
+    return eng_fail(err, "%s: \"%s\" is not an integer in [%ld, %ld]", flag, s,
+                    lo, hi);
+  *out = (int)v;
+  return 0;
+}
+
+int eng_parse_float(const char *flag, const char *s, double lo, double hi,
+                    float *out, eng_err *err) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || !(v >= lo && v <= hi))
+    return eng_fail(err, "%s: \"%s\" is not a number in [%g, %g]", flag, s, lo,
+                    hi);
+  *out = (float)v;
+  return 0;
+}
+
+int eng_flag_value(int argc, char **argv, int *i, const char **out,
+                   eng_err *err) {
+  if (*i + 1 >= argc)
+    return eng_fail(err, "%s needs a value", argv[*i]);
+  *out = argv[++*i];
+  return 0;
+}
+
+int eng_read_text(const char *path, char **out, eng_err *err) {
+  unsigned char *buf;
+  size_t n;
+  if (eng_read_file(path, &buf, &n, err))
+    return -1;
+  if (memchr(buf, 0, n)) {
+    free(buf);
+    return eng_fail(err, "%s: not a text file (contains NUL bytes)", path);
+  }
+  *out = (char *)buf;
+  return 0;
+}

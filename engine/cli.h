@@ -1,0 +1,18 @@
+/* Flag parsing shared by xkv-run and xkv-eval. */
+#ifndef ENG_CLI_H
+#define ENG_CLI_H
+
+#include "err.h"
+
+/* Whole-string numbers within [lo, hi]; errors name the flag. */
+int eng_parse_int(const char *flag, const char *s, long lo, long hi, int *out,
+                  eng_err *err);
+int eng_parse_float(const char *flag, const char *s, double lo, double hi,
+                    float *out, eng_err *err);
+/* argv[*i + 1] as the value of flag argv[*i]. */
+int eng_flag_value(int argc, char **argv, int *i, const char **out,
+                   eng_err *err);
+/* A text file's contents (NUL-terminated), malloc'ed. */
+int eng_read_text(const char *path, char **out, eng_err *err);
+
+#endif

@@ -1,0 +1,65 @@
+/* The KV cache seen by the forward pass. Keys arrive pre-RoPE and queries
+ * pre-RoPE: the cache owns RoPE (like xkv_cache_*), so the exact and the
+ * compressed cache take the same inputs. */
+#ifndef ENG_KVCACHE_H
+#define ENG_KVCACHE_H
+
+#include "err.h"
+#include "model.h"
+
+#include <stdint.h>
+
+typedef struct {
+  uint64_t bytes, exact_bytes; /* exact_bytes: an f16 exact cache */
+  double ratio;                /* exact_bytes / bytes */
+  int tokens, rank_k_min, rank_k_max, rank_v_min, rank_v_max;
+} eng_kv_stats;
+
+typedef struct eng_kv eng_kv;
+typedef struct {
+  /* the whole prompt of one layer: k_pre, v [n, n_kv_heads, head_dim] */
+  int (*prefill)(eng_kv *kv, int layer, const float *k_pre, const float *v,
+                 int n, eng_err *err);
+  int (*append)(eng_kv *kv, int layer, const float *k_pre, const float *v,
+                eng_err *err);
+  /* q [n_heads, head_dim] pre-RoPE at `pos`; out [n_heads, head_dim] */
+  int (*attention)(eng_kv *kv, int layer, const float *q, int pos, float *out,
+                   eng_err *err);
+  int (*stats)(eng_kv *kv, eng_kv_stats *out, eng_err *err);
+  void (*destroy)(eng_kv *kv);
+} eng_kv_ops;
+
+struct eng_kv {
+  const eng_kv_ops *ops;
+};
+
+/* Settings of an xKV cache (see xkv_cache_config). */
+typedef struct {
+  const char *device; /* "auto", "cpu", "cuda" */
+  int group;          /* W */
+  int rank_k, rank_v; /* fixed ranks when > 0 */
+  float ratio;        /* else ranks reaching this compression ratio */
+  int f32;            /* store factors in f32 (default f16) */
+  uint64_t seed;
+} eng_xkv_opts;
+
+int eng_kv_exact_create(const eng_config *c, int max_tokens, eng_kv **out,
+                        eng_err *err);
+/* Fails with a clear message when the runtime has no xKV cache. */
+int eng_kv_xkv_create(const eng_config *c, int max_tokens,
+                      const eng_xkv_opts *o, eng_kv **out, eng_err *err);
+/* "exact" or "xkv" (o used for xkv). */
+int eng_kv_create(const char *kind, const eng_config *c, int max_tokens,
+                  const eng_xkv_opts *o, eng_kv **out, eng_err *err);
+/* The device the xKV cache runs on ("cpu", a GPU name), for reports. */
+const char *eng_kv_xkv_device(const eng_kv *kv);
+
+/* Rank of one group of `w` layers (features = w * n_kv_heads * head_dim)
+ * over n tokens that reaches `ratio` against the exact cache: the low-rank
+ * storage r * (n + features) equals n * features / ratio, so groups of any
+ * width store the same per layer. At least 1, at most min(n, features). */
+int eng_rank_for_ratio(int n, int features, float ratio);
+
+void eng_rope(float *x, int n_heads, int head_dim, int pos, float theta);
+
+#endif

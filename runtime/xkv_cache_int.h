@@ -1,0 +1,114 @@
+/* Internals of the xKV cache (xkv_cache*.c): one cache per model; layers
+ * are grouped by W; each group holds the shared token factors A_k, A_v,
+ * each layer its per-head factors B_k, B_v and its exact tokens. */
+#ifndef XKV_CACHE_INT_H
+#define XKV_CACHE_INT_H
+
+#include "internal.h"
+
+/* randomized SVD oversampling (Halko et al.): sketch r + p columns */
+#define XKV_OVERSAMPLE 10
+/* selective reconstruction: tokens per chunk (the kernels' CHUNK) */
+#define XKV_SR_CHUNK 8
+
+typedef struct {
+  int L;              /* prompt tokens */
+  int rank_k, rank_v; /* 0 until compressed */
+  void *ak, *av;      /* [L, rank] storage dtype */
+} xkv_group;
+
+/* Selective reconstruction state of one layer (xkv_cache_sr.c). Rows of
+ * kr/vr per KV head: nfix exact rows (the local window, then the outlier
+ * chunks) and nsel slots of CHUNK rows, the reuse cache of rebuilt chunks. */
+typedef struct {
+  int nsc;        /* selectable chunks: whole chunks before the local window */
+  int nout, nsel; /* outlier chunks, chunks selected per step (per KV head) */
+  int nfix;       /* local window tokens + nout * CHUNK */
+  void *lm;       /* landmarks [nsc, Hkv, d] storage dtype, post-RoPE */
+  void *kr, *vr;  /* [nfix + nsel * CHUNK, Hkv, d] storage dtype */
+  int *outliers;  /* host [Hkv, nout] chunk ids */
+  int *slot_chunk; /* host [Hkv, nsel]: chunk held by each slot, -1 none */
+  int *chunk_slot; /* host [Hkv, nsc]: its slot, -1 none, -2 outlier */
+} xkv_sr_layer;
+
+typedef struct {
+  int prefilled;
+  int len;       /* prompt + appended tokens */
+  void *bk, *bv; /* [Hkv, rank, d] storage dtype, once compressed */
+  void *kx, *vx; /* exact tokens [max_tokens, Hkv, d] storage dtype;
+                    keys post-RoPE */
+  int n_exact;
+  float *stage_k, *stage_v; /* f32 [L, Hkv*d] until the group compresses */
+  xkv_sr_layer sr;          /* lm NULL: dense decode */
+} xkv_layer;
+
+/* the kernels a cache launches */
+typedef struct {
+  xkv_kernel *gemm_f32, *gemm_out; /* f32 -> f32, f32 -> storage dtype */
+  xkv_kernel *gemm_pv;             /* f32 x storage dtype -> f32 */
+  xkv_kernel *sumsq, *softmax;
+  xkv_kernel *scores_lr, *scores_exact, *out, *sr_rebuild;
+} xkv_cache_kernels;
+
+struct xkv_cache {
+  xkv_context *ctx;
+  xkv_cache_config cfg;
+  size_t elem; /* bytes per stored element */
+  int n_groups, next_layer, prompt_len;
+  xkv_group *groups;
+  xkv_layer *layers;
+  xkv_cache_kernels k;
+  float *cos, *sin; /* device [max_tokens, d/2] */
+  float *q, *s,
+      *u;    /* attention scratch: [Hq, d], [Hq, max_tokens], [Hq, rmax] */
+  int u_cap; /* columns of u */
+  float *host_vec; /* host scratch [max(Hq, Hkv) * d] */
+  /* selective reconstruction: the (head, chunk, slot) list of one step
+   * (host and device, sr_cap entries), landmark probabilities on the host
+   * [Hq, nsc] (sr_probs_cap floats), counters for xkv_cache_stats */
+  int *sr_list, *sr_list_dev, sr_cap;
+  float *sr_probs;
+  size_t sr_probs_cap;
+  int sr_steps, sr_last_hit, sr_last_rebuilt;
+  uint64_t sr_hit, sr_rebuilt;
+};
+
+/* xkv_cache_compress.c: compresses group g from its layers' staged K/V
+ * (then frees the staging); ranks from the cache's policy. */
+xkv_status xkv_cache_compress_group(xkv_cache *c, int g, const char *where);
+
+/* xkv_cache_sr.c: selective reconstruction. sr_prepare builds layer l's
+ * landmarks, outliers and exact rows after its group compressed (when SR
+ * applies to the prompt length); sr_select scores the landmarks with the
+ * loaded query (c->q), picks each KV head's chunks and rebuilds the ones
+ * the reuse cache misses into y->sr.kr/vr; sr_free releases the state. */
+xkv_status xkv_cache_sr_prepare(xkv_cache *c, int layer, const char *where);
+xkv_status xkv_cache_sr_select(xkv_cache *c, int layer);
+void xkv_cache_sr_free(xkv_cache *c, xkv_layer *y);
+
+/* xkv_cache_attn.c: S[h*G+g, n] = q . K[n, h] over T exact rows K [T, Hkv,
+ * d] (row stride lds of S), and the row softmax of S [rows, n] in place. */
+xkv_status xkv_cache_scores_exact(xkv_cache *c, const void *k, int T, float *s,
+                                  int lds);
+xkv_status xkv_cache_softmax(xkv_cache *c, float *s, int rows, int n);
+
+/* xkv_cache.c helpers shared by the files */
+/* n values between f32 and the storage dtype (host memory) */
+void xkv_cache_to_storage(const xkv_cache *c, const float *x, void *out,
+                          size_t n);
+void xkv_cache_from_storage(const xkv_cache *c, const void *x, float *out,
+                            size_t n);
+int xkv_cache_group_first(const xkv_cache *c, int g);
+int xkv_cache_group_size(const xkv_cache *c, int g);
+xkv_status xkv_cache_gemm(xkv_cache *c, xkv_kernel *k, const void *a, int sam,
+                          int sak, const void *b, xkv_dtype bdt, int sbk,
+                          int sbn, void *out, xkv_dtype cdt, int ldc, int m,
+                          int n, int kk, float beta);
+/* Rotates x [nheads, d] (in the cache's column order: pairs adjacent) by
+ * RoPE at position pos. */
+void xkv_cache_rope(const xkv_cache *c, float *x, int nheads, int pos);
+/* XKV_ROPE_HALF: puts pairs (i, i + d/2) next to each other, the order the
+ * kernels use; the identity for interleaved RoPE. */
+void xkv_cache_to_pair_order(const xkv_cache *c, float *x, int nrows);
+
+#endif
