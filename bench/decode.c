@@ -1,10 +1,16 @@
 /* Decode attention time per step on this CPU (the runtime's CPU device,
- * embedded host kernels): xKV dense decode (rank-space values) vs exact
- * attention over the full f32 and f16 cache, SmolLM2-135M shapes (9 query
- * / 3 KV heads, d = 64, 30 layers, W = 4), same run. Timing does not
- * depend on the factors' values, so the bench fills one group's factors
- * with random values (runtime/xkv_cache_int.h) instead of compressing 30
- * layers at 32K on a 2-core CPU; it times one layer and reports x30.
+ * embedded host kernels): xKV dense decode (rank-space values) and xKV with
+ * selective reconstruction (SR, budget 2048 tokens, local window 64, 1%
+ * outlier chunks) vs exact attention over the full f32 and f16 cache,
+ * SmolLM2-135M shapes (9 query / 3 KV heads, d = 64, 30 layers, W = 4),
+ * same run. SR is timed warm (the step repeats the previous query, so the
+ * reuse cache holds every selected chunk: the steady state of a slowly
+ * drifting selection) and cold (the reuse cache emptied before each step:
+ * every selected chunk rebuilt); at L <= budget SR is the dense path.
+ * Timing does not depend on the factors' values, so the bench fills one
+ * group's factors with random values (runtime/xkv_cache_int.h) instead of
+ * compressing 30 layers at 32K on a 2-core CPU; it times one layer and
+ * reports x30.
  * usage: decode [rank_k rank_v [out.csv]]; XKV_BENCH_SHAPE=llama8b gives
  * Llama-3.1-8B shapes (32/8 heads, d = 128, 32 layers, rank 384/576), the
  * GPU configuration (not run here: no GPU). */
@@ -46,15 +52,34 @@ typedef struct {
   int hq, hkv, d, layers, W, rk, rv;
 } shape;
 
-/* ms per call of xkv_attention on layer 0, median of reps */
-static double time_attn(xkv_cache *c, const float *q, float *out, int pos) {
+static void fail(xkv_cache *c) {
+  fprintf(stderr, "decode: %s\n", xkv_last_error(c->ctx));
+  exit(1);
+}
+
+/* empties layer 0's SR reuse cache: the next step rebuilds every chunk */
+static void forget(xkv_cache *c) {
+  xkv_sr_layer *sr = &c->layers[0].sr;
+  int hk = c->cfg.n_kv_heads;
+  for (int i = 0; i < hk * sr->nsel; i++)
+    sr->slot_chunk[i] = -1;
+  for (int i = 0; i < hk * sr->nsc; i++)
+    sr->chunk_slot[i] = sr->chunk_slot[i] == -2 ? -2 : -1;
+}
+
+/* ms per call of xkv_attention on layer 0, median of reps after a warm-up
+ * call; cold: the SR reuse cache emptied before each */
+static double time_attn(xkv_cache *c, const float *q, float *out, int pos,
+                        int cold) {
   double best[9];
+  if (xkv_attention(c, 0, q, pos, out))
+    fail(c);
   for (int r = 0; r < 9; r++) {
+    if (cold && c->layers[0].sr.lm)
+      forget(c);
     double t0 = now_ms();
-    if (xkv_attention(c, 0, q, pos, out)) {
-      fprintf(stderr, "decode: %s\n", xkv_last_error(c->ctx));
-      exit(1);
-    }
+    if (xkv_attention(c, 0, q, pos, out))
+      fail(c);
     best[r] = now_ms() - t0;
   }
   for (int i = 0; i < 9; i++) /* insertion sort for the median */
@@ -67,7 +92,7 @@ static double time_attn(xkv_cache *c, const float *q, float *out, int pos) {
 }
 
 static xkv_cache *make(xkv_context *ctx, const shape *s, int L, int exact,
-                       xkv_dtype dt, uint64_t *seed) {
+                       int sr, xkv_dtype dt, uint64_t *seed) {
   xkv_cache_config f = {.n_layers = s->W,
                         .n_heads = s->hq,
                         .n_kv_heads = s->hkv,
@@ -79,7 +104,8 @@ static xkv_cache *make(xkv_context *ctx, const shape *s, int L, int exact,
                         .rank_v = s->rv,
                         .exact = exact,
                         .dtype = dt,
-                        .rope_theta = 10000};
+                        .rope_theta = 10000,
+                        .sr = sr};
   xkv_cache *c;
   if (xkv_cache_create(ctx, &f, &c)) {
     fprintf(stderr, "decode: %s\n", xkv_last_error(ctx));
@@ -108,7 +134,34 @@ static xkv_cache *make(xkv_context *ctx, const shape *s, int L, int exact,
   if (xkv_alloc(ctx, (size_t)s->hq * s->rv * 4, (void **)&c->u))
     exit(1);
   c->u_cap = s->rv;
+  if (sr && xkv_cache_sr_prepare(c, 0, "decode: SR"))
+    fail(c);
   return c;
+}
+
+/* Algorithmic bytes one layer's step moves, reading every operand once:
+ * K and V (or the factors), the f32 scores (written, read twice and
+ * written by the softmax, read by P V); for SR the landmarks and their
+ * scores (also read back to the host), the exact rows attended, and when
+ * cold the factor rows of every rebuilt chunk, B_k/B_v and the rows
+ * written. */
+static double step_bytes(const shape *s, const xkv_cache *c, int L, int exact,
+                         int cold) {
+  double hd = (double)s->hkv * s->d, el = c->elem;
+  const xkv_sr_layer *sr = &c->layers[0].sr;
+  if (exact)
+    return 2 * L * hd * el + 4.0 * s->hq * L * 5;
+  if (!sr->lm)
+    return el * ((double)L + hd) * (s->rk + s->rv) + 4.0 * s->hq * L * 5;
+  double rows = sr->nfix + (double)sr->nsel * XKV_SR_CHUNK;
+  double b = sr->nsc * hd * el + 4.0 * s->hq * sr->nsc * 5 +
+             2 * rows * hd * el + 4.0 * s->hq * rows * 5;
+  if (cold) {
+    double chunks = (double)s->hkv * sr->nsel;
+    b += chunks * XKV_SR_CHUNK * (el * (s->rk + s->rv) + 2 * s->d * el) +
+         hd * (s->rk + s->rv) * el;
+  }
+  return b;
 }
 
 int main(int argc, char **argv) {
@@ -139,9 +192,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   fprintf(csv, "device,threads,shape,L,path,rank_k,rank_v,ms_per_step,"
-               "bytes_per_step,speedup_vs_f16,bytes_ratio_vs_f16\n");
-  printf("%-6s %-10s %12s %14s %9s %9s\n", "L", "path", "ms/step", "MB/step",
-         "speedup", "bytes x");
+               "bytes_per_step,speedup_vs_f16,bytes_ratio_vs_f16,"
+               "speedup_vs_f32,bytes_ratio_vs_f32\n");
+  printf("%-6s %-16s %10s %10s %9s %9s %9s %9s\n", "L", "path", "ms/step",
+         "MB/step", "x vs f16", "B vs f16", "x vs f32", "B vs f32");
   static const int Ls[] = {2048, 8192, 32768};
   uint64_t seed = 1;
   float *q = malloc((size_t)s.hq * s.d * 4),
@@ -152,37 +206,37 @@ int main(int argc, char **argv) {
     int L = Ls[li];
     struct {
       const char *name;
-      int exact;
+      int exact, sr, cold;
       xkv_dtype dt;
       double ms, bytes;
-    } p[] = {{"exact_f32", 1, XKV_F32, 0, 0},
-             {"exact_f16", 1, XKV_F16, 0, 0},
-             {"xkv_f16", 0, XKV_F16, 0, 0}};
-    double hd = (double)s.hkv * s.d, scores = 4.0 * s.hq * L * 5;
-    for (int k = 0; k < 3; k++) {
-      xkv_cache *c = make(ctx, &s, L, p[k].exact, p[k].dt, &seed);
-      p[k].ms = time_attn(c, q, out, L) * s.layers;
-      double el = p[k].dt == XKV_F32 ? 4 : 2;
-      /* K and V (or A_k, A_v, B_k, B_v) read once, plus the f32 scores:
-       * written, read twice and written by the softmax, read by P V */
-      p[k].bytes =
-          s.layers * (p[k].exact
-                          ? 2 * L * hd * el + scores
-                          : el * ((double)L + hd) * (s.rk + s.rv) + scores);
+    } p[] = {{"exact_f32", 1, 0, 0, XKV_F32, 0, 0},
+             {"exact_f16", 1, 0, 0, XKV_F16, 0, 0},
+             {"xkv_f16", 0, 0, 0, XKV_F16, 0, 0},
+             {"xkv_sr_f16", 0, 1, 0, XKV_F16, 0, 0},
+             {"xkv_sr_cold_f16", 0, 1, 1, XKV_F16, 0, 0}};
+    int np = (int)(sizeof p / sizeof *p);
+    for (int k = 0; k < np; k++) {
+      xkv_cache *c = make(ctx, &s, L, p[k].exact, p[k].sr, p[k].dt, &seed);
+      p[k].ms = time_attn(c, q, out, L, p[k].cold) * s.layers;
+      p[k].bytes = s.layers * step_bytes(&s, c, L, p[k].exact, p[k].cold);
       xkv_cache_destroy(c);
     }
-    for (int k = 0; k < 3; k++) {
-      printf("%-6d %-10s %12.3f %14.2f %9.2f %9.2f\n", L, p[k].name, p[k].ms,
-             p[k].bytes / 1e6, p[1].ms / p[k].ms, p[1].bytes / p[k].bytes);
-      fprintf(csv, "cpu,%d,%s,%d,%s,%d,%d,%.4f,%.0f,%.3f,%.3f\n", di.units,
-              llama ? "llama3.1-8b" : "smollm2-135m", L, p[k].name,
+    for (int k = 0; k < np; k++) {
+      printf("%-6d %-16s %10.3f %10.2f %9.2f %9.2f %9.2f %9.2f\n", L, p[k].name,
+             p[k].ms, p[k].bytes / 1e6, p[1].ms / p[k].ms,
+             p[1].bytes / p[k].bytes, p[0].ms / p[k].ms,
+             p[0].bytes / p[k].bytes);
+      fprintf(csv, "cpu,%d,%s,%d,%s,%d,%d,%.4f,%.0f,%.3f,%.3f,%.3f,%.3f\n",
+              di.units, llama ? "llama3.1-8b" : "smollm2-135m", L, p[k].name,
               p[k].exact ? 0 : s.rk, p[k].exact ? 0 : s.rv, p[k].ms, p[k].bytes,
-              p[1].ms / p[k].ms, p[1].bytes / p[k].bytes);
+              p[1].ms / p[k].ms, p[1].bytes / p[k].bytes, p[0].ms / p[k].ms,
+              p[0].bytes / p[k].bytes);
     }
   }
   fclose(csv);
-  printf("wrote %s (per step = %d layers x one layer's attention)\n", path,
-         s.layers);
+  printf("wrote %s (per step = %d layers x one layer's attention; x: speedup, "
+         "B: bytes moved, both as baseline / path)\n",
+         path, s.layers);
   free(q);
   free(out);
   xkv_close(ctx);

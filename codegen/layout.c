@@ -82,6 +82,11 @@ int xk_layout_blocked(xk_layout *l, int rank, const int32_t *shape,
 }
 
 xk_layout xk_layout_default(const int32_t *shape, int rank, int num_warps) {
+  return xk_layout_vec(shape, rank, num_warps, rank - 1, 4);
+}
+
+xk_layout xk_layout_vec(const int32_t *shape, int rank, int num_warps, int fast,
+                        int vec) {
   xk_layout l;
   memset(&l, 0, sizeof l);
   if (rank == 0) {
@@ -98,15 +103,19 @@ xk_layout xk_layout_default(const int32_t *shape, int rank, int num_warps) {
   l.rank = l.prank = rank;
   l.num_warps = num_warps;
   int64_t numel = 1;
+  /* `fast` first, then the others from the last dim down */
+  l.order[0] = fast;
+  for (int d = rank - 1, i = 1; d >= 0; d--)
+    if (d != fast)
+      l.order[i++] = d;
   for (int d = 0; d < rank; d++) {
     l.shape[d] = shape[d];
-    l.order[d] = rank - 1 - d;
     l.spt[d] = l.tpw[d] = l.wpc[d] = 1;
     numel *= shape[d];
   }
   int64_t threads = 32 * (int64_t)num_warps;
   int d0 = l.order[0];
-  int v = 4;
+  int v = vec;
   while (v > 1 && (v > shape[d0] || numel / v < threads))
     v /= 2;
   l.spt[d0] = v;
@@ -391,4 +400,99 @@ int xk_swizzle_make(xk_swizzle *z, int rows, int cols, int elem_bytes) {
 int xk_swizzle_offset(const xk_swizzle *z, int row, int col) {
   int phase = row / z->per_phase % z->max_phase;
   return row * z->cols + ((col / z->vec) ^ phase) * z->vec + col % z->vec;
+}
+
+/* ---- layout conversions through shared memory --------------------------- */
+
+int xk_smem_offset(const xk_smem_map *z, const int32_t *shape, int rank,
+                   const int *c) {
+  int row = 0;
+  for (int t = 0; t + 1 < rank; t++)
+    row = row * shape[t] + c[t];
+  int col = rank ? c[rank - 1] : 0;
+  int phase = row / z->per_phase % z->max_phase;
+  return row * (z->cols + z->pad) + ((col / z->vec) ^ phase) * z->vec +
+         col % z->vec;
+}
+
+int xk_smem_size(const xk_smem_map *z, const int32_t *shape, int rank) {
+  int rows = 1;
+  for (int t = 0; t + 1 < rank; t++)
+    rows *= shape[t];
+  return rows * (z->cols + z->pad);
+}
+
+/* The sim's count for one warp-request (sim_rt.c, shared_group): lanes
+ * access `bytes` bytes each at byte[lane]. */
+static int request_conflicts(const int64_t *byte, int bytes) {
+  int64_t w[32 * 4];
+  int n = 0, per_bank[32] = {0}, worst = 0;
+  for (int l = 0; l < 32; l++)
+    for (int64_t x = byte[l] / 4; x <= (byte[l] + bytes - 1) / 4; x++) {
+      int seen = 0;
+      for (int k = 0; k < n && !seen; k++)
+        seen = w[k] == x;
+      if (!seen && n < 32 * 4) {
+        w[n++] = x;
+        worst = ++per_bank[x & 31] > worst ? per_bank[x & 31] : worst;
+      }
+    }
+  int ideal = (n + 31) / 32;
+  return worst > ideal ? worst - ideal : 0;
+}
+
+int64_t xk_smem_conflicts(const xk_layout *l, int vec, const int *perm,
+                          const xk_smem_map *z, const int32_t *shape, int esz) {
+  int64_t total = 0;
+  int n = xk_layout_nregs(l);
+  for (int w = 0; w < l->num_warps; w++)
+    for (int r = 0; r < n; r += vec) {
+      int64_t byte[32];
+      for (int lane = 0; lane < 32; lane++) {
+        int c[XK_MAX_RANK], o[XK_MAX_RANK];
+        xk_layout_coords(l, lane, w, r, c);
+        for (int t = 0; t < l->rank; t++)
+          o[perm ? perm[t] : t] = c[t];
+        byte[lane] = (int64_t)xk_smem_offset(z, shape, l->rank, o) * esz;
+      }
+      total += request_conflicts(byte, vec * esz);
+    }
+  return total;
+}
+
+xk_smem_map xk_smem_choose(const xk_layout *src, int ws, const xk_layout *dst,
+                           int wd, const int *perm, int esz) {
+  int rank = src->rank, cols = rank ? src->shape[rank - 1] : 1;
+  int w = ws > wd ? ws : wd;
+  xk_smem_map best = {cols, 0, 1, 1, 1}, z = best;
+  if (rank < 2 || esz > 4)
+    return best;
+  int64_t cost = xk_smem_conflicts(src, ws, NULL, &best, src->shape, esz) +
+                 xk_smem_conflicts(dst, wd, perm, &best, src->shape, esz);
+  /* one word of padding per row (when vectors stay aligned), then
+   * swizzles whose chunks hold whole vectors */
+  for (int vec = 0; vec <= 16 / esz && cost; vec = vec ? 2 * vec : w)
+    for (int pp = 1; pp <= 8 && cost; pp *= 2)
+      for (int mp = 2; mp <= 32 && cost; mp *= 2) {
+        if (vec) {
+          if (vec * mp > cols)
+            continue;
+          z.pad = 0;
+          z.vec = vec;
+          z.per_phase = pp;
+          z.max_phase = mp;
+        } else if (pp > 1 || mp > 2 || w * esz > 4) {
+          continue; /* the padded candidate once */
+        } else {
+          z.pad = 4 / esz;
+        }
+        int64_t c = xk_smem_conflicts(src, ws, NULL, &z, src->shape, esz);
+        if (c < cost)
+          c += xk_smem_conflicts(dst, wd, perm, &z, src->shape, esz);
+        if (c < cost) {
+          cost = c;
+          best = z;
+        }
+      }
+  return best;
 }

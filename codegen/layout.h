@@ -51,6 +51,12 @@ int xk_layout_blocked(xk_layout *l, int rank, const int32_t *shape,
  * fastest dim, warps on the slowest dims, no replication when the tile has
  * at least 32 * num_warps elements. A rank-0 shape gives the scalar layout. */
 xk_layout xk_layout_default(const int32_t *shape, int rank, int num_warps);
+/* The same with tile dim `fast` fastest (the others from the last down)
+ * and up to `vec` contiguous elements per thread along it: the default is
+ * (rank - 1, 4); global accesses take their proven vector width, so that
+ * a warp's lanes cover consecutive addresses. */
+xk_layout xk_layout_vec(const int32_t *shape, int rank, int num_warps, int fast,
+                        int vec);
 /* Drops tile dim `axis` (a reduction result). */
 xk_layout xk_layout_slice(const xk_layout *l, int axis);
 /* Inserts tile dim `axis` of size 1. When `l` is a slice whose dropped
@@ -133,5 +139,30 @@ typedef struct {
 int xk_swizzle_make(xk_swizzle *z, int rows, int cols, int elem_bytes);
 /* Element offset of (row, col). */
 int xk_swizzle_offset(const xk_swizzle *z, int row, int col);
+
+/* ---- layout conversions through shared memory ---------------------------
+ * A tile of `rows` (the leading dims, row-major) x `cols` (the last dim)
+ * elements; element (row, col) lives at
+ *   row * (cols + pad) + ((col / vec) ^ (row / per_phase % max_phase)) * vec
+ *   + col % vec.
+ * xk_smem_choose picks, among padded and swizzled candidates, the map with
+ * the fewest bank conflicts (as the sim target counts them) for the
+ * writes of tile layout `src` and the reads of layout `dst`, whose
+ * element at coordinate c is the source element at c permuted by perm
+ * (dst dim t reads src dim perm[t]; NULL: the identity). */
+typedef struct {
+  int cols, pad, vec, per_phase, max_phase;
+} xk_smem_map;
+int xk_smem_offset(const xk_smem_map *z, const int32_t *shape, int rank,
+                   const int *c);
+int xk_smem_size(const xk_smem_map *z, const int32_t *shape, int rank);
+/* Conflicts of layout l's warp-requests of `vec` contiguous esz-byte
+ * elements per lane (registers r, r+1, .. along the last dim),
+ * coordinates permuted by perm into the source tile of shape `shape`. */
+int64_t xk_smem_conflicts(const xk_layout *l, int vec, const int *perm,
+                          const xk_smem_map *z, const int32_t *shape, int esz);
+/* ws, wd: the vector widths of the writes and the reads. */
+xk_smem_map xk_smem_choose(const xk_layout *src, int ws, const xk_layout *dst,
+                           int wd, const int *perm, int esz);
 
 #endif

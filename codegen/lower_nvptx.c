@@ -396,17 +396,98 @@ static int pref_layout(nv *s, int v, xk_layout *l) {
   return 0;
 }
 
-/* The layout an op with these operands runs in: the first operand that
- * has one (directly, or read by a lazy operand), else the default. */
+/* The layout of the first operand that has one (directly, or read by a
+ * lazy operand): 1, else 0. */
+static int operand_layout(nv *s, const int *v, int n, xk_layout *l) {
+  for (int i = 0; i < n; i++)
+    if (v[i] >= 0 && s->vals[v[i]].kind == NV_MAT) {
+      *l = s->vals[v[i]].lay;
+      return 1;
+    }
+  for (int i = 0; i < n; i++)
+    if (pref_layout(s, v[i], l))
+      return 1;
+  return 0;
+}
+
+/* The layout an op with these operands runs in: an operand's, else the
+ * default. */
 static xk_layout op_layout(nv *s, const int *v, int n, xk_type t) {
   xk_layout l;
-  for (int i = 0; i < n; i++)
-    if (v[i] >= 0 && s->vals[v[i]].kind == NV_MAT)
-      return s->vals[v[i]].lay;
-  for (int i = 0; i < n; i++)
-    if (pref_layout(s, v[i], &l))
-      return l;
+  if (operand_layout(s, v, n, &l))
+    return l;
   return xk_layout_default(t.shape, t.rank, s->nw);
+}
+
+/* The vector width (elements) layout l allows along tile dim `fast` for
+ * accesses proven safe up to vmax wide: registers that are contiguous
+ * along it in one thread, at least 4 bytes. */
+static int layout_vec(const xk_layout *l, int fast, int vmax, int esz) {
+  if (!l->rank || l->dropped || l->order[0] != fast)
+    return 1;
+  xk_layout_dim_info di;
+  xk_layout_dim(l, fast, &di);
+  int v = vmax;
+  while (v > 1 && (di.spt % v || di.nregs % v || v > di.shape))
+    v /= 2;
+  return v * esz >= 4 ? v : 1;
+}
+
+/* Sectors a warp touches per tile access in layout l with `vec`-wide
+ * accesses, for a dense row-major tile whose `fast` dim is contiguous:
+ * how well a layout coalesces, compared at compile time. */
+static int64_t layout_sectors(const xk_layout *l, int fast, int vec, int esz) {
+  int64_t total = 0;
+  int n = xk_layout_nregs(l);
+  for (int w = 0; w < l->num_warps; w++)
+    for (int r = 0; r < n; r += vec) {
+      int64_t sec[32];
+      int ns = 0;
+      for (int lane = 0; lane < 32; lane++) {
+        int c[XK_MAX_RANK];
+        xk_layout_coords(l, lane, w, r, c);
+        int64_t lin = 0;
+        for (int t = 0; t < l->rank; t++)
+          if (t != fast)
+            lin = lin * l->shape[t] + c[t];
+        lin = (lin * l->shape[fast] + c[fast]) * esz;
+        int64_t x = lin / 32, seen = 0;
+        for (int k = 0; k < ns && !seen; k++)
+          seen = sec[k] == x;
+        if (!seen)
+          sec[ns++] = x;
+      }
+      total += ns;
+    }
+  return total;
+}
+
+/* The layout a global access op runs in and its vector width: an
+ * operand's layout when one has it (a load of loaded pointers, a store of
+ * computed values) unless a layout that covers consecutive addresses with
+ * consecutive lanes touches clearly fewer sectors (then the value moves
+ * there through shared memory); pure pointers take that layout. */
+static xk_layout mem_layout(nv *s, const xk_op *op, const int *vs, int n,
+                            xk_type t, int *vec) {
+  int fast, vmax = nv_mem_vec(s, op, &fast);
+  int esz = xk_dtype_bits(t.dtype) / 8;
+  if (t.dtype == XK_PTR || t.dtype == XK_I1 || op->code == XK_OP_ATOMIC_ADD)
+    vmax = 1;
+  xk_layout m = xk_layout_vec(t.shape, t.rank, s->nw, fast, vmax), l;
+  int mv = layout_vec(&m, fast, vmax, esz);
+  if (!operand_layout(s, vs, n, &l)) {
+    *vec = mv;
+    return m;
+  }
+  int lv = layout_vec(&l, fast, vmax, esz);
+  if (op->code == XK_OP_STORE && !xk_layout_eq(&l, &m) &&
+      4 * layout_sectors(&m, fast, mv, esz) <
+          3 * layout_sectors(&l, fast, lv, esz)) {
+    *vec = mv;
+    return m;
+  }
+  *vec = lv;
+  return l;
 }
 
 static void set_mat(nv *s, int v, const xk_layout *l, LLVMValueRef *regs) {
@@ -528,19 +609,30 @@ static int lower_shape(nv *s, const xk_op *op) {
 
 /* Memory ops run per register; a masked-off element branches around its
  * access so it never touches memory. */
-static LLVMValueRef guarded_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
-                                 LLVMValueRef mask, LLVMValueRef other) {
+static LLVMValueRef aligned_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                                 unsigned align) {
+  LLVMValueRef v = LLVMBuildLoad2(s->b, ty, ptr, "");
+  if (align)
+    LLVMSetAlignment(v, align);
+  return v;
+}
+
+/* align: 0 for the type's own, else the proven alignment of a vector */
+static LLVMValueRef guarded_load_al(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                                    LLVMValueRef mask, LLVMValueRef other,
+                                    unsigned align) {
   nv_note_global(s, ty, ptr, mask, 0);
   if (!mask || (LLVMIsAConstantInt(mask) && LLVMConstIntGetZExtValue(mask)))
-    return LLVMBuildLoad2(s->b, ty, ptr, "");
-  if (s->pr->load_masked)
+    return aligned_load(s, ty, ptr, align);
+  /* vectors branch around the access: the predicated form is scalar */
+  if (s->pr->load_masked && LLVMGetTypeKind(ty) != LLVMVectorTypeKind)
     return s->pr->load_masked(s, ty, ptr, mask, other);
   LLVMBasicBlockRef cur = LLVMGetInsertBlock(s->b);
   LLVMBasicBlockRef ld = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "ld");
   LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "ldj");
   LLVMBuildCondBr(s->b, mask, ld, join);
   LLVMPositionBuilderAtEnd(s->b, ld);
-  LLVMValueRef v = LLVMBuildLoad2(s->b, ty, ptr, "");
+  LLVMValueRef v = aligned_load(s, ty, ptr, align);
   LLVMBuildBr(s->b, join);
   LLVMPositionBuilderAtEnd(s->b, join);
   LLVMValueRef phi = LLVMBuildPhi(s->b, ty, "");
@@ -548,6 +640,11 @@ static LLVMValueRef guarded_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
   LLVMBasicBlockRef bbs[2] = {ld, cur};
   LLVMAddIncoming(phi, vals, bbs, 2);
   return phi;
+}
+
+static LLVMValueRef guarded_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                                 LLVMValueRef mask, LLVMValueRef other) {
+  return guarded_load_al(s, ty, ptr, mask, other, 0);
 }
 
 /* Opens a guarded region when `mask` is not constant true; returns the
@@ -598,19 +695,34 @@ static int lower_load(nv *s, const xk_op *op) {
     s->vals[op->res[0]].kind = NV_LAZY;
     return 0;
   }
-  int vs[3] = {op->opnd[0], mv, ov};
-  xk_layout l = op_layout(s, vs, 3, rt);
+  int vs[3] = {op->opnd[0], mv, ov}, vec;
+  xk_layout l = mem_layout(s, op, vs, 3, rt, &vec);
   nv_src p, m, o;
   if (src_init(s, &p, vs[0], &l) || src_init(s, &m, mv, &l) ||
       src_init(s, &o, ov, &l))
     return -1;
   int n = xk_layout_nregs(&l);
   LLVMValueRef *r = nv_alloc(s, (size_t)n * sizeof *r);
-  for (int i = 0; i < n; i++) {
-    LLVMValueRef other = ov >= 0 ? to_mem(s, dt, src_elem(s, &o, &l, i)) : zero;
+  LLVMTypeRef vty = vec > 1 ? LLVMVectorType(mty, (unsigned)vec) : mty;
+  unsigned align = vec > 1 ? (unsigned)(vec * xk_dtype_bits(dt) / 8) : 0;
+  /* a group of vec registers is contiguous in memory and shares its mask
+   * (nv_mem_vec): one access at the group's first element */
+  for (int i = 0; i < n; i += vec) {
+    LLVMValueRef other = LLVMConstNull(vty);
+    for (int e = 0; e < vec && ov >= 0; e++) {
+      LLVMValueRef x = to_mem(s, dt, src_elem(s, &o, &l, i + e));
+      other = vec > 1 ? LLVMBuildInsertElement(s->b, other, x, nv_i32(s, e), "")
+                      : x;
+    }
+    if (ov < 0 && vec == 1)
+      other = zero;
     LLVMValueRef pi = src_elem(s, &p, &l, i);
-    r[i] = from_mem(s, dt,
-                    guarded_load(s, mty, pi, src_elem(s, &m, &l, i), other));
+    LLVMValueRef x =
+        guarded_load_al(s, vty, pi, src_elem(s, &m, &l, i), other, align);
+    for (int e = 0; e < vec; e++)
+      r[i + e] = from_mem(
+          s, dt,
+          vec > 1 ? LLVMBuildExtractElement(s->b, x, nv_i32(s, e), "") : x);
   }
   set_mat(s, op->res[0], &l, r);
   return 0;
@@ -626,21 +738,35 @@ static int lower_store(nv *s, const xk_op *op) {
   int vs[3] = {pv, vv, mv};
   if (undefer(s, pv) || undefer(s, vv) || (mv >= 0 && undefer(s, mv)))
     return -1;
-  xk_layout l = op_layout(s, vs, 3, vt);
+  int vec;
+  xk_layout l = mem_layout(s, op, vs, 3, vt, &vec);
   nv_src ps, vsrc, ms;
   if (src_init(s, &ps, pv, &l) || src_init(s, &vsrc, vv, &l) ||
       src_init(s, &ms, mv, &l))
     return -1;
   int n = xk_layout_nregs(&l);
-  for (int i = 0; i < n; i++) {
+  LLVMTypeRef mty = nv_mem_ty(s, dt);
+  LLVMTypeRef vty = vec > 1 ? LLVMVectorType(mty, (unsigned)vec) : mty;
+  for (int i = 0; i < n; i += vec) {
     LLVMValueRef c[XK_MAX_RANK], pi, vi;
     LLVMValueRef g = nv_coords(s, &l, i, c);
     if (mv >= 0)
       g = LLVMBuildAnd(s->b, g, src_elem(s, &ms, &l, i), "");
     pi = src_elem(s, &ps, &l, i);
     vi = src_elem(s, &vsrc, &l, i);
-    nv_note_global(s, nv_mem_ty(s, dt), pi, g, 1);
+    nv_note_global(s, vty, pi, g, 1);
     LLVMBasicBlockRef join = guard_open(s, g);
+    if (vec > 1) { /* contiguous, one mask: see lower_load */
+      LLVMValueRef x = LLVMGetUndef(vty);
+      for (int e = 0; e < vec; e++)
+        x = LLVMBuildInsertElement(
+            s->b, x, to_mem(s, dt, e ? src_elem(s, &vsrc, &l, i + e) : vi),
+            nv_i32(s, e), "");
+      LLVMSetAlignment(LLVMBuildStore(s->b, x, pi),
+                       (unsigned)(vec * xk_dtype_bits(dt) / 8));
+      guard_close(s, join);
+      continue;
+    }
     if (atomic) {
       if (xk_dtype_is_float(dt) && dt != XK_F32 && dt != XK_F16)
         return nv_err(s, "atomic_add on %s is not supported",
@@ -820,6 +946,8 @@ static void nv_free(nv *s) {
   free(s->vals);
   free(s->defer);
   free(s->lazy);
+  free(s->axis);
+  free(s->axis_done);
   if (s->b)
     LLVMDisposeBuilder(s->b);
   if (s->pb)
@@ -876,7 +1004,9 @@ int xk_lower_simt(const xk_func *f, LLVMModuleRef mod, const char *sym,
   s.vals = calloc((size_t)f->nvalues + 1, sizeof *s.vals);
   s.defer = calloc((size_t)f->nvalues + 1, sizeof *s.defer);
   s.lazy = calloc((size_t)f->nvalues + 1, sizeof *s.lazy);
-  if (!s.vals || !s.defer || !s.lazy) {
+  s.axis = calloc((size_t)f->nvalues + 1, sizeof *s.axis);
+  s.axis_done = calloc((size_t)f->nvalues + 1, sizeof *s.axis_done);
+  if (!s.vals || !s.defer || !s.lazy || !s.axis || !s.axis_done) {
     nv_free(&s);
     return xk_diag_set(d, "out of memory");
   }

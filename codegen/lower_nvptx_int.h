@@ -80,6 +80,11 @@ typedef struct {
   LLVMValueRef *regs;
 } nv_val;
 
+/* Axis facts of a value (lower_nvptx_axis.c). */
+typedef struct {
+  int contig[XK_MAX_RANK], cnst[XK_MAX_RANK], div[XK_MAX_RANK];
+} nv_axis;
+
 typedef struct {
   xk_layout lay;
   LLVMValueRef base[XK_MAX_RANK];  /* thread part of each tile dim */
@@ -96,8 +101,10 @@ struct nv {
   const nv_prims *pr;
   xk_diag *d;
   nv_val *vals;
-  char *defer; /* per value: a load that waits for its dot */
-  char *lazy;  /* per value: fused into its single consumer */
+  char *defer;     /* per value: a load that waits for its dot */
+  char *lazy;      /* per value: fused into its single consumer */
+  nv_axis *axis;   /* per value, computed on demand */
+  char *axis_done; /* ... once computed */
   int nw;
   LLVMValueRef tid, lane, warp; /* in the prologue */
   LLVMValueRef smem;            /* placeholder global, replaced at the end */
@@ -110,7 +117,7 @@ struct nv {
   int nbases, cap_bases;
   void **arena;
   int narena, cap_arena;
-  const xk_op *op; /* for diagnostics */
+  const xk_op *op;      /* for diagnostics */
   LLVMValueRef smem_rt; /* sim: the block's shared memory, in the prologue */
   int ninstr;           /* sim: memory instructions instrumented so far */
 };
@@ -155,6 +162,13 @@ LLVMValueRef nv_trunc_from_f32(nv *s, int dtype, LLVMValueRef x);
  * in a[]), and a CONST op's scalar */
 LLVMValueRef nv_ew(nv *s, const xk_op *op, LLVMValueRef *a);
 LLVMValueRef nv_const_of(nv *s, const xk_op *op);
+
+/* lower_nvptx_axis.c: the axis facts of value v; and the widest vector
+ * (elements, a power of two, 1 = scalar) a load/store/atomic may access
+ * along its pointer's most contiguous dim *fast with alignment, contiguity
+ * and mask uniformity proven (a 16-byte access at most). */
+const nv_axis *nv_axis_of(nv *s, int v);
+int nv_mem_vec(nv *s, const xk_op *op, int *fast);
 
 /* lower_nvptx_sched.c: fill s->defer and s->lazy */
 void nv_find_deferrable(nv *s);

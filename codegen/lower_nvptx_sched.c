@@ -75,8 +75,13 @@ void nv_find_lazy(nv *s) {
     if (d->dead || d->nres != 1 || xk_vtype(f, d->res[0]).rank == 0 ||
         (d->code != XK_OP_LOAD && !xk_op_is_elementwise(d->code)))
       continue;
-    int v = d->res[0];
+    int v = d->res[0], fast;
     if (uses[v] != 1 || s->defer[v])
+      continue;
+    /* a load that can be vectorized, or that coalesces along another dim
+     * than its consumer's, is issued as a tile in its own layout */
+    if (d->code == XK_OP_LOAD &&
+        (nv_mem_vec(s, d, &fast) > 1 || fast != xk_vtype(f, v).rank - 1))
       continue;
     const xk_op *u = &f->ops[user[v]];
     if (u->block != d->block ||

@@ -120,6 +120,43 @@ static LLVMValueRef from_mem(nv *s, int dt, LLVMValueRef v) {
                      : v;
 }
 
+static int log2i(int x) {
+  int k = 0;
+  while ((1 << k) < x)
+    k++;
+  return k;
+}
+
+/* The run-time form of xk_smem_offset (layout.c). */
+static LLVMValueRef smem_off(nv *s, const xk_smem_map *z, const int32_t *shape,
+                             int rank, const LLVMValueRef *c) {
+  LLVMBuilderRef b = s->b;
+  if (rank < 2 || (!z->pad && z->max_phase == 1))
+    return nv_rowmajor(s, c, shape, rank);
+  LLVMValueRef row = nv_rowmajor(s, c, shape, rank - 1), col = c[rank - 1];
+  LLVMValueRef phase =
+      LLVMBuildAnd(b, LLVMBuildLShr(b, row, nv_i32(s, log2i(z->per_phase)), ""),
+                   nv_i32(s, z->max_phase - 1), "");
+  LLVMValueRef sw = LLVMBuildXor(
+      b, col, LLVMBuildShl(b, phase, nv_i32(s, log2i(z->vec)), ""), "");
+  return LLVMBuildAdd(b, LLVMBuildMul(b, row, nv_i32(s, z->cols + z->pad), ""),
+                      sw, "");
+}
+
+/* Registers of l that are contiguous along the last dim in one thread,
+ * up to 16 bytes. */
+static int row_vec(const xk_layout *l, int esz) {
+  int t = l->rank - 1;
+  if (l->order[0] != t)
+    return 1;
+  xk_layout_dim_info di;
+  xk_layout_dim(l, t, &di);
+  int v = di.spt;
+  while (v > 1 && (v * esz > 16 || di.nregs % v || v > di.shape))
+    v /= 2;
+  return v;
+}
+
 int nv_gather(nv *s, const LLVMValueRef *src, const xk_layout *sl, int dt,
               const nv_map *m, const xk_layout *l, LLVMValueRef *out) {
   int n = xk_layout_nregs(l), perm = 1;
@@ -135,25 +172,54 @@ int nv_gather(nv *s, const LLVMValueRef *src, const xk_layout *sl, int dt,
     return 0;
   }
   free(idx);
-  /* Every copy stores (replicas hold identical values), all read back. */
-  int64_t numel = 1;
-  for (int t = 0; t < m->src_rank; t++)
-    numel *= m->src_shape[t];
+  /* Every copy stores (replicas hold identical values), all read back.
+   * Plain copies and transposes move registers that are contiguous along
+   * the last dim as vectors, through a padded or swizzled tile so that
+   * neither side conflicts on banks (xk_smem_choose). */
+  int esz = xk_dtype_bits(dt) / 8;
+  if (esz < 1)
+    esz = 1;
+  int plain = (m->code == -1 || m->code == XK_OP_TRANS) && !sl->dropped &&
+              !l->dropped && sl->rank == m->src_rank && sl->rank >= 2;
+  int ws = plain ? row_vec(sl, esz) : 1;
+  int wd = plain && m->code == -1 ? row_vec(l, esz) : 1;
+  xk_smem_map z = {m->src_rank ? m->src_shape[m->src_rank - 1] : 1, 0, 1, 1, 1};
+  if (plain)
+    z = xk_smem_choose(sl, ws, l, wd, m->code == XK_OP_TRANS ? m->perm : NULL,
+                       esz);
   LLVMTypeRef ty = nv_mem_ty(s, dt);
-  LLVMValueRef base = nv_smem(s, (int)(numel * xk_dtype_bits(dt) / 8));
-  for (int j = 0; j < xk_layout_nregs(sl); j++) {
+  LLVMValueRef base =
+      nv_smem(s, xk_smem_size(&z, m->src_shape, m->src_rank) * esz);
+  for (int j = 0; j < xk_layout_nregs(sl); j += ws) {
     LLVMValueRef c[XK_MAX_RANK];
     nv_coords(s, sl, j, c);
-    LLVMValueRef off = nv_rowmajor(s, c, m->src_shape, m->src_rank);
-    smem_store(s, to_mem(s, dt, src[j]), smem_ptr(s, ty, base, off));
+    LLVMValueRef off = smem_off(s, &z, m->src_shape, m->src_rank, c);
+    LLVMValueRef x = to_mem(s, dt, src[j]);
+    if (ws > 1) {
+      x = LLVMGetUndef(LLVMVectorType(ty, (unsigned)ws));
+      for (int e = 0; e < ws; e++)
+        x = LLVMBuildInsertElement(s->b, x, to_mem(s, dt, src[j + e]),
+                                   nv_i32(s, e), "");
+    }
+    LLVMValueRef p = smem_ptr(s, ty, base, off);
+    nv_note_shared(s, LLVMTypeOf(x), p, 1);
+    LLVMSetAlignment(LLVMBuildStore(s->b, x, p), (unsigned)(ws * esz));
   }
   s->pr->barrier(s);
-  for (int r = 0; r < n; r++) {
+  for (int r = 0; r < n; r += wd) {
     LLVMValueRef c[XK_MAX_RANK], o[XK_MAX_RANK];
     nv_coords(s, l, r, c);
     map_llvm(s, m, c, o);
-    LLVMValueRef off = nv_rowmajor(s, o, m->src_shape, m->src_rank);
-    out[r] = from_mem(s, dt, smem_load(s, ty, smem_ptr(s, ty, base, off)));
+    LLVMValueRef off = smem_off(s, &z, m->src_shape, m->src_rank, o);
+    LLVMValueRef p = smem_ptr(s, ty, base, off);
+    LLVMTypeRef vt = wd > 1 ? LLVMVectorType(ty, (unsigned)wd) : ty;
+    nv_note_shared(s, vt, p, 0);
+    LLVMValueRef x = LLVMBuildLoad2(s->b, vt, p, "");
+    LLVMSetAlignment(x, (unsigned)(wd * esz));
+    for (int e = 0; e < wd; e++)
+      out[r + e] = from_mem(
+          s, dt,
+          wd > 1 ? LLVMBuildExtractElement(s->b, x, nv_i32(s, e), "") : x);
   }
   s->pr->barrier(s);
   return 0;
@@ -294,18 +360,17 @@ int nv_lower_reduce(nv *s, const xk_op *op) {
       nv_coords(s, &R, q, c);
       row[q] = LLVMBuildMul(s->b, nv_rowmajor(s, c, R.shape, R.rank),
                             nv_i32(s, da.wpc), "");
-      smem_store(
-          s, res[q],
-          smem_ptr(s, k.ty, base, LLVMBuildAdd(s->b, row[q], widx, "")));
+      smem_store(s, res[q],
+                 smem_ptr(s, k.ty, base, LLVMBuildAdd(s->b, row[q], widx, "")));
     }
     s->pr->barrier(s);
     for (int q = 0; q < nres; q++) {
       LLVMValueRef acc = NULL;
       for (int w = 0; w < da.wpc; w++) {
-        LLVMValueRef x = smem_load(
-            s, k.ty,
-            smem_ptr(s, k.ty, base,
-                     LLVMBuildAdd(s->b, row[q], nv_i32(s, w), "")));
+        LLVMValueRef x =
+            smem_load(s, k.ty,
+                      smem_ptr(s, k.ty, base,
+                               LLVMBuildAdd(s->b, row[q], nv_i32(s, w), "")));
         acc = w ? red_combine(s, &k, acc, x) : x;
       }
       res[q] = acc;
@@ -327,15 +392,17 @@ int nv_lower_reduce(nv *s, const xk_op *op) {
 
 /* ---- dot ---------------------------------------------------------------- */
 
-/* Stores a materialized [R,C] tile row-major at element offset `at`. */
+/* Stores a materialized [R,C] tile row-major with rows `ld` elements
+ * apart at element offset `at`. */
 static void stage(nv *s, const LLVMValueRef *regs, const xk_layout *l, int dt,
-                  LLVMValueRef base, int at) {
+                  LLVMValueRef base, int at, int ld) {
   LLVMTypeRef ty = nv_mem_ty(s, dt);
+  int32_t padded[2] = {l->shape[0], ld};
   for (int j = 0; j < xk_layout_nregs(l); j++) {
     LLVMValueRef c[XK_MAX_RANK];
     nv_coords(s, l, j, c);
     LLVMValueRef off =
-        LLVMBuildAdd(s->b, nv_rowmajor(s, c, l->shape, 2), nv_i32(s, at), "");
+        LLVMBuildAdd(s->b, nv_rowmajor(s, c, padded, 2), nv_i32(s, at), "");
     smem_store(s, regs[j], smem_ptr(s, ty, base, off));
   }
 }
@@ -373,11 +440,14 @@ int nv_lower_dot(nv *s, const xk_op *op) {
   LLVMValueRef *a = reuse || !acc ? NULL : nv_get_any(s, op->opnd[0], &la);
   if (!acc || (!reuse && !a))
     return -1;
-  int esz = xk_dtype_bits(dt) / 8;
-  LLVMValueRef base = nv_smem(s, (M * K + K * N) * esz);
+  /* rows padded by a word: the threads of a warp that read one k of
+   * different rows of a (or write rows of b) hit different banks */
+  int esz = xk_dtype_bits(dt) / 8, pad = esz < 4 ? 4 / esz : 1;
+  int lda = K + pad, ldb = N + pad, boff = M * lda;
+  LLVMValueRef base = nv_smem(s, (boff + K * ldb) * esz);
   if (!reuse)
-    stage(s, a, &la, dt, base, 0);
-  stage(s, b, &lb, dt, base, M * K);
+    stage(s, a, &la, dt, base, 0, lda);
+  stage(s, b, &lb, dt, base, boff, ldb);
   s->pr->barrier(s);
   /* row offsets of the thread's output rows, column offsets of its
    * columns: they depend on one register dim each */
@@ -392,9 +462,9 @@ int nv_lower_dot(nv *s, const xk_op *op) {
     LLVMValueRef c[XK_MAX_RANK];
     nv_coords(s, &lc, xk_layout_reg_join(&lc, rd), c);
     if (i < d0.nregs)
-      arow[i] = LLVMBuildMul(s->b, c[0], nv_i32(s, K), "");
+      arow[i] = LLVMBuildMul(s->b, c[0], nv_i32(s, lda), "");
     if (i < d1.nregs)
-      bcol[i] = LLVMBuildAdd(s->b, c[1], nv_i32(s, M * K), "");
+      bcol[i] = LLVMBuildAdd(s->b, c[1], nv_i32(s, boff), "");
   }
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(s->b);
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "dot");
@@ -413,7 +483,7 @@ int nv_lower_dot(nv *s, const xk_op *op) {
   }
   LLVMValueRef *av = nv_alloc(s, (size_t)d0.nregs * sizeof *av);
   LLVMValueRef *bv = nv_alloc(s, (size_t)d1.nregs * sizeof *bv);
-  LLVMValueRef kn = LLVMBuildMul(s->b, kv, nv_i32(s, N), "");
+  LLVMValueRef kn = LLVMBuildMul(s->b, kv, nv_i32(s, ldb), "");
   for (int i = 0; i < d0.nregs; i++)
     av[i] = nv_ext_f32(
         s, dt,

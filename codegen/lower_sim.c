@@ -122,6 +122,11 @@ static const nv_prims sim_prims = {
     .count_global = p_count_global,
     .count_shared = p_count_shared,
     .count = p_count,
+    .ldmatrix = nv_sim_ldmatrix,
+    .mma = nv_sim_mma,
+    .cp_async = nv_sim_cp_async,
+    .cp_async_commit = nv_sim_cp_async_commit,
+    .cp_async_wait = nv_sim_cp_async_wait,
 };
 
 /* `void sym(void **args)` (xk_sim_fn): loads each argument through its

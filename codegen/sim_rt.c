@@ -2,6 +2,7 @@
  * block, a cooperative scheduler that switches at barriers and warp
  * collectives, and the counters. */
 #include "sim.h"
+#include "sim_tc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -611,10 +612,21 @@ double xk_sim_gst_efficiency(const xk_sim_counters *c) {
 
 #define SYM(f)                                                                 \
   { #f, (void (*)(void))f }
-const xk_sim_symbol xk_sim_symbols[] = {
-    SYM(xk_sim_tid),           SYM(xk_sim_ctaid),
-    SYM(xk_sim_nctaid),        SYM(xk_sim_barrier),
-    SYM(xk_sim_shfl_bfly_i32), SYM(xk_sim_smem),
-    SYM(xk_sim_warp_exchange), SYM(xk_sim_global_access),
-    SYM(xk_sim_shared_access), SYM(xk_sim_count),
-    SYM(xk_sim_fail),          {NULL, NULL}};
+const xk_sim_symbol xk_sim_symbols[] = {SYM(xk_sim_tid),
+                                        SYM(xk_sim_ctaid),
+                                        SYM(xk_sim_nctaid),
+                                        SYM(xk_sim_barrier),
+                                        SYM(xk_sim_shfl_bfly_i32),
+                                        SYM(xk_sim_smem),
+                                        SYM(xk_sim_warp_exchange),
+                                        SYM(xk_sim_global_access),
+                                        SYM(xk_sim_shared_access),
+                                        SYM(xk_sim_count),
+                                        SYM(xk_sim_fail),
+                                        SYM(xk_sim_mma_m16n8k16_f16),
+                                        SYM(xk_sim_mma_m16n8k16_bf16),
+                                        SYM(xk_sim_ldmatrix),
+                                        SYM(xk_sim_cp_async),
+                                        SYM(xk_sim_cp_async_commit),
+                                        SYM(xk_sim_cp_async_wait),
+                                        {NULL, NULL}};

@@ -479,6 +479,11 @@ xkv_status xkv_cache_get_stats(const xkv_cache *c, xkv_cache_stats *out) {
   for (int l = 0; l < c->cfg.n_layers; l++) {
     const xkv_layer *y = &c->layers[l];
     out->bytes += 2 * (uint64_t)y->n_exact * hd * c->elem;
+    if (y->sr.lm) /* landmarks, exact rows and the reuse cache's slots */
+      out->bytes +=
+          ((uint64_t)y->sr.nsc +
+           2 * ((uint64_t)y->sr.nfix + (uint64_t)y->sr.nsel * XKV_SR_CHUNK)) *
+          hd * c->elem;
     if (y->stage_k) /* staged, waiting for the group's last layer */
       out->bytes += 2 * (uint64_t)y->len * hd * 4;
     out->exact_bytes += 2 * (uint64_t)y->len * hd * 2;

@@ -21,12 +21,12 @@ typedef struct {
  * kr/vr per KV head: nfix exact rows (the local window, then the outlier
  * chunks) and nsel slots of CHUNK rows, the reuse cache of rebuilt chunks. */
 typedef struct {
-  int nsc;        /* selectable chunks: whole chunks before the local window */
-  int nout, nsel; /* outlier chunks, chunks selected per step (per KV head) */
-  int nfix;       /* local window tokens + nout * CHUNK */
-  void *lm;       /* landmarks [nsc, Hkv, d] storage dtype, post-RoPE */
-  void *kr, *vr;  /* [nfix + nsel * CHUNK, Hkv, d] storage dtype */
-  int *outliers;  /* host [Hkv, nout] chunk ids */
+  int nsc;         /* selectable chunks: whole chunks before the local window */
+  int nout, nsel;  /* outlier chunks, chunks selected per step (per KV head) */
+  int nfix;        /* local window tokens + nout * CHUNK */
+  void *lm;        /* landmarks [nsc, Hkv, d] storage dtype, post-RoPE */
+  void *kr, *vr;   /* [nfix + nsel * CHUNK, Hkv, d] storage dtype */
+  int *outliers;   /* host [Hkv, nout] chunk ids */
   int *slot_chunk; /* host [Hkv, nsel]: chunk held by each slot, -1 none */
   int *chunk_slot; /* host [Hkv, nsc]: its slot, -1 none, -2 outlier */
 } xkv_sr_layer;

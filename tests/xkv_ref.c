@@ -85,7 +85,14 @@ int xkv_ref_reconstruct(const xkv_cache *c, int layer, float *k, float *v) {
   return 0;
 }
 
-static void rope(float *x, int d, int pos, double theta) {
+void xkv_ref_group_ranks(const xkv_cache *c, int layer, int *rank_k,
+                         int *rank_v) {
+  const xkv_group *g = &c->groups[layer / c->cfg.group];
+  *rank_k = g->rank_k;
+  *rank_v = g->rank_v;
+}
+
+void xkv_ref_rope(float *x, int d, int pos, double theta) {
   for (int i = 0; i < d / 2; i++) {
     double th = pos * pow(theta, -2.0 * i / d), a = x[2 * i], b = x[2 * i + 1];
     x[2 * i] = (float)(a * cos(th) - b * sin(th));
@@ -96,16 +103,23 @@ static void rope(float *x, int d, int pos, double theta) {
 void xkv_ref_attention(const float *q, const float *k, const float *v, int T,
                        int hq, int hkv, int d, int pos, double theta,
                        float *out) {
+  xkv_ref_attention_sel(q, k, v, NULL, T, hq, hkv, d, pos, theta, out);
+}
+
+void xkv_ref_attention_sel(const float *q, const float *k, const float *v,
+                           const int *tok, int T, int hq, int hkv, int d,
+                           int pos, double theta, float *out) {
   float *qr = malloc((size_t)d * 4), *kr = malloc((size_t)d * 4);
   double *sc = malloc((size_t)T * sizeof *sc);
   for (int h = 0; h < hq; h++) {
     int kh = h / (hq / hkv);
     memcpy(qr, q + (size_t)h * d, (size_t)d * 4);
-    rope(qr, d, pos, theta);
+    xkv_ref_rope(qr, d, pos, theta);
     double mx = -INFINITY, sum = 0;
     for (int t = 0; t < T; t++) {
-      memcpy(kr, k + ((size_t)t * hkv + kh) * d, (size_t)d * 4);
-      rope(kr, d, t, theta);
+      int n = tok ? tok[(size_t)kh * T + t] : t;
+      memcpy(kr, k + ((size_t)n * hkv + kh) * d, (size_t)d * 4);
+      xkv_ref_rope(kr, d, n, theta);
       double s = 0;
       for (int e = 0; e < d; e++)
         s += (double)qr[e] * kr[e];
@@ -117,7 +131,9 @@ void xkv_ref_attention(const float *q, const float *k, const float *v, int T,
     for (int e = 0; e < d; e++) {
       double acc = 0;
       for (int t = 0; t < T; t++)
-        acc += sc[t] * v[((size_t)t * hkv + kh) * d + e];
+        acc +=
+            sc[t] *
+            v[((size_t)(tok ? tok[(size_t)kh * T + t] : t) * hkv + kh) * d + e];
       out[(size_t)h * d + e] = (float)(acc / sum);
     }
   }
