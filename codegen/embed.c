@@ -1,32 +1,12 @@
 #include "embed.h"
 
 #include "run_tool.h"
+#include "text.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char *slurp(const char *path, size_t *len, xk_diag *d) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return xk_diag_set(d, "%s: %s", path, strerror(errno)), NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-    free(buf);
-    buf = NULL;
-  }
-  fclose(f);
-  if (!buf)
-    return xk_diag_set(d, "%s: read failed", path), NULL;
-  buf[n] = 0;
-  *len = (size_t)n;
-  return buf;
-}
 
 /* A C string literal, split at newlines to keep the source readable. */
 static void put_cstr(FILE *o, const char *s, size_t n) {
@@ -50,7 +30,7 @@ static int put_file(FILE *o, const char *dir, const char *file, int i,
   char path[4096];
   size_t n;
   snprintf(path, sizeof path, "%s/%s", dir, file);
-  char *buf = slurp(path, &n, d);
+  char *buf = xk_read_file(path, &n, d);
   if (!buf)
     return -1;
   if (text) {
@@ -67,23 +47,14 @@ static int put_file(FILE *o, const char *dir, const char *file, int i,
   return 0;
 }
 
-static int is_ident(const char *s) {
-  if (!*s || isdigit((unsigned char)*s))
-    return 0;
-  for (; *s; s++)
-    if (!isalnum((unsigned char)*s) && *s != '_')
-      return 0;
-  return 1;
-}
-
 int xk_embed_write(const char *dir, const char *name, const char *target,
                    const xk_manifest_entry *e, int n, xk_diag *d) {
-  if (!is_ident(name))
+  if (!xk_is_ident(name))
     return xk_diag_set(d, "--embed %s: not a C identifier", name);
   char path[4096];
   size_t mlen;
   snprintf(path, sizeof path, "%s/manifest.json", dir);
-  char *manifest = slurp(path, &mlen, d);
+  char *manifest = xk_read_file(path, &mlen, d);
   if (!manifest)
     return -1;
   snprintf(path, sizeof path, "%s/%s.c", dir, name);

@@ -345,6 +345,20 @@ static int defs_for(const options *o, const xk_kernel_spec *s,
   return n;
 }
 
+/* mkdir -p: the output directory may be nested in a fresh build tree */
+static int mkdir_p(const char *dir) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s", dir);
+  for (char *s = p + 1; *s; s++)
+    if (*s == '/') {
+      *s = 0;
+      if (mkdir(p, 0777) && errno != EEXIST)
+        return -1;
+      *s = '/';
+    }
+  return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
+}
+
 static int selected(const options *o, const char *name) {
   if (!o->nkernels)
     return 1;
@@ -360,7 +374,7 @@ static int run(const options *o, xk_dsl *dsl, LLVMTargetMachineRef tm,
     if (xk_dsl_find(dsl, o->kernels[i]) < 0)
       return xk_diag_set(d, "%s: no kernel named '%s' (see --list)", o->file,
                          o->kernels[i]);
-  if (o->outdir && mkdir(o->outdir, 0777) && errno != EEXIST)
+  if (o->outdir && mkdir_p(o->outdir))
     return xk_diag_set(d, "%s: cannot create: %s", o->outdir, strerror(errno));
   built b = {0};
   int rc = 0;

@@ -284,7 +284,7 @@ static xkv_status load_module(xkv_context *ctx, rt_variant *v) {
     unsigned char *file = NULL;
     const void *img = v->cubin;
     if (!img)
-      img = file = (unsigned char *)rt_read_file(v->cubin_path, &len);
+      img = file = (unsigned char *)xk_read_file(v->cubin_path, &len, NULL);
     if (img) {
       r = load_image(d, img, &mod, log, sizeof log);
       used_cubin = !r;
@@ -295,7 +295,7 @@ static xkv_status load_module(xkv_context *ctx, rt_variant *v) {
     size_t len;
     char *file = NULL;
     const char *ptx = v->ptx;
-    if (!ptx && v->ptx_path && !(ptx = file = rt_read_file(v->ptx_path, &len)))
+    if (!ptx && v->ptx_path && !(ptx = file = xk_read_file(v->ptx_path, &len, NULL)))
       return rt_err(ctx, XKV_ERR_MANIFEST, "kernel %s (%s): cannot read %s",
                     v->kernel, v->symbol, v->ptx_path);
     if (!ptx)

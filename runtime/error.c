@@ -52,39 +52,6 @@ char *rt_strdup(const char *s) {
   return o;
 }
 
-char *rt_read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  char *buf = NULL;
-  size_t n = 0, cap = 0;
-  for (;;) {
-    if (cap - n < 4096) {
-      cap = cap ? 2 * cap : 65536;
-      char *b = realloc(buf, cap + 1);
-      if (!b) {
-        free(buf);
-        fclose(f);
-        return NULL;
-      }
-      buf = b;
-    }
-    size_t k = fread(buf + n, 1, cap - n, f);
-    n += k;
-    if (k == 0)
-      break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(buf);
-    return NULL;
-  }
-  buf[n] = 0;
-  *len = n;
-  return buf;
-}
-
 static const char *dtype_names[] = {"i1", "i32", "i64", "f16", "bf16", "f32"};
 
 const char *rt_dtype_name(int dt) {

@@ -3,6 +3,7 @@
 #define XKV_INTERNAL_H
 
 #include "include/xkv.h"
+#include "../codegen/text.h"
 
 #include <stdarg.h>
 
@@ -124,7 +125,6 @@ xkv_status rt_err(xkv_context *ctx, xkv_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 xkv_status rt_verr(xkv_context *ctx, xkv_status s, const char *fmt, va_list ap);
 char *rt_strdup(const char *s);
-char *rt_read_file(const char *path, size_t *len); /* NUL-terminated */
 const char *rt_dtype_name(int dt);
 int rt_dtype_parse(const char *s); /* -1 when unknown */
 

@@ -3,6 +3,7 @@
  * error naming the file, the variant and the field, never a crash later. */
 #include "internal.h"
 #include "json.h"
+#include "../codegen/text.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -32,15 +33,6 @@ static xkv_status bad(mctx *m, const char *fmt, ...) {
   return rt_err(m->ctx, XKV_ERR_MANIFEST,
                 "%s: corrupt manifest: variant %d (%s): %s", m->where, m->index,
                 m->kernel ? m->kernel : "?", why);
-}
-
-static int is_ident(const char *s) {
-  if (!*s || isdigit((unsigned char)*s))
-    return 0;
-  for (; *s; s++)
-    if (!isalnum((unsigned char)*s) && *s != '_')
-      return 0;
-  return 1;
 }
 
 static const char *get_str(const json_val *o, const char *key) {
@@ -223,9 +215,9 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
   const char *kernel = get_str(o, "kernel"), *symbol = get_str(o, "symbol");
   const char *file = get_str(o, "file");
   m->kernel = kernel;
-  if (!kernel || !is_ident(kernel))
+  if (!kernel || !xk_is_ident(kernel))
     return bad(m, "'kernel' missing or not an identifier");
-  if (!symbol || !is_ident(symbol))
+  if (!symbol || !xk_is_ident(symbol))
     return bad(m, "'symbol' missing or not an identifier");
   if (!file || !*file || strstr(file, "..") || file[0] == '/')
     return bad(m, "'file' missing or not a plain file name");
@@ -251,7 +243,7 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
     return bad(m, "out of memory");
   for (int i = 0; i < consts->n; i++) {
     const json_val *c = &consts->items[i];
-    if (!is_ident(consts->keys[i]) || c->t != JSON_NUM || !c->is_int)
+    if (!xk_is_ident(consts->keys[i]) || c->t != JSON_NUM || !c->is_int)
       return bad(m, "constexpr '%s' is not an identifier with an integer",
                  consts->keys[i]);
     if (const_index(v, consts->keys[i]) >= 0)
@@ -300,7 +292,7 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
   for (int i = 0; i < na; i++) {
     const json_val *a = &args->items[i];
     const char *name = get_str(a, "name"), *type = get_str(a, "type");
-    if (!name || !is_ident(name))
+    if (!name || !xk_is_ident(name))
       return bad(m, "argument %d has no identifier 'name'", i);
     if (arg_index(v, name) >= 0)
       return bad(m, "argument '%s' appears twice", name);

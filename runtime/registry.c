@@ -205,7 +205,7 @@ xkv_status xkv_registry_load(xkv_context *ctx, const char *dir) {
   if (!mpath)
     return rt_err(ctx, XKV_ERR_OUT_OF_MEMORY, "xkv_registry_load: no memory");
   size_t len;
-  char *text = rt_read_file(mpath, &len);
+  char *text = xk_read_file(mpath, &len, NULL);
   if (!text) {
     xkv_status s = rt_err(ctx, XKV_ERR_MANIFEST,
                           "%s: cannot read the manifest: %s (is %s an xkvgen "

@@ -43,24 +43,6 @@ void rt_rmdir(const char *dir) {
   rmdir(dir);
 }
 
-char *rt_slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-    free(buf);
-    buf = NULL;
-  }
-  fclose(f);
-  if (buf)
-    buf[n] = 0;
-  return buf;
-}
-
 char *rt_replace(const char *s, const char *from, const char *to) {
   const char *at = strstr(s, from);
   size_t n = strlen(s) + strlen(to) + 1;

@@ -10,8 +10,7 @@ char *rt_tmpdir(const char *tag);
 int rt_write(const char *dir, const char *name, const char *text);
 /* Removes DIR and the files in it (one level). */
 void rt_rmdir(const char *dir);
-/* The whole file as a NUL-terminated malloc'd string, NULL on failure. */
-char *rt_slurp(const char *path);
+
 /* Replaces the first occurrence of `from` in s by `to`; malloc'd. */
 char *rt_replace(const char *s, const char *from, const char *to);
 

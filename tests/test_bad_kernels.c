@@ -6,7 +6,7 @@
  * SUBSTRING; never crash. */
 #include "dsl.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,9 +132,5 @@ int main(void) {
   tcase_add_test(tc, missing_file);
   tcase_add_test(tc, long_path);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return xk_check_run(s);
 }

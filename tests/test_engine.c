@@ -5,7 +5,7 @@
 #include "eval.h"
 #include "generate.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,9 +246,5 @@ int main(void) {
   tcase_add_test(tc, xkv_full_rank_matches_exact);
   tcase_add_test(tc, xkv_ratio_and_errors);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(s);
 }

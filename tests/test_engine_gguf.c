@@ -5,7 +5,7 @@
 #include "gguf.h"
 #include "quant.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,9 +355,5 @@ int main(void) {
   tcase_add_test(tc, f16_conversion);
   tcase_add_test(tc, smollm2_greedy);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(s);
 }

@@ -1,9 +1,10 @@
 /* IR core: verifier rules, passes, printer goldens, grid rules. */
 #include "../codegen/grid.h"
 #include "../codegen/passes.h"
+#include "../codegen/text.h"
 #include "../dsl/dsl.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,24 +229,6 @@ END_TEST
 
 /* Golden text of traced + optimized kernels: tests/golden/NAME.ir. Set
  * XK_UPDATE_GOLDEN=1 to rewrite them after an intended change. */
-static char *slurp(const char *path) {
-  FILE *fp = fopen(path, "rb");
-  if (!fp)
-    return NULL;
-  fseek(fp, 0, SEEK_END);
-  long n = ftell(fp);
-  fseek(fp, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  if (s && fread(s, 1, (size_t)n, fp) != (size_t)n) {
-    free(s);
-    s = NULL;
-  }
-  if (s)
-    s[n] = 0;
-  fclose(fp);
-  return s;
-}
-
 static const char *const golden_kernels[] = {"vadd", "softmax", "gemm_f16",
                                              "rebuild_k"};
 
@@ -271,7 +254,7 @@ START_TEST(printer_golden) {
     fputs(txt, o);
     fclose(o);
   }
-  char *want = slurp(path);
+  char *want = xk_read_file(path, NULL, &d);
   ck_assert_msg(want != NULL, "missing golden %s", path);
   ck_assert_msg(!strcmp(want, txt), "IR of %s differs from %s:\n%s",
                 golden_kernels[_i], path, txt);
@@ -294,9 +277,5 @@ int main(void) {
   tcase_add_loop_test(tc, printer_golden, 0,
                       sizeof golden_kernels / sizeof *golden_kernels);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(s);
 }

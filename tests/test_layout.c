@@ -1,7 +1,7 @@
 /* Layout index maps: ownership, slices, the default chooser. */
 #include "layout.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -345,9 +345,5 @@ int main(void) {
   tcase_add_test(tc, test_mma_ldmatrix_addresses);
   tcase_add_test(tc, test_swizzle);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int nf = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+  return xk_check_run(s);
 }

@@ -2,9 +2,10 @@
  * C references, through a manifest directory and an embedded table. */
 #include "rt_kernels.h"
 #include "rt_util.h"
+#include "../codegen/text.h"
 #include "xkv.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@ static xkv_embedded embedded;
 /* The embedded table: the manifest's text plus the functions linked into
  * this test, in manifest order (what xkvgen --embed generates). */
 static void build_table(void) {
-  manifest_text = rt_slurp(RT_HOST_DIR "/manifest.json");
+  manifest_text = xk_read_file(RT_HOST_DIR "/manifest.json", NULL, NULL);
   ck_assert_ptr_nonnull(manifest_text);
   int n = 0;
 #define RT_ENTRY(name)                                                         \
@@ -263,9 +264,5 @@ int main(void) {
   tcase_add_test(tc, memory_copies);
   tcase_add_test(tc, streams_and_events);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(s);
 }

@@ -4,7 +4,7 @@
 #include "rt_util.h"
 #include "xkv.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,9 +247,5 @@ int main(void) {
   tcase_add_test(tc, directory_ptx_and_cubin);
   tcase_add_test(tc, memory_and_events);
   suite_add_tcase(su, tc);
-  SRunner *sr = srunner_create(su);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(su);
 }

@@ -2,9 +2,10 @@
  * the cause, never a crash. */
 #include "rt_kernels.h"
 #include "rt_util.h"
+#include "../codegen/text.h"
 #include "xkv.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,7 +156,7 @@ static const struct {
 };
 
 START_TEST(corrupt_manifests) {
-  char *good = rt_slurp(RT_HOST_DIR "/manifest.json");
+  char *good = xk_read_file(RT_HOST_DIR "/manifest.json", NULL, NULL);
   ck_assert_ptr_nonnull(good);
   char *dir = rt_tmpdir("corrupt");
   char so[4096], link[4096];
@@ -326,9 +327,5 @@ int main(void) {
   tcase_add_test(tc, no_driver);
   tcase_add_test(tc, stub_driver);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(s);
 }

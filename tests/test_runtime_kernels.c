@@ -6,7 +6,7 @@
 #include "kernel_cases.h"
 #include "xkv.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,9 +119,5 @@ int main(void) {
   tcase_add_test(tc, kernels_from_directory);
   tcase_add_test(tc, kernels_from_embedded_table);
   suite_add_tcase(su, tc);
-  SRunner *sr = srunner_create(su);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(su);
 }

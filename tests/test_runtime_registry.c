@@ -4,9 +4,10 @@
 #include "../runtime/json.h"
 #include "rt_kernels.h"
 #include "rt_util.h"
+#include "../codegen/text.h"
 #include "xkv.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,7 +90,7 @@ START_TEST(variant_choice) {
 END_TEST
 
 static char *read_manifest(void) {
-  char *t = rt_slurp(RT_HOST_DIR "/manifest.json");
+  char *t = xk_read_file(RT_HOST_DIR "/manifest.json", NULL, NULL);
   ck_assert_ptr_nonnull(t);
   return t;
 }
@@ -215,9 +216,5 @@ int main(void) {
   tcase_add_test(tc, gpu_artifacts_rejected_on_cpu);
   tcase_add_test(tc, json_reader);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(s);
 }

@@ -6,7 +6,7 @@
 #include "layout.h"
 #include "sim_tc.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,9 +262,5 @@ int main(void) {
   tcase_add_test(tc, test_ldmatrix_distribution);
   tcase_add_test(tc, test_warp_gemm);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int nf = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+  return xk_check_run(s);
 }

@@ -6,7 +6,7 @@
 #include "compile.h"
 #include "kernel_cases.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,9 +187,5 @@ int main(void) {
   tcase_add_test(tc, test_assumes_emitted);
   tcase_add_test(tc, test_bad_spec);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int nf = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+  return xk_check_run(s);
 }

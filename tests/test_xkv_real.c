@@ -6,7 +6,7 @@
  * attention. */
 #include "xkv_real.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -119,9 +119,5 @@ int main(void) {
   tcase_add_loop_test(tc, more_rank_less_error, 0, 3);
   tcase_add_test(tc, full_rank_is_lossless);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(s);
 }

@@ -5,7 +5,7 @@
 #include "xkv.h"
 #include "xkv_ref.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,9 +257,5 @@ int main(void) {
   tcase_add_test(tc, rank_policies);
   tcase_add_test(tc, bad_inputs);
   suite_add_tcase(su, tc);
-  SRunner *sr = srunner_create(su);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(su);
 }
