@@ -181,11 +181,15 @@ LLVMValueRef nv_rowmajor(nv *s, const LLVMValueRef *c, const int32_t *shape,
   return x;
 }
 
+/* Exchanges inside a pipelined loop get the memory after its buffers. */
 LLVMValueRef nv_smem(nv *s, int bytes) {
-  if (bytes > s->smem_bytes)
-    s->smem_bytes = bytes;
+  if (bytes + s->smem_pin > s->smem_bytes)
+    s->smem_bytes = bytes + s->smem_pin;
   s->staged_a = -1;
-  return s->pr->smem_base(s);
+  LLVMValueRef base = s->pr->smem_base(s), off = nv_i32(s, s->smem_pin);
+  if (!s->smem_pin)
+    return base;
+  return LLVMBuildGEP2(s->b, LLVMInt8TypeInContext(s->ctx), base, &off, 1, "");
 }
 
 /* ---- pure values: evaluated per element from coordinates ------------- */
@@ -236,20 +240,6 @@ static LLVMValueRef eval_elem(nv *s, int v, const LLVMValueRef *c) {
 }
 
 static int lower_load(nv *s, const xk_op *op);
-/* An operand read register by register. Pure values are evaluated at the
- * register that needs them, and so are lazy values (NV_LAZY: single-use
- * loads and elementwise ops fused into their consumer), so a whole tile of
- * addresses or loaded values is never live at once; anything else is
- * materialized in the consumer's layout up front (src_init), which is also
- * where a lazy value's own operands are prepared. */
-typedef struct nv_src {
-  int v;
-  LLVMValueRef *regs;
-  struct nv_src *ops; /* NV_LAZY: the defining op's operands */
-} nv_src;
-
-static int src_init(nv *s, nv_src *g, int v, const xk_layout *l);
-static LLVMValueRef src_elem(nv *s, const nv_src *g, const xk_layout *l, int i);
 static xk_layout op_layout(nv *s, const int *v, int n, xk_type t);
 
 static int undefer(nv *s, int v) {
@@ -275,10 +265,10 @@ LLVMValueRef *nv_get(nv *s, int v, const xk_layout *l) {
       r[i] = x->s;
   } else if (x->kind == NV_LAZY) {
     nv_src g;
-    if (src_init(s, &g, v, l))
+    if (nv_src_init(s, &g, v, l))
       return NULL;
     for (int i = 0; i < n; i++)
-      r[i] = src_elem(s, &g, l, i);
+      r[i] = nv_src_elem(s, &g, l, i);
   } else if (x->kind == NV_PURE) {
     for (int i = 0; i < n; i++) {
       LLVMValueRef c[XK_MAX_RANK];
@@ -322,7 +312,7 @@ LLVMValueRef *nv_get_any(nv *s, int v, xk_layout *l) {
   return nv_get(s, v, l);
 }
 
-static int src_init(nv *s, nv_src *g, int v, const xk_layout *l) {
+int nv_src_init(nv *s, nv_src *g, int v, const xk_layout *l) {
   g->v = v;
   g->regs = NULL;
   g->ops = NULL;
@@ -335,20 +325,17 @@ static int src_init(nv *s, nv_src *g, int v, const xk_layout *l) {
     const xk_op *op = &s->f->ops[s->f->values[v].def_op];
     g->ops = nv_alloc(s, (size_t)op->nopnd * sizeof *g->ops);
     for (int j = 0; j < op->nopnd; j++)
-      if (src_init(s, &g->ops[j], op->opnd[j], l))
+      if (nv_src_init(s, &g->ops[j], op->opnd[j], l))
         return -1;
     return 0;
   }
   return (g->regs = nv_get(s, v, l)) ? 0 : -1;
 }
 
-static LLVMValueRef guarded_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
-                                 LLVMValueRef mask, LLVMValueRef other);
 static LLVMValueRef to_mem(nv *s, int dt, LLVMValueRef v);
 static LLVMValueRef from_mem(nv *s, int dt, LLVMValueRef v);
 
-static LLVMValueRef src_elem(nv *s, const nv_src *g, const xk_layout *l,
-                             int i) {
+LLVMValueRef nv_src_elem(nv *s, const nv_src *g, const xk_layout *l, int i) {
   if (g->v < 0)
     return NULL;
   if (g->regs)
@@ -363,15 +350,16 @@ static LLVMValueRef src_elem(nv *s, const nv_src *g, const xk_layout *l,
       const nv_src *o = op->attr.has_other ? &g->ops[k++] : NULL;
       LLVMTypeRef mty = nv_mem_ty(s, dt);
       LLVMValueRef other =
-          o ? to_mem(s, dt, src_elem(s, o, l, i)) : LLVMConstNull(mty);
-      LLVMValueRef p = src_elem(s, &g->ops[0], l, i);
-      return from_mem(
-          s, dt,
-          guarded_load(s, mty, p, m ? src_elem(s, m, l, i) : NULL, other));
+          o ? to_mem(s, dt, nv_src_elem(s, o, l, i)) : LLVMConstNull(mty);
+      LLVMValueRef p = nv_src_elem(s, &g->ops[0], l, i);
+      return from_mem(s, dt,
+                      nv_guarded_load(s, mty, p,
+                                      m ? nv_src_elem(s, m, l, i) : NULL,
+                                      other));
     }
     LLVMValueRef a[3];
     for (int j = 0; j < op->nopnd && j < 3; j++)
-      a[j] = src_elem(s, &g->ops[j], l, i);
+      a[j] = nv_src_elem(s, &g->ops[j], l, i);
     return nv_ew(s, op, a);
   }
   LLVMValueRef c[XK_MAX_RANK];
@@ -538,13 +526,13 @@ static int lower_ew(nv *s, const xk_op *op) {
   int n = xk_layout_nregs(&l);
   nv_src in[3];
   for (int i = 0; i < op->nopnd && i < 3; i++)
-    if (src_init(s, &in[i], op->opnd[i], &l))
+    if (nv_src_init(s, &in[i], op->opnd[i], &l))
       return -1;
   LLVMValueRef *r = nv_alloc(s, (size_t)n * sizeof *r);
   for (int j = 0; j < n; j++) {
     LLVMValueRef a[3];
     for (int i = 0; i < op->nopnd && i < 3; i++)
-      a[i] = src_elem(s, &in[i], &l, j);
+      a[i] = nv_src_elem(s, &in[i], &l, j);
     if (!(r[j] = nv_ew(s, op, a)))
       return nv_err(s, "unsupported elementwise op");
   }
@@ -642,8 +630,8 @@ static LLVMValueRef guarded_load_al(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
   return phi;
 }
 
-static LLVMValueRef guarded_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
-                                 LLVMValueRef mask, LLVMValueRef other) {
+LLVMValueRef nv_guarded_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                             LLVMValueRef mask, LLVMValueRef other) {
   return guarded_load_al(s, ty, ptr, mask, other, 0);
 }
 
@@ -686,8 +674,8 @@ static int lower_load(nv *s, const xk_op *op) {
   LLVMValueRef zero = LLVMConstNull(mty);
   if (rt.rank == 0) {
     LLVMValueRef other = ov >= 0 ? to_mem(s, dt, s->vals[ov].s) : zero;
-    LLVMValueRef v = guarded_load(s, mty, s->vals[op->opnd[0]].s,
-                                  mv >= 0 ? s->vals[mv].s : NULL, other);
+    LLVMValueRef v = nv_guarded_load(s, mty, s->vals[op->opnd[0]].s,
+                                     mv >= 0 ? s->vals[mv].s : NULL, other);
     set_scalar(s, op->res[0], from_mem(s, dt, v));
     return 0;
   }
@@ -698,8 +686,8 @@ static int lower_load(nv *s, const xk_op *op) {
   int vs[3] = {op->opnd[0], mv, ov}, vec;
   xk_layout l = mem_layout(s, op, vs, 3, rt, &vec);
   nv_src p, m, o;
-  if (src_init(s, &p, vs[0], &l) || src_init(s, &m, mv, &l) ||
-      src_init(s, &o, ov, &l))
+  if (nv_src_init(s, &p, vs[0], &l) || nv_src_init(s, &m, mv, &l) ||
+      nv_src_init(s, &o, ov, &l))
     return -1;
   int n = xk_layout_nregs(&l);
   LLVMValueRef *r = nv_alloc(s, (size_t)n * sizeof *r);
@@ -710,15 +698,15 @@ static int lower_load(nv *s, const xk_op *op) {
   for (int i = 0; i < n; i += vec) {
     LLVMValueRef other = LLVMConstNull(vty);
     for (int e = 0; e < vec && ov >= 0; e++) {
-      LLVMValueRef x = to_mem(s, dt, src_elem(s, &o, &l, i + e));
+      LLVMValueRef x = to_mem(s, dt, nv_src_elem(s, &o, &l, i + e));
       other = vec > 1 ? LLVMBuildInsertElement(s->b, other, x, nv_i32(s, e), "")
                       : x;
     }
     if (ov < 0 && vec == 1)
       other = zero;
-    LLVMValueRef pi = src_elem(s, &p, &l, i);
+    LLVMValueRef pi = nv_src_elem(s, &p, &l, i);
     LLVMValueRef x =
-        guarded_load_al(s, vty, pi, src_elem(s, &m, &l, i), other, align);
+        guarded_load_al(s, vty, pi, nv_src_elem(s, &m, &l, i), other, align);
     for (int e = 0; e < vec; e++)
       r[i + e] = from_mem(
           s, dt,
@@ -741,8 +729,8 @@ static int lower_store(nv *s, const xk_op *op) {
   int vec;
   xk_layout l = mem_layout(s, op, vs, 3, vt, &vec);
   nv_src ps, vsrc, ms;
-  if (src_init(s, &ps, pv, &l) || src_init(s, &vsrc, vv, &l) ||
-      src_init(s, &ms, mv, &l))
+  if (nv_src_init(s, &ps, pv, &l) || nv_src_init(s, &vsrc, vv, &l) ||
+      nv_src_init(s, &ms, mv, &l))
     return -1;
   int n = xk_layout_nregs(&l);
   LLVMTypeRef mty = nv_mem_ty(s, dt);
@@ -751,16 +739,16 @@ static int lower_store(nv *s, const xk_op *op) {
     LLVMValueRef c[XK_MAX_RANK], pi, vi;
     LLVMValueRef g = nv_coords(s, &l, i, c);
     if (mv >= 0)
-      g = LLVMBuildAnd(s->b, g, src_elem(s, &ms, &l, i), "");
-    pi = src_elem(s, &ps, &l, i);
-    vi = src_elem(s, &vsrc, &l, i);
+      g = LLVMBuildAnd(s->b, g, nv_src_elem(s, &ms, &l, i), "");
+    pi = nv_src_elem(s, &ps, &l, i);
+    vi = nv_src_elem(s, &vsrc, &l, i);
     nv_note_global(s, vty, pi, g, 1);
     LLVMBasicBlockRef join = guard_open(s, g);
     if (vec > 1) { /* contiguous, one mask: see lower_load */
       LLVMValueRef x = LLVMGetUndef(vty);
       for (int e = 0; e < vec; e++)
         x = LLVMBuildInsertElement(
-            s->b, x, to_mem(s, dt, e ? src_elem(s, &vsrc, &l, i + e) : vi),
+            s->b, x, to_mem(s, dt, e ? nv_src_elem(s, &vsrc, &l, i + e) : vi),
             nv_i32(s, e), "");
       LLVMSetAlignment(LLVMBuildStore(s->b, x, pi),
                        (unsigned)(vec * xk_dtype_bits(dt) / 8));
@@ -810,6 +798,18 @@ static int lower_for(nv *s, const xk_op *op) {
       nr[i] = xk_layout_nregs(&lay[i]);
     }
   }
+  nv_pipe pipe, *pp = nv_pipe_plan(s, op, &pipe) ? &pipe : NULL;
+  if (pp) {
+    s->smem_pin = pp->stages * pp->stage_bytes;
+    if (s->smem_pin > s->smem_bytes)
+      s->smem_bytes = s->smem_pin;
+    for (int j = 0; j < pp->stages - 1; j++) {
+      LLVMValueRef it = LLVMBuildAdd(
+          s->b, lo, LLVMBuildMul(s->b, step, nv_i32(s, j), ""), "");
+      if (nv_pipe_issue(s, pp, it, hi, nv_i32(s, j)))
+        return -1;
+    }
+  }
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(s->b);
   LLVMBasicBlockRef hdr = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "for");
   LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "body");
@@ -818,6 +818,11 @@ static int lower_for(nv *s, const xk_op *op) {
   LLVMPositionBuilderAtEnd(s->b, hdr);
   LLVMValueRef iv = LLVMBuildPhi(s->b, LLVMInt32TypeInContext(s->ctx), "i");
   LLVMAddIncoming(iv, &lo, &pre, 1);
+  if (pp) { /* the buffer of the iteration */
+    LLVMValueRef zero = nv_i32(s, 0);
+    pp->slot = LLVMBuildPhi(s->b, LLVMInt32TypeInContext(s->ctx), "slot");
+    LLVMAddIncoming(pp->slot, &zero, &pre, 1);
+  }
   for (int i = 0; i < nc; i++) {
     int v = op->opnd[3 + i], cnt = nr[i] ? nr[i] : 1;
     LLVMTypeRef ty = nv_reg_ty(s, xk_vtype(f, v).dtype);
@@ -830,6 +835,10 @@ static int lower_for(nv *s, const xk_op *op) {
   LLVMBuildCondBr(s->b, LLVMBuildICmp(s->b, LLVMIntSLT, iv, hi, ""), bb, exit);
   LLVMPositionBuilderAtEnd(s->b, bb);
   s->staged_a = -1; /* the back edge brings other shared contents */
+  if (pp) {
+    s->pipe = pp;
+    nv_pipe_wait(s, pp);
+  }
   set_scalar(s, body->args[0], iv);
   for (int i = 0; i < nc; i++) {
     if (nr[i])
@@ -857,8 +866,28 @@ static int lower_for(nv *s, const xk_op *op) {
       return -1;
     }
   }
+  LLVMValueRef slot_next = NULL;
+  if (pp) { /* refill the buffer the previous iteration read */
+    LLVMValueRef first =
+        LLVMBuildICmp(s->b, LLVMIntEQ, pp->slot, nv_i32(s, 0), "");
+    LLVMValueRef last =
+        LLVMBuildICmp(s->b, LLVMIntEQ, pp->slot, nv_i32(s, pp->stages - 1), "");
+    LLVMValueRef fill =
+        LLVMBuildSelect(s->b, first, nv_i32(s, pp->stages - 1),
+                        LLVMBuildSub(s->b, pp->slot, nv_i32(s, 1), ""), "");
+    slot_next =
+        LLVMBuildSelect(s->b, last, nv_i32(s, 0),
+                        LLVMBuildAdd(s->b, pp->slot, nv_i32(s, 1), ""), "");
+    LLVMValueRef it = LLVMBuildAdd(
+        s->b, iv, LLVMBuildMul(s->b, step, nv_i32(s, pp->stages - 1), ""), "");
+    if (nv_pipe_issue(s, pp, it, hi, fill))
+      return -1;
+    s->pipe = NULL;
+  }
   LLVMValueRef inext = LLVMBuildAdd(s->b, iv, step, "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(s->b);
+  if (pp)
+    LLVMAddIncoming(pp->slot, &slot_next, &latch, 1);
   LLVMBuildBr(s->b, hdr);
   LLVMAddIncoming(iv, &inext, &latch, 1);
   for (int i = 0; i < nc; i++)
@@ -866,6 +895,7 @@ static int lower_for(nv *s, const xk_op *op) {
       LLVMAddIncoming(phis[i][j], &next[i][j], &latch, 1);
   LLVMPositionBuilderAtEnd(s->b, exit);
   s->staged_a = -1;
+  s->smem_pin = 0;
   for (int i = 0; i < nc; i++) {
     if (nr[i])
       set_mat(s, op->res[i], &lay[i], phis[i]);
@@ -875,7 +905,7 @@ static int lower_for(nv *s, const xk_op *op) {
   return 0;
 }
 
-static int lower_op(nv *s, const xk_op *op) {
+int nv_lower_op(nv *s, const xk_op *op) {
   s->op = op;
   xk_type rt = op->nres ? xk_vtype(s->f, op->res[0]) : xk_type_scalar(XK_I32);
   switch (op->code) {
@@ -932,7 +962,7 @@ static int lower_block(nv *s, int blk) {
     const xk_op *op = &s->f->ops[b->ops[i]];
     if (op->dead)
       continue;
-    if (lower_op(s, op))
+    if (nv_lower_op(s, op))
       return -1;
   }
   return 0;

@@ -117,6 +117,8 @@ struct nv {
   int nbases, cap_bases;
   void **arena;
   int narena, cap_arena;
+  struct nv_pipe *pipe; /* the software-pipelined loop being lowered */
+  int smem_pin;         /* bytes at the start of shared memory it holds */
   const xk_op *op;      /* for diagnostics */
   LLVMValueRef smem_rt; /* sim: the block's shared memory, in the prologue */
   int ninstr;           /* sim: memory instructions instrumented so far */
@@ -158,6 +160,53 @@ LLVMValueRef nv_smem(nv *s, int bytes);
 LLVMValueRef nv_ext_f32(nv *s, int dtype, LLVMValueRef x);
 LLVMValueRef nv_trunc_from_f32(nv *s, int dtype, LLVMValueRef x);
 
+/* An operand read register by register (lower_nvptx.c). Pure values are
+ * evaluated at the register that needs them, and so are lazy values
+ * (NV_LAZY: single-use loads and elementwise ops fused into their
+ * consumer), so a whole tile of addresses or loaded values is never live at
+ * once; anything else is materialized in the consumer's layout up front
+ * (nv_src_init), which is also where a lazy value's own operands are
+ * prepared. */
+typedef struct nv_src {
+  int v;
+  LLVMValueRef *regs;
+  struct nv_src *ops; /* NV_LAZY: the defining op's operands */
+} nv_src;
+int nv_src_init(nv *s, nv_src *g, int v, const xk_layout *l);
+LLVMValueRef nv_src_elem(nv *s, const nv_src *g, const xk_layout *l, int i);
+int nv_lower_op(nv *s, const xk_op *op);
+/* A global load of `ty` that only touches memory when `mask` (i1, NULL =
+ * always) is set, else yields `other`. */
+LLVMValueRef nv_guarded_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
+                             LLVMValueRef mask, LLVMValueRef other);
+
+/* lower_nvptx_pipe.c: software pipelining of a FOR whose body loads the
+ * operands of its dot (f->num_stages > 1): the loads become copies into
+ * num_stages shared-memory buffers, issued num_stages - 1 iterations
+ * ahead (cp.async where the access allows), and the dot reads its
+ * operands straight from the current buffer. */
+typedef struct nv_pipe {
+  const xk_op *loop, *dot;
+  const xk_op *ld[2]; /* per dot operand: its pipelined load, or NULL */
+  int ncopy[2];       /* elements per copy (group of contiguous columns) */
+  int off[2];         /* byte offset of the operand's tile in a stage */
+  int swz;            /* tensor-core dot: swizzled tiles, else padded rows */
+  int stages, stage_bytes;
+  char *slice;       /* per op: computes a pipelined load's operands */
+  LLVMValueRef slot; /* the current iteration's buffer (i32) */
+} nv_pipe;
+/* Plans the pipelining of `loop` (1) or says it runs as written (0). */
+int nv_pipe_plan(nv *s, const xk_op *loop, nv_pipe *p);
+/* Issues iteration `it`'s copies into buffer `slot` when it < hi (both
+ * i32), then commits a group. */
+int nv_pipe_issue(nv *s, nv_pipe *p, LLVMValueRef it, LLVMValueRef hi,
+                  LLVMValueRef slot);
+/* Top of an iteration: its copies have landed and are visible. */
+void nv_pipe_wait(nv *s, nv_pipe *p);
+/* The current buffer's tile of dot operand `k` when it is pipelined (the
+ * dot reads it in place), else NULL. */
+LLVMValueRef nv_pipe_tile(nv *s, const xk_op *dot, int k);
+
 /* lower_nvptx_arith.c: one element of an elementwise op (operand values
  * in a[]), and a CONST op's scalar */
 LLVMValueRef nv_ew(nv *s, const xk_op *op, LLVMValueRef *a);
@@ -188,11 +237,20 @@ int nv_gather(nv *s, const LLVMValueRef *src, const xk_layout *sl, int dtype,
               const nv_map *m, const xk_layout *l, LLVMValueRef *out);
 int nv_lower_reduce(nv *s, const xk_op *op);
 int nv_lower_dot(nv *s, const xk_op *op);
+/* Row pitch (elements) of a dot operand staged for the FMA dot: rows
+ * padded by a word, so the threads of a warp that read one k of different
+ * rows of a (or write rows of b) hit different banks. */
+static inline int nv_dot_pitch(int cols, int esz) {
+  return cols + (esz < 4 ? 4 / esz : 1);
+}
 
 /* lower_nvptx_mma.c: dot on tensor cores. nv_mma_layout gives the
  * accumulator layout when `dot` runs on them (1), else 0. */
 int nv_mma_layout(nv *s, const xk_op *dot, xk_layout *l);
 int nv_lower_dot_mma(nv *s, const xk_op *op, const xk_layout *lc);
+/* Element offset of (row, col) in swizzled tile z (xk_swizzle_offset). */
+LLVMValueRef nv_swz_off(nv *s, const xk_swizzle *z, LLVMValueRef row,
+                        LLVMValueRef col);
 /* The layout a FOR's carried value `i` should start in: its yield's dot
  * accumulator layout (1), so the loop never converts it; else 0. */
 int nv_carried_layout(nv *s, const xk_op *loop, int i, xk_layout *l);

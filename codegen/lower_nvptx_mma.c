@@ -53,6 +53,12 @@ static LLVMValueRef swz_chunk(nv *s, const xk_swizzle *z, LLVMValueRef row,
                       LLVMBuildShl(b, chunk, nv_i32(s, log2i(z->vec)), ""), "");
 }
 
+LLVMValueRef nv_swz_off(nv *s, const xk_swizzle *z, LLVMValueRef row,
+                        LLVMValueRef col) {
+  LLVMValueRef inchunk = LLVMBuildAnd(s->b, col, nv_i32(s, z->vec - 1), "");
+  return LLVMBuildAdd(s->b, swz_chunk(s, z, row, col), inchunk, "");
+}
+
 static LLVMValueRef elem_ptr(nv *s, int dt, LLVMValueRef base,
                              LLVMValueRef off) {
   return LLVMBuildGEP2(s->b, nv_mem_ty(s, dt), base, &off, 1, "");
@@ -76,10 +82,8 @@ static void stage_swz(nv *s, const LLVMValueRef *regs, const xk_layout *l,
   for (int j = 0; j < n; j += g) {
     LLVMValueRef c[XK_MAX_RANK];
     nv_coords(s, l, j, c);
-    LLVMValueRef inchunk = LLVMBuildAnd(s->b, c[1], nv_i32(s, z->vec - 1), "");
-    LLVMValueRef off = LLVMBuildAdd(
-        s->b, LLVMBuildAdd(s->b, swz_chunk(s, z, c[0], c[1]), inchunk, ""),
-        nv_i32(s, at), "");
+    LLVMValueRef off =
+        LLVMBuildAdd(s->b, nv_swz_off(s, z, c[0], c[1]), nv_i32(s, at), "");
     LLVMValueRef p = elem_ptr(s, dt, base, off);
     if (g == 1) {
       nv_note_shared(s, ety, p, 1);
@@ -151,17 +155,25 @@ int nv_lower_dot_mma(nv *s, const xk_op *op, const xk_layout *lc) {
     return nv_err(s, "tensor-core dot: tile %dx%dx%d cannot be swizzled", M, K,
                   N);
   xk_layout la, lb;
-  LLVMValueRef *b = nv_get_any(s, op->opnd[1], &lb);
-  LLVMValueRef *acc = b ? nv_get(s, op->opnd[2], lc) : NULL;
-  int reuse = s->staged_a == op->opnd[0] && s->staged_swz;
-  LLVMValueRef *a = reuse || !acc ? NULL : nv_get_any(s, op->opnd[0], &la);
-  if (!acc || (!reuse && !a))
+  LLVMValueRef pa = nv_pipe_tile(s, op, 0), pb = nv_pipe_tile(s, op, 1);
+  LLVMValueRef *b = pb ? NULL : nv_get_any(s, op->opnd[1], &lb);
+  LLVMValueRef *acc = pb || b ? nv_get(s, op->opnd[2], lc) : NULL;
+  int reuse = !pa && s->staged_a == op->opnd[0] && s->staged_swz;
+  LLVMValueRef *a =
+      pa || reuse || !acc ? NULL : nv_get_any(s, op->opnd[0], &la);
+  if (!acc || (!pa && !reuse && !a))
     return -1;
-  LLVMValueRef base = nv_smem(s, (M * K + K * N) * 2);
-  if (!reuse)
-    stage_swz(s, a, &la, dt, &za, base, 0);
-  stage_swz(s, b, &lb, dt, &zb, base, M * K);
-  s->pr->barrier(s);
+  /* a pipelined operand is read in place from its loop buffer */
+  int staged = !pa || !pb;
+  LLVMValueRef base = staged ? nv_smem(s, (M * K + K * N) * 2) : NULL;
+  LLVMValueRef abase = pa ? pa : base;
+  LLVMValueRef bbase = pb ? pb : elem_ptr(s, dt, base, nv_i32(s, M * K));
+  if (!pa && !reuse)
+    stage_swz(s, a, &la, dt, &za, abase, 0);
+  if (!pb)
+    stage_swz(s, b, &lb, dt, &zb, bbase, 0);
+  if (staged)
+    s->pr->barrier(s);
 
   ldsm_ctx x;
   xk_layout_dim_info d0, d1;
@@ -185,14 +197,11 @@ int nv_lower_dot_mma(nv *s, const xk_op *op, const xk_layout *lc) {
   LLVMValueRef *fb = nv_alloc(s, (size_t)(x.t.ntiles + 1) * 2 * sizeof *fb);
   for (int kk = 0; kk < K / 16; kk++) {
     for (int i = 0; i < x.t.mtiles; i++)
-      s->pr->ldmatrix(s, elem_ptr(s, dt, base, ldsm_a_off(s, &x, &za, i, kk)),
+      s->pr->ldmatrix(s, elem_ptr(s, dt, abase, ldsm_a_off(s, &x, &za, i, kk)),
                       4, 0, &fa[4 * i]);
-    for (int j = 0; j < x.t.ntiles; j += 2) {
-      LLVMValueRef off = LLVMBuildAdd(s->b, ldsm_b_off(s, &x, &zb, j, kk),
-                                      nv_i32(s, M * K), "");
-      s->pr->ldmatrix(s, elem_ptr(s, dt, base, off), j + 1 < x.t.ntiles ? 4 : 2,
-                      1, &fb[2 * j]);
-    }
+    for (int j = 0; j < x.t.ntiles; j += 2)
+      s->pr->ldmatrix(s, elem_ptr(s, dt, bbase, ldsm_b_off(s, &x, &zb, j, kk)),
+                      j + 1 < x.t.ntiles ? 4 : 2, 1, &fb[2 * j]);
     for (int i = 0; i < x.t.mtiles; i++)
       for (int j = 0; j < x.t.ntiles; j++) {
         LLVMValueRef c[4], d[4];
@@ -204,8 +213,9 @@ int nv_lower_dot_mma(nv *s, const xk_op *op, const xk_layout *lc) {
           out[xk_mma_acc_reg(lc, i, j, q)] = d[q];
       }
   }
-  s->pr->barrier(s);
-  s->staged_a = op->opnd[0];
+  if (staged)
+    s->pr->barrier(s);
+  s->staged_a = pa ? -1 : op->opnd[0];
   s->staged_swz = 1;
   s->vals[op->res[0]].kind = NV_MAT;
   s->vals[op->res[0]].lay = *lc;

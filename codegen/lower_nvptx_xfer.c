@@ -434,21 +434,28 @@ int nv_lower_dot(nv *s, const xk_op *op) {
     return nv_lower_dot_mma(s, op, &lc);
   /* b and acc first: a conversion on their way uses shared memory and
    * so ends the reuse of a staged `a` */
-  LLVMValueRef *b = nv_get_any(s, op->opnd[1], &lb);
-  LLVMValueRef *acc = b ? nv_get_any(s, op->opnd[2], &lc) : NULL;
-  int reuse = s->staged_a == op->opnd[0] && !s->staged_swz;
-  LLVMValueRef *a = reuse || !acc ? NULL : nv_get_any(s, op->opnd[0], &la);
-  if (!acc || (!reuse && !a))
+  LLVMValueRef pa = nv_pipe_tile(s, op, 0), pb = nv_pipe_tile(s, op, 1);
+  LLVMValueRef *b = pb ? NULL : nv_get_any(s, op->opnd[1], &lb);
+  LLVMValueRef *acc = pb || b ? nv_get_any(s, op->opnd[2], &lc) : NULL;
+  int reuse = !pa && s->staged_a == op->opnd[0] && !s->staged_swz;
+  LLVMValueRef *a =
+      pa || reuse || !acc ? NULL : nv_get_any(s, op->opnd[0], &la);
+  if (!acc || (!pa && !reuse && !a))
     return -1;
-  /* rows padded by a word: the threads of a warp that read one k of
-   * different rows of a (or write rows of b) hit different banks */
-  int esz = xk_dtype_bits(dt) / 8, pad = esz < 4 ? 4 / esz : 1;
-  int lda = K + pad, ldb = N + pad, boff = M * lda;
-  LLVMValueRef base = nv_smem(s, (boff + K * ldb) * esz);
-  if (!reuse)
-    stage(s, a, &la, dt, base, 0, lda);
-  stage(s, b, &lb, dt, base, boff, ldb);
-  s->pr->barrier(s);
+  int esz = xk_dtype_bits(dt) / 8;
+  int lda = nv_dot_pitch(K, esz), ldb = nv_dot_pitch(N, esz), boff = M * lda;
+  LLVMTypeRef f32 = LLVMFloatTypeInContext(s->ctx), ty = nv_mem_ty(s, dt);
+  /* a pipelined operand is read in place from its loop buffer */
+  int staged = !pa || !pb;
+  LLVMValueRef base = staged ? nv_smem(s, (boff + K * ldb) * esz) : NULL;
+  LLVMValueRef abase = pa ? pa : base;
+  LLVMValueRef bbase = pb ? pb : smem_ptr(s, ty, base, nv_i32(s, boff));
+  if (!pa && !reuse)
+    stage(s, a, &la, dt, abase, 0, lda);
+  if (!pb)
+    stage(s, b, &lb, dt, bbase, 0, ldb);
+  if (staged)
+    s->pr->barrier(s);
   /* row offsets of the thread's output rows, column offsets of its
    * columns: they depend on one register dim each */
   int n = xk_layout_nregs(&lc);
@@ -464,7 +471,7 @@ int nv_lower_dot(nv *s, const xk_op *op) {
     if (i < d0.nregs)
       arow[i] = LLVMBuildMul(s->b, c[0], nv_i32(s, lda), "");
     if (i < d1.nregs)
-      bcol[i] = LLVMBuildAdd(s->b, c[1], nv_i32(s, boff), "");
+      bcol[i] = c[1];
   }
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(s->b);
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "dot");
@@ -472,7 +479,6 @@ int nv_lower_dot(nv *s, const xk_op *op) {
       LLVMAppendBasicBlockInContext(s->ctx, s->fn, "dotend");
   LLVMBuildBr(s->b, body);
   LLVMPositionBuilderAtEnd(s->b, body);
-  LLVMTypeRef f32 = LLVMFloatTypeInContext(s->ctx), ty = nv_mem_ty(s, dt);
   LLVMValueRef kv = LLVMBuildPhi(s->b, LLVMInt32TypeInContext(s->ctx), "k");
   LLVMValueRef zero = nv_i32(s, 0);
   LLVMAddIncoming(kv, &zero, &pre, 1);
@@ -488,12 +494,12 @@ int nv_lower_dot(nv *s, const xk_op *op) {
     av[i] = nv_ext_f32(
         s, dt,
         smem_load(s, ty,
-                  smem_ptr(s, ty, base, LLVMBuildAdd(s->b, arow[i], kv, ""))));
+                  smem_ptr(s, ty, abase, LLVMBuildAdd(s->b, arow[i], kv, ""))));
   for (int i = 0; i < d1.nregs; i++)
     bv[i] = nv_ext_f32(
         s, dt,
         smem_load(s, ty,
-                  smem_ptr(s, ty, base, LLVMBuildAdd(s->b, bcol[i], kn, ""))));
+                  smem_ptr(s, ty, bbase, LLVMBuildAdd(s->b, bcol[i], kn, ""))));
   LLVMValueRef *out = nv_alloc(s, (size_t)n * sizeof *out);
   for (int r = 0; r < n; r++) {
     int rd[XK_MAX_RANK];
@@ -512,8 +518,9 @@ int nv_lower_dot(nv *s, const xk_op *op) {
       done);
   limit_unroll(s, br, DOT_UNROLL);
   LLVMPositionBuilderAtEnd(s->b, done);
-  s->pr->barrier(s);
-  s->staged_a = op->opnd[0];
+  if (staged)
+    s->pr->barrier(s);
+  s->staged_a = pa ? -1 : op->opnd[0];
   s->staged_swz = 0;
   s->vals[op->res[0]].kind = NV_MAT;
   s->vals[op->res[0]].lay = lc;

@@ -16,4 +16,8 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# matplotlib only draws bench plots (scripts/plot_eval.py): optional
+python3 -c "import matplotlib" 2>/dev/null ||
+  python3 -m pip install -q matplotlib >/dev/null 2>&1 ||
+  echo "install-deps: matplotlib not installed (plots are skipped)"
 echo "install-deps: ok"

@@ -6,7 +6,7 @@
 #include "xkv.h"
 #include "xkv_ref.h"
 
-#include <check.h>
+#include "check_main.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,9 +119,5 @@ int main(void) {
   tcase_add_loop_test(tc, decode_matches_reference, 0,
                       (int)(sizeof cases / sizeof *cases));
   suite_add_tcase(su, tc);
-  SRunner *sr = srunner_create(su);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(su);
 }

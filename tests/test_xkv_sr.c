@@ -5,6 +5,7 @@
  * [local | outliers | selected | tail], the reuse cache rebuilds only the
  * chunks that changed; bad SR configurations are refused. */
 #include "../runtime/xkv_cache_int.h"
+#include "check_main.h"
 #include "xkv.h"
 #include "xkv_ref.h"
 
@@ -421,9 +422,5 @@ int main(void) {
   tcase_add_loop_test(tc, selection_and_reuse, 0, n);
   tcase_add_test(tc, bad_sr_configs);
   suite_add_tcase(su, tc);
-  SRunner *sr = srunner_create(su);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return xk_check_run(su);
 }
