@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SMEM_LIMIT (48 * 1024) /* static shared memory per block */
-
 void *nv_alloc(nv *s, size_t n) {
   if (s->narena == s->cap_arena) {
     int c = s->cap_arena ? 2 * s->cap_arena : 64;
@@ -895,7 +893,11 @@ static int lower_for(nv *s, const xk_op *op) {
       LLVMAddIncoming(phis[i][j], &next[i][j], &latch, 1);
   LLVMPositionBuilderAtEnd(s->b, exit);
   s->staged_a = -1;
-  s->smem_pin = 0;
+  if (pp) { /* warps may still read the last buffer: the code after the
+             * loop reuses that memory */
+    s->pr->barrier(s);
+    s->smem_pin = 0;
+  }
   for (int i = 0; i < nc; i++) {
     if (nr[i])
       set_mat(s, op->res[i], &lay[i], phis[i]);
@@ -988,11 +990,11 @@ static void nv_free(nv *s) {
  * with a barrier); its size is known only after the body is lowered, so a
  * placeholder global is replaced at the end. */
 static int finish_smem(nv *s, const char *sym) {
-  if (s->smem_bytes > SMEM_LIMIT)
+  if (s->smem_bytes > NV_SMEM_LIMIT)
     return nv_err(s,
                   "needs %d bytes of shared memory, above the %d-byte static "
                   "limit: use smaller tiles",
-                  s->smem_bytes, SMEM_LIMIT);
+                  s->smem_bytes, NV_SMEM_LIMIT);
   /* primitives that keep shared memory elsewhere (sim) leave it unused */
   if (!s->smem_bytes || !LLVMGetFirstUse(s->smem)) {
     LLVMDeleteGlobal(s->smem);

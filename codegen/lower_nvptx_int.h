@@ -18,6 +18,8 @@
 
 typedef struct nv nv;
 
+#define NV_SMEM_LIMIT (48 * 1024) /* static shared memory per block */
+
 typedef struct {
   LLVMValueRef (*tid)(nv *s); /* i32 thread index in the block */
   LLVMValueRef (*ctaid)(nv *s, int axis);

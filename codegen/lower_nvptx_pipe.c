@@ -19,11 +19,6 @@
 
 #include <string.h>
 
-/* Shared memory the buffers may take; the rest stays the scratch of the
- * body's own exchanges. A config whose buffers do not fit runs
- * unpipelined, as with num_stages = 1. */
-#define PIPE_SMEM_LIMIT (32 * 1024)
-
 static int is_zero(const xk_func *f, int v) {
   for (;;) {
     int d = f->values[v].def_op;
@@ -82,6 +77,10 @@ int nv_pipe_plan(nv *s, const xk_op *loop, nv_pipe *p) {
     return 0;
   for (int i = 0; i < body->nops; i++) {
     const xk_op *op = &f->ops[body->ops[i]];
+    /* loads run ahead of the body's stores: only loops without any */
+    if (!op->dead && (op->code == XK_OP_STORE || op->code == XK_OP_ATOMIC_ADD ||
+                      op->code == XK_OP_FOR))
+      return 0;
     if (op->dead || op->code != XK_OP_DOT)
       continue;
     if (p->dot)
@@ -126,7 +125,16 @@ int nv_pipe_plan(nv *s, const xk_op *loop, nv_pipe *p) {
   }
   if (!p->ld[0] && !p->ld[1])
     return 0;
-  if (f->num_stages * p->stage_bytes > PIPE_SMEM_LIMIT)
+  /* the buffers and the dot's staging of an operand that is not
+   * pipelined must fit; a config where they do not runs unpipelined, as
+   * with num_stages = 1 */
+  int scratch = 0;
+  if (!p->ld[0] || !p->ld[1])
+    for (int k = 0; k < 2; k++) {
+      xk_type t = xk_vtype(f, p->dot->opnd[k]);
+      scratch += tile_bytes(p, &t, xk_dtype_bits(t.dtype) / 8);
+    }
+  if (f->num_stages * p->stage_bytes + scratch > NV_SMEM_LIMIT)
     return 0;
   p->stages = f->num_stages;
   return 1;
@@ -167,6 +175,8 @@ static int copy_tile(nv *s, const nv_pipe *p, int k, LLVMValueRef tile) {
   for (int i = 0; i < xk_layout_nregs(&l); i += g) {
     LLVMValueRef c[XK_MAX_RANK];
     LLVMValueRef canon = nv_coords(s, &l, i, c);
+    if (LLVMIsAConstantInt(canon) && !LLVMConstIntGetZExtValue(canon))
+      continue;
     LLVMValueRef off =
         p->swz ? nv_swz_off(s, &z, c[0], c[1]) : nv_rowmajor(s, c, padded, 2);
     LLVMValueRef dst = LLVMBuildGEP2(s->b, mty, tile, &off, 1, "");

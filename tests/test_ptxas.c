@@ -584,12 +584,81 @@ START_TEST(test_kernels_xk) {
 }
 END_TEST
 
+/* Software pipelining (num_stages > 1) of the default GEMM tiles, plain
+ * and specialized for 16-byte aligned buffers and dims divisible by 16:
+ * the K loop waits on cp.async groups, the copies are cp.async (16-byte
+ * .cg for aligned f16 rows, 4-byte .ca for f32 elements; unaligned f16
+ * elements are 2 bytes, below cp.async's minimum, and load and store),
+ * ptxas accepts it without spills, and shared memory holds one buffer per
+ * stage. */
+static int64_t const_of(const xk_func *f, const char *name) {
+  for (int i = 0; i < f->nconsts; i++)
+    if (!strcmp(f->consts[i].name, name))
+      return f->consts[i].value;
+  return -1;
+}
+
+/* Bytes of one pipeline stage: the A and B blocks, swizzled (f16) or with
+ * rows padded by a word (f32). */
+static int64_t stage_bytes(const xk_func *f, int f16) {
+  int64_t bm = const_of(f, "BLOCK_M"), bn = const_of(f, "BLOCK_N");
+  int64_t bk = const_of(f, "BLOCK_K"), pad = !f16;
+  return (bm * (bk + pad) + bk * (bn + pad)) * (f16 ? 2 : 4);
+}
+
+START_TEST(test_pipelined_gemm) {
+  xk_dsl *dsl = NULL;
+  xk_diag d = {{0}};
+  ck_assert_msg(xk_dsl_open(XK_SRC "/kernels.xk", &dsl, &d) == 0, "%s", d.msg);
+  static const int spec[6] = {XK_SPEC_ALIGN16, XK_SPEC_ALIGN16, XK_SPEC_ALIGN16,
+                              XK_SPEC_DIV16,   XK_SPEC_DIV16,   XK_SPEC_DIV16};
+  static const char *const names[] = {"gemm_f16", "gemm_f32"};
+  for (int n = 0; n < 2; n++)
+    for (int stages = 1; stages <= 3; stages++)
+      for (int aligned = 0; aligned < 2; aligned++) {
+        int k = xk_dsl_find(dsl, names[n]);
+        xk_constexpr over = {"num_stages", stages};
+        xk_func *f;
+        ck_assert_msg(xk_compile_ir_spec(dsl, k, &over, 1,
+                                         aligned ? spec : NULL, &f, &d) == 0,
+                      "%s", d.msg);
+        const char *copy = n         ? "cp.async.ca.shared.global"
+                           : aligned ? "cp.async.cg.shared.global"
+                                     : NULL;
+        char what[64];
+        snprintf(what, sizeof what, "num_stages=%d%s", stages,
+                 aligned ? " aligned" : "");
+        for (size_t i = 0; i < sizeof sms / sizeof *sms; i++) {
+          result r;
+          ck_assert_msg(compile(f, sms[i], &r, &d) == 0, "%s", d.msg);
+          report(f, sms[i], what, &r);
+          int piped = strstr(r.ptx, "cp.async.wait_group") != NULL;
+          ck_assert_msg(piped == (stages > 1),
+                        "%s [%s]: cp.async.wait_group %s", f->name, what,
+                        piped ? "present" : "missing");
+          if (stages > 1 && copy)
+            ck_assert_msg(strstr(r.ptx, copy), "%s [%s]: PTX lacks %s", f->name,
+                          what, copy);
+          ck_assert_msg(!r.ran_ptxas || r.spill_bytes == 0,
+                        "%s [%s] spills %d bytes on %s", f->name, what,
+                        r.spill_bytes, sms[i]);
+          if (stages > 1)
+            ck_assert_int_ge(r.shared_bytes, stages * stage_bytes(f, n == 0));
+          free(r.ptx);
+        }
+        xk_func_free(f);
+      }
+  xk_dsl_close(dsl);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("ptxas");
   TCase *tc = tcase_create("nvptx");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_hand_kernels);
   tcase_add_test(tc, test_kernels_xk);
+  tcase_add_test(tc, test_pipelined_gemm);
   suite_add_tcase(s, tc);
   return xk_check_run(s);
 }

@@ -87,10 +87,11 @@ static xk_func *trace(xk_dsl *dsl, const char *name, const xk_constexpr *over,
 typedef struct {
   const char *kernel;
   int n;
-  xk_constexpr over[4];
+  xk_constexpr over[5];
 } config;
 
-/* the default and two other points of each tune space */
+/* the default and two other points of each tune space; the GEMMs also
+ * software-pipelined (num_stages > 1) */
 static const config configs[] = {
     {"vadd", 0, {{0}}},
     {"vadd", 2, {{"BLOCK", 256}, {"num_warps", 2}}},
@@ -105,7 +106,23 @@ static const config configs[] = {
     {"gemm_f32",
      4,
      {{"BLOCK_M", 64}, {"BLOCK_N", 32}, {"BLOCK_K", 16}, {"num_warps", 8}}},
+    {"gemm_f32", 1, {{"num_stages", 2}}},
+    {"gemm_f32",
+     5,
+     {{"BLOCK_M", 64},
+      {"BLOCK_N", 32},
+      {"BLOCK_K", 16},
+      {"num_warps", 8},
+      {"num_stages", 3}}},
     {"gemm_f16", 0, {{0}}},
+    {"gemm_f16", 1, {{"num_stages", 2}}},
+    {"gemm_f16",
+     5,
+     {{"BLOCK_M", 64},
+      {"BLOCK_N", 64},
+      {"BLOCK_K", 16},
+      {"num_warps", 4},
+      {"num_stages", 3}}},
     {"gemm_f16",
      4,
      {{"BLOCK_M", 16}, {"BLOCK_N", 32}, {"BLOCK_K", 32}, {"num_warps", 2}}},
@@ -170,6 +187,17 @@ static int64_t gemm_mmas(const xk_func *f, const xk_case *c) {
          t.ntiles;
 }
 
+/* A pipelined GEMM copies each A and B block once per K step, a thread
+ * per group of `vec` elements (cp.async only when a group is >= 4 bytes:
+ * unspecialized f16 loads and stores), counted per warp instruction. */
+static int64_t gemm_cpasyncs(const xk_func *f, const xk_case *c, int vec) {
+  int64_t bm = const_of(f, "BLOCK_M"), bn = const_of(f, "BLOCK_N");
+  int64_t bk = const_of(f, "BLOCK_K");
+  int64_t K = c->ival[arg_index(f, "K")];
+  int64_t blocks = (int64_t)c->grid[0] * c->grid[1] * c->grid[2];
+  return blocks * ((K + bk - 1) / bk) * (bm * bk + bk * bn) / vec / 32;
+}
+
 START_TEST(test_kernel_config) {
   const config *cf = &configs[_i];
   ck_assert_msg(kernels != NULL, "kernels.xk did not load");
@@ -193,6 +221,10 @@ START_TEST(test_kernel_config) {
     ck_assert_int_eq(cnt.blocks, (int64_t)c.grid[0] * c.grid[1] * c.grid[2]);
     if (!strcmp(cf->kernel, "gemm_f32"))
       ck_assert_int_eq(cnt.inst[XK_SIM_FMA], gemm_fmas(f, &c));
+    if (!strcmp(cf->kernel, "gemm_f32") && f->num_stages > 1)
+      ck_assert_int_eq(cnt.inst[XK_SIM_CPASYNC], gemm_cpasyncs(f, &c, 1));
+    else
+      ck_assert_int_eq(cnt.inst[XK_SIM_CPASYNC], 0);
     if (!strcmp(cf->kernel, "gemm_f16"))
       ck_assert_int_eq(cnt.inst[XK_SIM_MMA], gemm_mmas(f, &c));
     xk_case_free(&c);
@@ -203,16 +235,18 @@ START_TEST(test_kernel_config) {
 END_TEST
 
 /* The default gemm_f16 config specialized for 16-byte aligned buffers and
- * dims divisible by 16 (what bench/gemm models): 128-bit global loads
- * that coalesce fully, no bank conflicts, the C reference's result. */
+ * dims divisible by 16 (what bench/gemm models), with num_stages 1, 2, 3:
+ * 128-bit global loads (16-byte cp.async when pipelined) that coalesce
+ * fully, no bank conflicts, the C reference's result. */
 START_TEST(test_gemm_f16_aligned) {
   ck_assert_msg(kernels != NULL, "kernels.xk did not load");
   int k = xk_dsl_find(kernels, "gemm_f16");
   static const int spec[6] = {XK_SPEC_ALIGN16, XK_SPEC_ALIGN16, XK_SPEC_ALIGN16,
                               XK_SPEC_DIV16,   XK_SPEC_DIV16,   XK_SPEC_DIV16};
+  xk_constexpr stages = {"num_stages", 1 + _i};
   xk_func *f;
   xk_diag d;
-  ck_assert_msg(xk_compile_ir_spec(kernels, k, NULL, 0, spec, &f, &d) == 0,
+  ck_assert_msg(xk_compile_ir_spec(kernels, k, &stages, 1, spec, &f, &d) == 0,
                 "%s", d.msg);
   simk sk;
   ck_assert_msg(sim_compile(f, &sk, &d) == 0, "%s", d.msg);
@@ -243,10 +277,15 @@ START_TEST(test_gemm_f16_aligned) {
       maxerr = e > maxerr ? e : maxerr;
       maxref = fabs(r) > maxref ? fabs(r) : maxref;
     }
-  printf("sim gemm_f16 aligned M=%d N=%d K=%d: err %.2e gld eff %.3f gst eff "
-         "%.3f smem conflicts %lld\n",
-         M, N, K, maxerr / maxref, xk_sim_gld_efficiency(&c),
-         xk_sim_gst_efficiency(&c), (long long)c.smem_conflicts);
+  printf("sim gemm_f16 aligned M=%d N=%d K=%d stages %d: err %.2e gld eff "
+         "%.3f gst eff %.3f smem conflicts %lld cp.async %lld\n",
+         M, N, K, f->num_stages, maxerr / maxref, xk_sim_gld_efficiency(&c),
+         xk_sim_gst_efficiency(&c), (long long)c.smem_conflicts,
+         (long long)c.inst[XK_SIM_CPASYNC]);
+  xk_case kc = {.grid = {grid[0], grid[1], grid[2]}};
+  kc.ival[arg_index(f, "K")] = K;
+  int64_t want = f->num_stages > 1 ? gemm_cpasyncs(f, &kc, 8) : 0;
+  ck_assert_int_eq(c.inst[XK_SIM_CPASYNC], want);
   ck_assert_msg(maxerr <= 2e-2 * maxref, "rel. err %g", maxerr / maxref);
   ck_assert_msg(xk_sim_gld_efficiency(&c) >= 0.95, "gld eff %.3f",
                 xk_sim_gld_efficiency(&c));
@@ -254,6 +293,79 @@ START_TEST(test_gemm_f16_aligned) {
   free(a);
   free(b);
   free(cm);
+  xk_jit_free(sk.jit);
+  xk_func_free(f);
+}
+END_TEST
+
+/* The strided GEMM of the randomized SVD (gemm_st_<B>_<C>) pipelined,
+ * with A read transposed (column stride 1), ragged sizes and beta = 0.5
+ * accumulating into C, against a double-precision reference. Its f16 B is
+ * converted before the dot, so only A's loads become copies. */
+START_TEST(test_gemm_st_pipelined) {
+  static const char *const names[] = {"gemm_st_f32_f32", "gemm_st_f16_f32"};
+  const char *name = names[_i / 2];
+  int f16 = _i / 2 == 1;
+  xk_constexpr stages = {"num_stages", 2 + _i % 2};
+  ck_assert_msg(kernels != NULL, "kernels.xk did not load");
+  xk_func *f = trace(kernels, name, &stages, 1);
+  simk sk;
+  xk_diag d;
+  ck_assert_msg(sim_compile(f, &sk, &d) == 0, "%s", d.msg);
+  int32_t M = 37, N = 45, K = 70, sam = 1, sak = M, sbk = N, sbn = 1, ldc = N;
+  float beta = 0.5f;
+  float *a = malloc(sizeof *a * (size_t)M * K);
+  float *c = malloc(sizeof *c * (size_t)M * N);
+  float *bf = malloc(sizeof *bf * (size_t)K * N);
+  uint16_t *bh = malloc(sizeof *bh * (size_t)K * N);
+  double *ref = malloc(sizeof *ref * (size_t)M * N);
+  for (int i = 0; i < M * K; i++)
+    a[i] = (float)((i * 7919) % 23 - 11) / 16.0f;
+  for (int i = 0; i < K * N; i++) {
+    bf[i] = (float)((i * 104729) % 19 - 9) / 8.0f;
+    bh[i] = xk_f32_to_f16(bf[i]);
+  }
+  for (int i = 0; i < M * N; i++)
+    c[i] = (float)(i % 7) - 3.0f;
+  double maxref = 0;
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      double r = beta * c[i * ldc + j];
+      for (int q = 0; q < K; q++)
+        r += (double)a[i * sam + q * sak] * bf[q * sbk + j * sbn];
+      ref[i * N + j] = r;
+      maxref = fabs(r) > maxref ? fabs(r) : maxref;
+    }
+  void *pa = a, *pb = f16 ? (void *)bh : (void *)bf, *pc = c;
+  void *args[12] = {&pa,  &pb,  &pc,  &M,   &N,   &K,
+                    &sam, &sak, &sbk, &sbn, &ldc, &beta};
+  int64_t bm = const_of(f, "BLOCK_M"), bn = const_of(f, "BLOCK_N");
+  int32_t grid[3] = {(int32_t)((M + bm - 1) / bm), (int32_t)((N + bn - 1) / bn),
+                     1};
+  xk_sim_counters cnt;
+  ck_assert_msg(xk_sim_launch(sk.fn, args, grid, sk.info.threads,
+                              sk.info.shared_bytes, &cnt, &d) == 0,
+                "%s", d.msg);
+  double maxerr = 0;
+  for (int i = 0; i < M * N; i++) {
+    double e = fabs(c[i] - ref[i]);
+    maxerr = e > maxerr ? e : maxerr;
+  }
+  printf("sim %s stages %d M=%d N=%d K=%d: err %.2e cp.async %lld\n", name,
+         f->num_stages, M, N, K, maxerr / maxref,
+         (long long)cnt.inst[XK_SIM_CPASYNC]);
+  ck_assert_msg(maxerr <= 1e-4 * maxref, "rel. err %g", maxerr / maxref);
+  /* A's block, one 4-byte copy per element, per K step of every block */
+  int64_t bk = const_of(f, "BLOCK_K");
+  int64_t want = (int64_t)grid[0] * grid[1] * ((K + bk - 1) / bk) * bm * bk;
+  if (!f16) /* B too */
+    want += (int64_t)grid[0] * grid[1] * ((K + bk - 1) / bk) * bk * bn;
+  ck_assert_int_eq(cnt.inst[XK_SIM_CPASYNC], want / 32);
+  free(a);
+  free(c);
+  free(bf);
+  free(bh);
+  free(ref);
   xk_jit_free(sk.jit);
   xk_func_free(f);
 }
@@ -724,7 +836,8 @@ static Suite *suite(void) {
   tcase_set_timeout(k, 600);
   tcase_add_unchecked_fixture(k, open_kernels, close_kernels);
   tcase_add_loop_test(k, test_kernel_config, 0, NCONFIGS);
-  tcase_add_test(k, test_gemm_f16_aligned);
+  tcase_add_loop_test(k, test_gemm_f16_aligned, 0, 3);
+  tcase_add_loop_test(k, test_gemm_st_pipelined, 0, 4);
   suite_add_tcase(s, k);
   return s;
 }
