@@ -46,8 +46,10 @@ typedef struct {
   int rk_min, rk_max, rv_min, rv_max;
 } result;
 
+/* haystack = ids[0..h) is the prefill; the question ids[h..p) and the
+ * answer ids[p..n) go through decode, so they attend through the cache */
 typedef struct {
-  int *ids, n, p; /* prompt = ids[0..p), answer = ids[p..n) */
+  int *ids, n, h, p;
 } needle_case;
 
 static int parse_config(const char *s, config *c, const eng_xkv_opts *base,
@@ -140,18 +142,18 @@ static int needle_score(const eng_model *m, const config *c,
   r->needle_hit = r->needle_lp = 0;
   for (int d = 0; d < N_DEPTHS; d++) {
     const needle_case *nc = &cases[d];
-    int T = nc->n - nc->p;
+    int T = nc->n - nc->h, q = nc->p - nc->h;
     float *logits = malloc((size_t)T * V * sizeof(float));
     float *lp = malloc((size_t)V * sizeof(float));
     eng_kv *kv = logits && lp ? make_kv(m, c, nc->n, err) : NULL;
     int rc =
-        kv ? eng_teacher_force(m, kv, nc->ids, nc->p, nc->n, logits, err) : -1;
+        kv ? eng_teacher_force(m, kv, nc->ids, nc->h, nc->n, logits, err) : -1;
     int hit = 1;
-    for (int t = 0; !rc && t < T; t++) {
+    for (int t = q; !rc && t < T; t++) {
       const float *row = logits + (size_t)t * V;
-      hit &= eng_argmax(row, V) == nc->ids[nc->p + t];
+      hit &= eng_argmax(row, V) == nc->ids[nc->h + t];
       eng_log_softmax(row, V, lp);
-      r->needle_lp += lp[nc->ids[nc->p + t]] / N_DEPTHS;
+      r->needle_lp += lp[nc->ids[nc->h + t]] / N_DEPTHS;
     }
     r->needle_hit += (double)hit / N_DEPTHS;
     if (kv)
@@ -195,13 +197,23 @@ static int build_needle(const eng_model *m, const char *hay, float depth,
     }
     int prefix = pn < nc->n && memcmp(pids, nc->ids, pn * sizeof(int)) == 0;
     free(pids);
-    free(text);
     nc->p = pn;
+    text[np - strlen(question)] = 0; /* the haystack alone */
+    int *hids = NULL, hn = 0;
+    if (prefix && eng_tok_encode(m->tok, text, 1, &hids, &hn, err)) {
+      free(text);
+      return -1;
+    }
+    prefix = prefix && hn <= nc->p &&
+             memcmp(hids, nc->ids, (size_t)hn * sizeof(int)) == 0;
+    free(hids);
+    free(text);
+    nc->h = hn;
     if (!prefix) {
       free(nc->ids);
       nc->ids = NULL;
-      return eng_fail(err, "needle: the answer's tokens merge with the "
-                           "question's");
+      return eng_fail(err, "needle: the question's or the answer's tokens "
+                           "merge with what precedes them");
     }
     if (nc->n <= limit)
       return 0;
