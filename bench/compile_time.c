@@ -90,7 +90,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "compile_time: %s\n", d.msg);
   else
     printf("%d variants: mean %.2f ms, worst %.2f ms per variant and target "
-           "(trace + slower backend)\n", n, n ? sum / n : 0, worst);
+           "(trace + slower backend)\n",
+           n, n ? sum / n : 0, worst);
   if (csv)
     fclose(csv);
   LLVMDisposeTargetMachine(host);

@@ -34,9 +34,9 @@ int main(int argc, char **argv) {
                  "k_err,v_err,k_group,k_opt,v_group,v_opt,attn_err,"
                  "attn_cos\n");
   printf("stories260K, %d tokens, f16 factors. Errors are means over the %d "
-         "layers.\n%6s %3s %7s %9s %9s %9s %9s %9s %9s\n", cap.L, cap.n_layers,
-         "target", "W", "ratio", "ranks k", "K err", "K opt", "V err",
-         "V opt", "attn err");
+         "layers.\n%6s %3s %7s %9s %9s %9s %9s %9s %9s\n",
+         cap.L, cap.n_layers, "target", "W", "ratio", "ranks k", "K err",
+         "K opt", "V err", "V opt", "attn err");
   int rc = 0;
   for (size_t t = 0; t < sizeof ratios / sizeof *ratios && !rc; t++)
     for (size_t g = 0; g < sizeof groups / sizeof *groups && !rc; g++) {
@@ -54,19 +54,19 @@ int main(int argc, char **argv) {
         m[0] += y->k_err, m[1] += y->k_opt, m[2] += y->v_err;
         m[3] += y->v_opt, m[4] += y->attn_err;
         if (csv)
-          fprintf(csv, "stories260K,%d,%g,%d,%.3f,%d,%d-%d,%d-%d,%.5f,%.5f,"
-                       "%.5f,%.5f,%.5f,%.5f,%.5f,%.6f\n", cap.L, ratios[t],
-                  groups[g], run.ratio, l, run.rank_k_min, run.rank_k_max,
-                  run.rank_v_min, run.rank_v_max, y->k_err, y->v_err,
-                  y->k_grp, y->k_opt, y->v_grp, y->v_opt, y->attn_err,
+          fprintf(csv,
+                  "stories260K,%d,%g,%d,%.3f,%d,%d-%d,%d-%d,%.5f,%.5f,"
+                  "%.5f,%.5f,%.5f,%.5f,%.5f,%.6f\n",
+                  cap.L, ratios[t], groups[g], run.ratio, l, run.rank_k_min,
+                  run.rank_k_max, run.rank_v_min, run.rank_v_max, y->k_err,
+                  y->v_err, y->k_grp, y->k_opt, y->v_grp, y->v_opt, y->attn_err,
                   y->attn_cos);
       }
       char rk[32];
       snprintf(rk, sizeof rk, "%d-%d", run.rank_k_min, run.rank_k_max);
       printf("%6g %3d %7.2f %9s %9.4f %9.4f %9.4f %9.4f %9.4f\n", ratios[t],
-             groups[g], run.ratio, rk, m[0] / cap.n_layers,
-             m[1] / cap.n_layers, m[2] / cap.n_layers, m[3] / cap.n_layers,
-             m[4] / cap.n_layers);
+             groups[g], run.ratio, rk, m[0] / cap.n_layers, m[1] / cap.n_layers,
+             m[2] / cap.n_layers, m[3] / cap.n_layers, m[4] / cap.n_layers);
     }
   if (csv)
     fclose(csv);

@@ -107,13 +107,11 @@ static int64_t term(parser *ps) {
     if (eat(ps, '*')) {
       if (__builtin_mul_overflow(v, unary(ps), &v))
         return bad(ps, "overflow");
-    }
-    else if (eat(ps, '/'))
+    } else if (eat(ps, '/'))
       v = divide(ps, v, unary(ps), 0);
     else if (eat(ps, '%')) {
       int64_t b = unary(ps);
-      v = b && !(b == -1 && v == INT64_MIN) ? v % b
-                                            : bad(ps, "modulo by zero");
+      v = b && !(b == -1 && v == INT64_MIN) ? v % b : bad(ps, "modulo by zero");
     } else
       return v;
   }
@@ -136,8 +134,8 @@ static int64_t expr(parser *ps) {
   }
 }
 
-int xk_grid_eval(const char *e, xk_grid_lookup lookup, void *ctx,
-                 int64_t *out, xk_diag *d) {
+int xk_grid_eval(const char *e, xk_grid_lookup lookup, void *ctx, int64_t *out,
+                 xk_diag *d) {
   if (!e) {
     *out = 1;
     return 0;

@@ -38,7 +38,7 @@ static char *xk_strdup(const char *s) {
   return memcpy(r, s, n);
 }
 
-static const char *const dtype_names[XK_NDTYPES] = {"i1",  "i32",  "i64", "f16",
+static const char *const dtype_names[XK_NDTYPES] = {"i1",   "i32", "i64", "f16",
                                                     "bf16", "f32", "ptr"};
 
 const char *xk_dtype_name(int dt) {
@@ -168,8 +168,8 @@ void xk_func_free(xk_func *f) {
 }
 
 static int new_value(xk_func *f, xk_type t, int def_op, int def_block) {
-  f->values = xk_grow(f->values, &f->cap_values, f->nvalues + 1,
-                      sizeof *f->values);
+  f->values =
+      xk_grow(f->values, &f->cap_values, f->nvalues + 1, sizeof *f->values);
   xk_value *v = &f->values[f->nvalues];
   v->type = t;
   v->def_op = def_op;
@@ -178,8 +178,8 @@ static int new_value(xk_func *f, xk_type t, int def_op, int def_block) {
 }
 
 int xk_block_new(xk_func *f, int parent_op) {
-  f->blocks = xk_grow(f->blocks, &f->cap_blocks, f->nblocks + 1,
-                      sizeof *f->blocks);
+  f->blocks =
+      xk_grow(f->blocks, &f->cap_blocks, f->nblocks + 1, sizeof *f->blocks);
   f->blocks[f->nblocks].parent_op = parent_op;
   return f->nblocks++;
 }
@@ -217,9 +217,8 @@ void xk_func_add_const(xk_func *f, const char *name, int64_t v) {
   f->nconsts++;
 }
 
-int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd,
-              int nopnd, const xk_type *res, int nres, xk_attr attr,
-              xk_loc loc) {
+int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
+              const xk_type *res, int nres, xk_attr attr, xk_loc loc) {
   f->ops = xk_grow(f->ops, &f->cap_ops, f->nops + 1, sizeof *f->ops);
   int id = f->nops++;
   xk_op *op = &f->ops[id];
@@ -258,14 +257,13 @@ void xk_func_replace_uses(xk_func *f, int from, int to) {
 }
 
 static const char *const op_names[XK_NOPS] = {
-    "const", "program_id", "num_programs", "arange",  "add",
-    "sub",   "mul",        "div",          "rem",     "min",
-    "max",   "and",        "or",           "xor",     "shl",
-    "shr",   "cmp",        "neg",          "not",     "exp",
-    "exp2",  "log",        "sqrt",         "rsqrt",   "sin",
-    "cos",   "abs",        "select",       "cast",    "broadcast",
-    "expand_dims", "reshape", "trans",     "reduce",  "dot",
-    "load",  "store",      "atomic_add",   "for",     "yield"};
+    "const",       "program_id", "num_programs", "arange", "add",  "sub",
+    "mul",         "div",        "rem",          "min",    "max",  "and",
+    "or",          "xor",        "shl",          "shr",    "cmp",  "neg",
+    "not",         "exp",        "exp2",         "log",    "sqrt", "rsqrt",
+    "sin",         "cos",        "abs",          "select", "cast", "broadcast",
+    "expand_dims", "reshape",    "trans",        "reduce", "dot",  "load",
+    "store",       "atomic_add", "for",          "yield"};
 
 const char *xk_op_name(int code) {
   return code >= 0 && code < XK_NOPS ? op_names[code] : "?";

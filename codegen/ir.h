@@ -194,9 +194,8 @@ void xk_func_add_const(xk_func *f, const char *name, int64_t v);
 int xk_block_new(xk_func *f, int parent_op);
 int xk_block_add_arg(xk_func *f, int block, xk_type t); /* value id */
 /* Appends an op to a block; results get the given types. Returns op id. */
-int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd,
-              int nopnd, const xk_type *res, int nres, xk_attr attr,
-              xk_loc loc);
+int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
+              const xk_type *res, int nres, xk_attr attr, xk_loc loc);
 /* Single-result convenience: returns the result value id. */
 int xk_emit(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
             xk_type res, xk_attr attr, xk_loc loc);

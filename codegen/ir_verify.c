@@ -21,9 +21,8 @@ static int fail(verifier *v, const xk_op *op, const char *why) {
   return xk_diag_set(v->d,
                      "%s:%d: in kernel '%s': verifier: %s: %s (operands %s %s "
                      "%s; result %s)",
-                     v->f->file, op->loc.line, v->f->name,
-                     xk_op_name(op->code), why, ts[0], ts[1], ts[2],
-                     op->nres ? ts[3] : "none");
+                     v->f->file, op->loc.line, v->f->name, xk_op_name(op->code),
+                     why, ts[0], ts[1], ts[2], op->nres ? ts[3] : "none");
 }
 
 static int pow2(int32_t n) {
@@ -288,8 +287,10 @@ static int check_block(verifier *v, int b) {
   const xk_block *blk = &v->f->blocks[b];
   for (int i = 0; i < blk->nargs; i++) {
     if (!type_ok(xk_vtype(v->f, blk->args[i])))
-      return xk_diag_set(v->d, "%s: in kernel '%s': verifier: bad block "
-                               "argument type", v->f->file, v->f->name);
+      return xk_diag_set(v->d,
+                         "%s: in kernel '%s': verifier: bad block "
+                         "argument type",
+                         v->f->file, v->f->name);
     v->live[blk->args[i]] = 1;
   }
   int last = -1;

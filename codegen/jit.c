@@ -36,9 +36,8 @@ static int define_sim_symbols(LLVMOrcLLJITRef j, xk_diag *d) {
         LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
     pairs[n].Sym.Flags.TargetFlags = 0;
   }
-  LLVMErrorRef e =
-      LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j),
-                            LLVMOrcAbsoluteSymbols(pairs, n));
+  LLVMErrorRef e = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j),
+                                         LLVMOrcAbsoluteSymbols(pairs, n));
   return e ? jit_error(d, "cannot define the sim emulator's symbols", e) : 0;
 }
 

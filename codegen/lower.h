@@ -35,8 +35,7 @@ void xk_spec_assume(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef v,
 /* target.c. `target` is "host", "sim" (a host machine) or an "sm_XX"
  * name. */
 int xk_target_is_gpu(const char *target);
-int xk_target_machine(const char *target, LLVMTargetMachineRef *tm,
-                      xk_diag *d);
+int xk_target_machine(const char *target, LLVMTargetMachineRef *tm, xk_diag *d);
 LLVMModuleRef xk_module_new(const char *name, const char *target,
                             LLVMTargetMachineRef tm);
 /* Verifies and runs the LLVM pipeline (O3 for GPUs, O2 for the host). */

@@ -8,8 +8,7 @@
 
 static int is_pure(int code) {
   return code != XK_OP_LOAD && code != XK_OP_STORE &&
-         code != XK_OP_ATOMIC_ADD && code != XK_OP_FOR &&
-         code != XK_OP_YIELD;
+         code != XK_OP_ATOMIC_ADD && code != XK_OP_FOR && code != XK_OP_YIELD;
 }
 
 static int attr_eq(const xk_attr *a, const xk_attr *b) {
@@ -17,11 +16,13 @@ static int attr_eq(const xk_attr *a, const xk_attr *b) {
     if (a->perm[i] != b->perm[i])
       return 0;
   /* compare float bits so that -0.0 and NaN constants stay distinct */
-  union { double d; int64_t i; } fa = {a->f}, fb = {b->f};
-  return a->i == b->i && fa.i == fb.i && a->axis == b->axis &&
-         a->lo == b->lo && a->hi == b->hi && a->pred == b->pred &&
-         a->red == b->red && a->has_mask == b->has_mask &&
-         a->has_other == b->has_other;
+  union {
+    double d;
+    int64_t i;
+  } fa = {a->f}, fb = {b->f};
+  return a->i == b->i && fa.i == fb.i && a->axis == b->axis && a->lo == b->lo &&
+         a->hi == b->hi && a->pred == b->pred && a->red == b->red &&
+         a->has_mask == b->has_mask && a->has_other == b->has_other;
 }
 
 static int op_eq(const xk_func *f, const xk_op *a, const xk_op *b) {

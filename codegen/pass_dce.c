@@ -5,8 +5,8 @@
 #include <stdlib.h>
 
 static int has_effect(int code) {
-  return code == XK_OP_STORE || code == XK_OP_ATOMIC_ADD ||
-         code == XK_OP_FOR || code == XK_OP_YIELD;
+  return code == XK_OP_STORE || code == XK_OP_ATOMIC_ADD || code == XK_OP_FOR ||
+         code == XK_OP_YIELD;
 }
 
 int xk_pass_dce(xk_func *f) {
@@ -36,8 +36,8 @@ int xk_passes_run(xk_func *f, xk_diag *d) {
   static const struct {
     const char *name;
     int (*run)(xk_func *);
-  } pipeline[] = {{"fold", xk_pass_fold}, {"cse", xk_pass_cse},
-                  {"dce", xk_pass_dce}};
+  } pipeline[] = {
+      {"fold", xk_pass_fold}, {"cse", xk_pass_cse}, {"dce", xk_pass_dce}};
   for (int round = 0; round < 4; round++) {
     int changed = 0;
     for (size_t p = 0; p < sizeof pipeline / sizeof *pipeline; p++) {

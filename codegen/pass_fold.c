@@ -34,62 +34,108 @@ static int64_t wrap(int dt, int64_t x) {
 /* sign: -1, 0, 1 as a <, ==, > b */
 static int cmp_holds(int pred, int sign) {
   switch (pred) {
-  case XK_EQ: return sign == 0;
-  case XK_NE: return sign != 0;
-  case XK_LT: return sign < 0;
-  case XK_LE: return sign <= 0;
-  case XK_GT: return sign > 0;
-  default: return sign >= 0;
+  case XK_EQ:
+    return sign == 0;
+  case XK_NE:
+    return sign != 0;
+  case XK_LT:
+    return sign < 0;
+  case XK_LE:
+    return sign <= 0;
+  case XK_GT:
+    return sign > 0;
+  default:
+    return sign >= 0;
   }
 }
 
 static int fold_int_binary(int code, int pred, int64_t a, int64_t b,
                            int64_t *r) {
   switch (code) {
-  case XK_OP_ADD: *r = (int64_t)((uint64_t)a + (uint64_t)b); return 1;
-  case XK_OP_SUB: *r = (int64_t)((uint64_t)a - (uint64_t)b); return 1;
-  case XK_OP_MUL: *r = (int64_t)((uint64_t)a * (uint64_t)b); return 1;
+  case XK_OP_ADD:
+    *r = (int64_t)((uint64_t)a + (uint64_t)b);
+    return 1;
+  case XK_OP_SUB:
+    *r = (int64_t)((uint64_t)a - (uint64_t)b);
+    return 1;
+  case XK_OP_MUL:
+    *r = (int64_t)((uint64_t)a * (uint64_t)b);
+    return 1;
   case XK_OP_DIV:
-    if (b == 0 || (b == -1 && a == INT64_MIN)) return 0;
-    *r = a / b; return 1;
+    if (b == 0 || (b == -1 && a == INT64_MIN))
+      return 0;
+    *r = a / b;
+    return 1;
   case XK_OP_REM:
-    if (b == 0 || (b == -1 && a == INT64_MIN)) return 0;
-    *r = a % b; return 1;
-  case XK_OP_MIN: *r = a < b ? a : b; return 1;
-  case XK_OP_MAX: *r = a > b ? a : b; return 1;
-  case XK_OP_AND: *r = a & b; return 1;
-  case XK_OP_OR: *r = a | b; return 1;
-  case XK_OP_XOR: *r = a ^ b; return 1;
+    if (b == 0 || (b == -1 && a == INT64_MIN))
+      return 0;
+    *r = a % b;
+    return 1;
+  case XK_OP_MIN:
+    *r = a < b ? a : b;
+    return 1;
+  case XK_OP_MAX:
+    *r = a > b ? a : b;
+    return 1;
+  case XK_OP_AND:
+    *r = a & b;
+    return 1;
+  case XK_OP_OR:
+    *r = a | b;
+    return 1;
+  case XK_OP_XOR:
+    *r = a ^ b;
+    return 1;
   case XK_OP_SHL:
-    if (b < 0 || b > 63) return 0;
-    *r = (int64_t)((uint64_t)a << b); return 1;
+    if (b < 0 || b > 63)
+      return 0;
+    *r = (int64_t)((uint64_t)a << b);
+    return 1;
   case XK_OP_SHR:
-    if (b < 0 || b > 63) return 0;
-    *r = a >> b; return 1;
+    if (b < 0 || b > 63)
+      return 0;
+    *r = a >> b;
+    return 1;
   case XK_OP_CMP:
     *r = cmp_holds(pred, (a > b) - (a < b));
     return 1;
-  default: return 0;
+  default:
+    return 0;
   }
 }
 
-static int fold_float_binary(int code, int pred, double a, double b,
-                             double *r, int64_t *ir) {
+static int fold_float_binary(int code, int pred, double a, double b, double *r,
+                             int64_t *ir) {
   switch (code) {
-  case XK_OP_ADD: *r = a + b; return 1;
-  case XK_OP_SUB: *r = a - b; return 1;
-  case XK_OP_MUL: *r = a * b; return 1;
-  case XK_OP_DIV: *r = a / b; return 1;
-  case XK_OP_REM: *r = fmod(a, b); return 1;
-  case XK_OP_MIN: *r = fmin(a, b); return 1;
-  case XK_OP_MAX: *r = fmax(a, b); return 1;
+  case XK_OP_ADD:
+    *r = a + b;
+    return 1;
+  case XK_OP_SUB:
+    *r = a - b;
+    return 1;
+  case XK_OP_MUL:
+    *r = a * b;
+    return 1;
+  case XK_OP_DIV:
+    *r = a / b;
+    return 1;
+  case XK_OP_REM:
+    *r = fmod(a, b);
+    return 1;
+  case XK_OP_MIN:
+    *r = fmin(a, b);
+    return 1;
+  case XK_OP_MAX:
+    *r = fmax(a, b);
+    return 1;
   case XK_OP_CMP:
     if (a != a || b != b) /* NaN: only ne holds */
       *ir = pred == XK_NE;
     else
       *ir = cmp_holds(pred, (a > b) - (a < b));
     return 1;
-  default: return 0;
+  default:
+    return 0;
   }
 }
 
@@ -97,24 +143,50 @@ static int fold_unary(int code, int dt, scalar a, scalar *r) {
   r->is_float = a.is_float;
   if (!a.is_float) {
     switch (code) {
-    case XK_OP_NEG: r->i = -(uint64_t)a.i; return 1;
-    case XK_OP_NOT: r->i = dt == XK_I1 ? !a.i : ~a.i; return 1;
-    case XK_OP_ABS: r->i = a.i < 0 ? -(uint64_t)a.i : (uint64_t)a.i; return 1;
-    default: return 0;
+    case XK_OP_NEG:
+      r->i = -(uint64_t)a.i;
+      return 1;
+    case XK_OP_NOT:
+      r->i = dt == XK_I1 ? !a.i : ~a.i;
+      return 1;
+    case XK_OP_ABS:
+      r->i = a.i < 0 ? -(uint64_t)a.i : (uint64_t)a.i;
+      return 1;
+    default:
+      return 0;
     }
   }
   double x = a.f;
   switch (code) {
-  case XK_OP_NEG: r->f = -x; return 1;
-  case XK_OP_ABS: r->f = fabs(x); return 1;
-  case XK_OP_EXP: r->f = exp(x); return 1;
-  case XK_OP_EXP2: r->f = exp2(x); return 1;
-  case XK_OP_LOG: r->f = log(x); return 1;
-  case XK_OP_SQRT: r->f = sqrt(x); return 1;
-  case XK_OP_RSQRT: r->f = 1.0 / sqrt(x); return 1;
-  case XK_OP_SIN: r->f = sin(x); return 1;
-  case XK_OP_COS: r->f = cos(x); return 1;
-  default: return 0;
+  case XK_OP_NEG:
+    r->f = -x;
+    return 1;
+  case XK_OP_ABS:
+    r->f = fabs(x);
+    return 1;
+  case XK_OP_EXP:
+    r->f = exp(x);
+    return 1;
+  case XK_OP_EXP2:
+    r->f = exp2(x);
+    return 1;
+  case XK_OP_LOG:
+    r->f = log(x);
+    return 1;
+  case XK_OP_SQRT:
+    r->f = sqrt(x);
+    return 1;
+  case XK_OP_RSQRT:
+    r->f = 1.0 / sqrt(x);
+    return 1;
+  case XK_OP_SIN:
+    r->f = sin(x);
+    return 1;
+  case XK_OP_COS:
+    r->f = cos(x);
+    return 1;
+  default:
+    return 0;
   }
 }
 

@@ -55,7 +55,7 @@ int xk_ptxas_run(const char *ptxas, const char *sm, const char *ptx_path,
                  const char *out_path, xk_ptxas_info *info, xk_diag *d) {
   char arch[32];
   snprintf(arch, sizeof arch, "-arch=%s", sm);
-  char *argv[] = {(char *)ptxas, arch, "-v", (char *)ptx_path, "-o",
+  char *argv[] = {(char *)ptxas,    arch, "-v", (char *)ptx_path, "-o",
                   (char *)out_path, NULL};
   char *out = NULL;
   int rc = xk_spawn(argv, &out, d);

@@ -22,9 +22,10 @@ int xk_variants_enumerate(const xk_kernel_spec *spec, const xk_constexpr *fixed,
       dims[nd++] = i;
       total *= spec->tune[i].n;
       if (total > XK_MAX_VARIANTS)
-        return xk_diag_set(d, "kernel '%s': tune space has more than %d "
-                              "points; fix some with -D", spec->name,
-                           XK_MAX_VARIANTS);
+        return xk_diag_set(d,
+                           "kernel '%s': tune space has more than %d "
+                           "points; fix some with -D",
+                           spec->name, XK_MAX_VARIANTS);
     }
   xk_override_set *v = calloc((size_t)total, sizeof *v);
   if (!v)

@@ -90,8 +90,9 @@ static int parse_args(int argc, char **argv, options *o) {
     } else if (next && !strcmp(a, "--variants")) {
       const char *v = argv[++i];
       if (strcmp(v, "default") && strcmp(v, "all")) {
-        fprintf(stderr, "xkvgen: --variants takes default or all, not '%s'"
-                        " (tuned variants come from a tune cache: xkv-tune)\n",
+        fprintf(stderr,
+                "xkvgen: --variants takes default or all, not '%s'"
+                " (tuned variants come from a tune cache: xkv-tune)\n",
                 v);
         return -1;
       }
@@ -177,7 +178,8 @@ static int grid_lookup_names(void *ctx, const char *name, int64_t *v) {
   *v = 1;
   for (int i = 0; i < f->nargs; i++)
     if (!strcmp(f->args[i].name, name) &&
-        xk_dtype_is_int(f->args[i].type.dtype) && f->args[i].type.dtype != XK_I1)
+        xk_dtype_is_int(f->args[i].type.dtype) &&
+        f->args[i].type.dtype != XK_I1)
       return 0;
   for (int i = 0; i < f->nconsts; i++)
     if (!strcmp(f->consts[i].name, name)) {
@@ -404,8 +406,10 @@ static int run(const options *o, xk_dsl *dsl, LLVMTargetMachineRef tm,
   }
   for (int i = 0; i < o->ndefs && !rc; i++)
     if (!used[i])
-      rc = xk_diag_set(d, "-D %s: no selected kernel has a constexpr of that "
-                          "name", o->defs[i].name);
+      rc = xk_diag_set(d,
+                       "-D %s: no selected kernel has a constexpr of that "
+                       "name",
+                       o->defs[i].name);
   if (!rc && o->outdir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/manifest.json", o->outdir);

@@ -295,7 +295,8 @@ static xkv_status load_module(xkv_context *ctx, rt_variant *v) {
     size_t len;
     char *file = NULL;
     const char *ptx = v->ptx;
-    if (!ptx && v->ptx_path && !(ptx = file = xk_read_file(v->ptx_path, &len, NULL)))
+    if (!ptx && v->ptx_path &&
+        !(ptx = file = xk_read_file(v->ptx_path, &len, NULL)))
       return rt_err(ctx, XKV_ERR_MANIFEST, "kernel %s (%s): cannot read %s",
                     v->kernel, v->symbol, v->ptx_path);
     if (!ptx)

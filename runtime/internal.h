@@ -2,8 +2,8 @@
 #ifndef XKV_INTERNAL_H
 #define XKV_INTERNAL_H
 
-#include "include/xkv.h"
 #include "../codegen/text.h"
+#include "include/xkv.h"
 
 #include <stdarg.h>
 

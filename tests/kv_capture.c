@@ -24,7 +24,8 @@ static int rec_prefill(eng_kv *kv, int layer, const float *k, const float *v,
                        int n, eng_err *err) {
   recorder *r = (recorder *)kv;
   if (n != r->cap->L)
-    return eng_fail(err, "capture: prefill of %d tokens, want %d", n, r->cap->L);
+    return eng_fail(err, "capture: prefill of %d tokens, want %d", n,
+                    r->cap->L);
   memcpy(kv_capture_k(r->cap, layer), k, (size_t)n * row(r->cap) * 4);
   memcpy(kv_capture_v(r->cap, layer), v, (size_t)n * row(r->cap) * 4);
   r->len[layer] = n;
@@ -65,11 +66,11 @@ static const char *clip(unsigned char *txt, size_t size, int L) {
   return (const char *)txt;
 }
 
-static const eng_kv_ops rec_ops = {rec_prefill, rec_append, rec_attention,
-                                   NULL, NULL};
+static const eng_kv_ops rec_ops = {rec_prefill, rec_append, rec_attention, NULL,
+                                   NULL};
 
-int kv_capture_run(const char *model, const char *tok, const char *text,
-                   int L, kv_capture *cap, char *errbuf, size_t nerr) {
+int kv_capture_run(const char *model, const char *tok, const char *text, int L,
+                   kv_capture *cap, char *errbuf, size_t nerr) {
   eng_model m;
   eng_err err = {{0}};
   eng_state st = {0};
@@ -81,8 +82,8 @@ int kv_capture_run(const char *model, const char *tok, const char *text,
     goto out_msg;
   const eng_config *g = &m.cfg;
   recorder r = {{&rec_ops}, cap, calloc((size_t)g->n_layers, sizeof(int))};
-  *cap = (kv_capture){g->n_layers, g->n_heads, g->n_kv_heads, g->head_dim, L,
-                      g->rope_theta, NULL, NULL, NULL};
+  *cap = (kv_capture){g->n_layers,   g->n_heads, g->n_kv_heads, g->head_dim, L,
+                      g->rope_theta, NULL,       NULL,          NULL};
   size_t kvn = (size_t)g->n_layers * (L + 1) * row(cap);
   cap->k = malloc(kvn * 4);
   cap->v = malloc(kvn * 4);

@@ -102,7 +102,7 @@ START_TEST(cse_merges_across_scopes_only_downward) {
   int iv = xk_block_add_arg(f, body, i32);
   int acc = xk_block_add_arg(f, body, i32);
   int in1 = bin(f, body, XK_OP_MUL, n, n); /* merges with a1 (outer) */
-  int in2 = bin(f, body, XK_OP_ADD, n, n);  /* body-local */
+  int in2 = bin(f, body, XK_OP_ADD, n, n); /* body-local */
   int y = bin(f, body, XK_OP_ADD, acc, bin(f, body, XK_OP_ADD, iv, in1));
   y = bin(f, body, XK_OP_ADD, y, in2);
   xk_op_new(f, body, XK_OP_YIELD, &y, 1, NULL, 0, (xk_attr){0}, L7);
@@ -187,9 +187,10 @@ static xk_func *broken(int which) {
 
 START_TEST(verifier_rejects_with_location) {
   static const char *const why[] = {
-      "operand types differ", "powers of two", "inner dimensions",
-      "first operand must be a pointer", "reduction axis",
-      "before its definition", "mask must be i1", "yielded type"};
+      "operand types differ", "powers of two",
+      "inner dimensions",     "first operand must be a pointer",
+      "reduction axis",       "before its definition",
+      "mask must be i1",      "yielded type"};
   xk_func *f = broken(_i);
   xk_diag d = {{0}};
   ck_assert_int_eq(xk_func_verify(f, &d), -1);
@@ -213,13 +214,18 @@ START_TEST(grid_rules) {
   xk_diag d;
   ck_assert_int_eq(xk_grid_eval("cdiv(N, BLOCK)", lookup, NULL, &v, &d), 0);
   ck_assert_int_eq(v, 8);
-  ck_assert_int_eq(xk_grid_eval(" (N + 24) / 8 * 2 - max(1, 3)", lookup,
-                                NULL, &v, &d), 0);
+  ck_assert_int_eq(
+      xk_grid_eval(" (N + 24) / 8 * 2 - max(1, 3)", lookup, NULL, &v, &d), 0);
   ck_assert_int_eq(v, 253);
   ck_assert_int_eq(xk_grid_eval(NULL, lookup, NULL, &v, &d), 0);
   ck_assert_int_eq(v, 1);
-  static const char *const bad[] = {"cdiv(N, 0)", "M", "N +", "foo(1, 2)",
-                                    "N N", "-N", "9999999999999999999999"};
+  static const char *const bad[] = {"cdiv(N, 0)",
+                                    "M",
+                                    "N +",
+                                    "foo(1, 2)",
+                                    "N N",
+                                    "-N",
+                                    "9999999999999999999999"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     ck_assert_int_eq(xk_grid_eval(bad[i], lookup, NULL, &v, &d), -1);
     ck_assert_msg(strstr(d.msg, bad[i]), "%s", d.msg);
@@ -246,8 +252,7 @@ START_TEST(printer_golden) {
   char *again = xk_func_print(f);
   ck_assert_str_eq(txt, again);
   char path[512];
-  snprintf(path, sizeof path, XK_SRC "/tests/golden/%s.ir",
-           golden_kernels[_i]);
+  snprintf(path, sizeof path, XK_SRC "/tests/golden/%s.ir", golden_kernels[_i]);
   if (getenv("XK_UPDATE_GOLDEN")) {
     FILE *o = fopen(path, "w");
     ck_assert_ptr_nonnull(o);

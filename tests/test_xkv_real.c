@@ -40,25 +40,24 @@ START_TEST(near_optimal_per_layer) {
   xkv_real_run run;
   char err[512];
   ck_assert_int_le(cap.n_layers, 16);
-  ck_assert_msg(!xkv_real_eval(ctx, &cap, cf[0], cf[1], cf[2], 0, XKV_F16, lay, &run, err,
-                               sizeof err), "%s", err);
+  ck_assert_msg(!xkv_real_eval(ctx, &cap, cf[0], cf[1], cf[2], 0, XKV_F16, lay,
+                               &run, err, sizeof err),
+                "%s", err);
   for (int l = 0; l < cap.n_layers; l++) {
     const xkv_real_layer *y = &lay[l];
     printf("W=%d r=%d/%d ratio %.2f layer %d: K %.4f (group %.4f, opt "
-           "%.4f) V %.4f (group %.4f, opt %.4f) attn %.4f cos %.5f\n", cf[0],
-           cf[1], cf[2], run.ratio, l, y->k_err, y->k_grp, y->k_opt, y->v_err,
-           y->v_grp, y->v_opt, y->attn_err, y->attn_cos);
+           "%.4f) V %.4f (group %.4f, opt %.4f) attn %.4f cos %.5f\n",
+           cf[0], cf[1], cf[2], run.ratio, l, y->k_err, y->k_grp, y->k_opt,
+           y->v_err, y->v_grp, y->v_opt, y->attn_err, y->attn_cos);
     ck_assert(y->k_opt >= 0 && y->v_opt >= 0);
     /* the randomized SVD against the optimum of the same group matrix; it
      * cannot beat it (up to f16 storage rounding, ~1e-3) */
-    ck_assert_msg(y->k_grp <= 1.05 * y->k_opt + 1e-3 &&
-                      y->k_grp >= y->k_opt - 1e-3,
-                  "layer %d K group %.4f vs optimum %.4f", l, y->k_grp,
-                  y->k_opt);
-    ck_assert_msg(y->v_grp <= 1.05 * y->v_opt + 1e-3 &&
-                      y->v_grp >= y->v_opt - 1e-3,
-                  "layer %d V group %.4f vs optimum %.4f", l, y->v_grp,
-                  y->v_opt);
+    ck_assert_msg(
+        y->k_grp <= 1.05 * y->k_opt + 1e-3 && y->k_grp >= y->k_opt - 1e-3,
+        "layer %d K group %.4f vs optimum %.4f", l, y->k_grp, y->k_opt);
+    ck_assert_msg(
+        y->v_grp <= 1.05 * y->v_opt + 1e-3 && y->v_grp >= y->v_opt - 1e-3,
+        "layer %d V group %.4f vs optimum %.4f", l, y->v_grp, y->v_opt);
     ck_assert_msg(y->attn_cos > 0.5, "layer %d attention cosine %.4f", l,
                   y->attn_cos);
   }
@@ -80,16 +79,17 @@ START_TEST(more_rank_less_error) {
   xkv_real_layer lo[16], hi[16];
   xkv_real_run run;
   char err[512];
-  ck_assert_msg(!xkv_real_eval(ctx, &cap, w, r, r, 0, XKV_F16, lo, &run, err,
-                               sizeof err), "%s", err);
+  ck_assert_msg(
+      !xkv_real_eval(ctx, &cap, w, r, r, 0, XKV_F16, lo, &run, err, sizeof err),
+      "%s", err);
   ck_assert_msg(!xkv_real_eval(ctx, &cap, w, 2 * r, 2 * r, 0, XKV_F16, hi, &run,
-                               err, sizeof err), "%s", err);
+                               err, sizeof err),
+                "%s", err);
   for (int what = 0; what < 3; what++)
-    ck_assert_msg(mean_of(hi, cap.n_layers, what) <
-                      mean_of(lo, cap.n_layers, what),
-                  "W=%d measure %d: rank %d gives %.4f, rank %d %.4f", w, what,
-                  2 * r, mean_of(hi, cap.n_layers, what), r,
-                  mean_of(lo, cap.n_layers, what));
+    ck_assert_msg(
+        mean_of(hi, cap.n_layers, what) < mean_of(lo, cap.n_layers, what),
+        "W=%d measure %d: rank %d gives %.4f, rank %d %.4f", w, what, 2 * r,
+        mean_of(hi, cap.n_layers, what), r, mean_of(lo, cap.n_layers, what));
 }
 END_TEST
 
@@ -98,8 +98,9 @@ START_TEST(full_rank_is_lossless) {
   xkv_real_run run;
   char err[512];
   int full = cap.n_kv_heads * cap.head_dim; /* one layer's features */
-  ck_assert_msg(!xkv_real_eval(ctx, &cap, 1, full, full, 0, XKV_F32, lay, &run, err,
-                               sizeof err), "%s", err);
+  ck_assert_msg(!xkv_real_eval(ctx, &cap, 1, full, full, 0, XKV_F32, lay, &run,
+                               err, sizeof err),
+                "%s", err);
   for (int l = 0; l < cap.n_layers; l++) {
     ck_assert_msg(lay[l].k_err < 1e-4 && lay[l].v_err < 1e-4,
                   "layer %d: K %.2e V %.2e", l, lay[l].k_err, lay[l].v_err);

@@ -111,9 +111,8 @@ int main(int argc, char **argv) {
       if (pi.registers >= 0)
         snprintf(regs, sizeof regs, "%d", pi.registers);
       if (sizes)
-        printf("%-22s %5d %11.2e %8.0e %9.3f | %6s %6d %7d %5s\n", name,
-               sizes, err, tol, ms, regs, pi.spill_bytes, info.shared_bytes,
-               "yes");
+        printf("%-22s %5d %11.2e %8.0e %9.3f | %6s %6d %7d %5s\n", name, sizes,
+               err, tol, ms, regs, pi.spill_bytes, info.shared_bytes, "yes");
       else /* checked through the xKV cache tests (tests/test_xkv_*) */
         printf("%-22s %5s %11s %8s %9s | %6s %6d %7d %5s\n", name, "-", "-",
                "-", "-", regs, pi.spill_bytes, info.shared_bytes, "yes");

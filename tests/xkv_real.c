@@ -9,8 +9,8 @@
 
 /* The best rank-r relative error over the group's layers stacked side by
  * side ([L, W*Hkv*d]), as the cache factors them. */
-static double group_opt(const kv_capture *c, const float *all, int first,
-                        int w, int r) {
+static double group_opt(const kv_capture *c, const float *all, int first, int w,
+                        int r) {
   size_t rw = (size_t)c->n_kv_heads * c->head_dim, L = (size_t)c->L;
   float *x = malloc(L * rw * w * sizeof *x);
   double best = -1, norm = 1;
@@ -36,9 +36,8 @@ static void sq_err(const float *a, const float *b, size_t n, double *err,
 }
 
 int xkv_real_eval(xkv_context *ctx, const kv_capture *c, int W, int rank_k,
-                  int rank_v, float ratio, xkv_dtype dtype,
-                  xkv_real_layer *out, xkv_real_run *run, char *err,
-                  size_t nerr) {
+                  int rank_v, float ratio, xkv_dtype dtype, xkv_real_layer *out,
+                  xkv_real_run *run, char *err, size_t nerr) {
   xkv_cache_config f = {.n_layers = c->n_layers,
                         .n_heads = c->n_heads,
                         .n_kv_heads = c->n_kv_heads,
@@ -53,8 +52,10 @@ int xkv_real_eval(xkv_context *ctx, const kv_capture *c, int W, int rank_k,
                         .rope_theta = c->theta,
                         .seed = 7};
   xkv_cache *cache = NULL;
-  size_t rw = (size_t)c->n_kv_heads * c->head_dim, qn = (size_t)c->n_heads * c->head_dim;
-  float *rk = malloc((size_t)c->L * rw * 4), *rv = malloc((size_t)c->L * rw * 4);
+  size_t rw = (size_t)c->n_kv_heads * c->head_dim,
+         qn = (size_t)c->n_heads * c->head_dim;
+  float *rk = malloc((size_t)c->L * rw * 4),
+        *rv = malloc((size_t)c->L * rw * 4);
   float *o = malloc(qn * 4), *ref = malloc(qn * 4);
   /* squared error and norm per group, indexed by the group's first layer */
   double *ke = calloc((size_t)c->n_layers * 4, sizeof *ke);
@@ -73,7 +74,8 @@ int xkv_real_eval(xkv_context *ctx, const kv_capture *c, int W, int rank_k,
   for (int l = 0; l < c->n_layers; l++) {
     size_t at = (size_t)c->L * rw;
     const float *k = kv_capture_k(c, l), *v = kv_capture_v(c, l);
-    int first = l - l % W, w = first + W > c->n_layers ? c->n_layers - first : W;
+    int first = l - l % W,
+        w = first + W > c->n_layers ? c->n_layers - first : W;
     if (xkv_cache_append(cache, l, k + at, v + at) ||
         xkv_attention(cache, l, kv_capture_q(c, l), c->L, o))
       goto fail;

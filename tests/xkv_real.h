@@ -9,10 +9,10 @@
 #include "xkv.h"
 
 typedef struct {
-  double k_err, v_err;         /* ||K - K_r|| / ||K|| of the layer */
-  double k_grp, v_grp;         /* the whole group's ||X - X_r|| / ||X|| */
-  double k_opt, v_opt;         /* the group's best rank-r error (SVD) */
-  double attn_err, attn_cos;   /* xkv_attention vs exact, decode step */
+  double k_err, v_err;       /* ||K - K_r|| / ||K|| of the layer */
+  double k_grp, v_grp;       /* the whole group's ||X - X_r|| / ||X|| */
+  double k_opt, v_opt;       /* the group's best rank-r error (SVD) */
+  double attn_err, attn_cos; /* xkv_attention vs exact, decode step */
 } xkv_real_layer;
 
 typedef struct {
@@ -24,8 +24,7 @@ typedef struct {
  * when ratio > 0 the ranks that reach that compression ratio. out has
  * cap->n_layers entries. 0, or -1 with err. */
 int xkv_real_eval(xkv_context *ctx, const kv_capture *cap, int W, int rank_k,
-                  int rank_v, float ratio, xkv_dtype dtype,
-                  xkv_real_layer *out, xkv_real_run *run, char *err,
-                  size_t nerr);
+                  int rank_v, float ratio, xkv_dtype dtype, xkv_real_layer *out,
+                  xkv_real_run *run, char *err, size_t nerr);
 
 #endif

@@ -226,15 +226,15 @@ typedef enum {
 } xkv_rope_style;
 
 typedef enum {
-  XKV_RANK_FIXED = 0,  /* rank_k / rank_v as given */
-  XKV_RANK_RATIO = 1,  /* ranks that reach target_ratio for this group */
-  XKV_RANK_ENERGY = 2  /* smallest ranks keeping `energy` of sum(sigma^2) */
+  XKV_RANK_FIXED = 0, /* rank_k / rank_v as given */
+  XKV_RANK_RATIO = 1, /* ranks that reach target_ratio for this group */
+  XKV_RANK_ENERGY = 2 /* smallest ranks keeping `energy` of sum(sigma^2) */
 } xkv_rank_policy;
 
 typedef struct {
   int n_layers, n_heads, n_kv_heads, head_dim;
-  int max_tokens;     /* capacity: prompt + generated */
-  int group;          /* W: layers sharing one basis (1, 2, 4, 8) */
+  int max_tokens; /* capacity: prompt + generated */
+  int group;      /* W: layers sharing one basis (1, 2, 4, 8) */
   xkv_rank_policy policy;
   int rank_k, rank_v; /* XKV_RANK_FIXED */
   float target_ratio; /* XKV_RANK_RATIO */
@@ -243,7 +243,7 @@ typedef struct {
   xkv_dtype dtype;    /* factor storage: XKV_F16, XKV_BF16 or XKV_F32 */
   float rope_theta;   /* 10000 for llama2.c */
   xkv_rope_style rope_style;
-  uint64_t seed;      /* randomized SVD */
+  uint64_t seed; /* randomized SVD */
   /* Selective reconstruction (xKV v2 / ShadowKV; 0 = dense decode): per
    * decode step and KV head only the prompt chunks (8 tokens) whose
    * landmarks (chunk means of the post-RoPE keys) score highest are
