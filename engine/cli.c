@@ -2,6 +2,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,5 +48,24 @@ int eng_read_text(const char *path, char **out, eng_err *err) {
     return eng_fail(err, "%s: not a text file (contains NUL bytes)", path);
   }
   *out = (char *)buf;
+  return 0;
+}
+
+int eng_cli_main(const char *tool, const char *usage, int argc, char **argv,
+                 void *opts, eng_parse_fn parse, eng_run_fn run) {
+  eng_err err = {{0}};
+  if (parse(argc, argv, opts, &err)) {
+    if (strcmp(err.msg, "help") == 0) {
+      fputs(usage, stdout);
+      return 0;
+    }
+    fprintf(stderr, "%s: %s\n%s", tool, err.msg, usage);
+    return 1;
+  }
+  if (run(opts, &err)) {
+    /* a new line: the tool may have been streaming text */
+    fprintf(stderr, "\n%s: %s\n", tool, err.msg);
+    return 1;
+  }
   return 0;
 }

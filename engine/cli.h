@@ -12,6 +12,12 @@ int eng_parse_float(const char *flag, const char *s, double lo, double hi,
 /* argv[*i + 1] as the value of flag argv[*i]. */
 int eng_flag_value(int argc, char **argv, int *i, const char **out,
                    eng_err *err);
+/* main() of a tool: parse (which fails with the message "help" for -h),
+ * then run; prints usage or the error, returns the exit status. */
+typedef int (*eng_parse_fn)(int argc, char **argv, void *opts, eng_err *err);
+typedef int (*eng_run_fn)(const void *opts, eng_err *err);
+int eng_cli_main(const char *tool, const char *usage, int argc, char **argv,
+                 void *opts, eng_parse_fn parse, eng_run_fn run);
 /* A text file's contents (NUL-terminated), malloc'ed. */
 int eng_read_text(const char *path, char **out, eng_err *err);
 

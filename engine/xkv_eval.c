@@ -442,20 +442,15 @@ done:
   return rc;
 }
 
+/* adapters from the tool's typed parse/eval to eng_cli_main's */
+static int parse_any(int argc, char **argv, void *o, eng_err *err) {
+  return parse(argc, argv, o, err);
+}
+static int run_any(const void *o, eng_err *err) {
+  return eval(o, err);
+}
+
 int main(int argc, char **argv) {
   eval_opts o;
-  eng_err err = {{0}};
-  if (parse(argc, argv, &o, &err)) {
-    if (strcmp(err.msg, "help") == 0) {
-      fputs(usage, stdout);
-      return 0;
-    }
-    fprintf(stderr, "xkv-eval: %s\n%s", err.msg, usage);
-    return 1;
-  }
-  if (eval(&o, &err)) {
-    fprintf(stderr, "xkv-eval: %s\n", err.msg);
-    return 1;
-  }
-  return 0;
+  return eng_cli_main("xkv-eval", usage, argc, argv, &o, parse_any, run_any);
 }
