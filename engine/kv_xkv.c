@@ -97,6 +97,7 @@ static int xk_stats(eng_kv *kv, eng_kv_stats *o, eng_err *err) {
   o->rank_k_max = s.rank_k_max;
   o->rank_v_min = s.rank_v_min;
   o->rank_v_max = s.rank_v_max;
+  o->sr_hit_rate = s.sr_hit_rate;
   return 0;
 }
 
@@ -167,6 +168,8 @@ int eng_kv_xkv_create(const eng_config *c, int max_tokens,
       .rope_theta = c->rope_theta,
       .rope_style = XKV_ROPE_INTERLEAVED,
       .seed = o->seed,
+      .sr = o->sr_budget > 0,
+      .sr_budget = o->sr_budget,
   };
   if ((x->on_gpu && stage_buffers(x, err))) {
     xk_destroy(&x->base);

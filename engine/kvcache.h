@@ -13,6 +13,7 @@ typedef struct {
   uint64_t bytes, exact_bytes; /* exact_bytes: an f16 exact cache */
   double ratio;                /* exact_bytes / bytes */
   int tokens, rank_k_min, rank_k_max, rank_v_min, rank_v_max;
+  double sr_hit_rate; /* selective reconstruction: reused chunks / selected */
 } eng_kv_stats;
 
 typedef struct eng_kv eng_kv;
@@ -41,6 +42,7 @@ typedef struct {
   float ratio;        /* else ranks reaching this compression ratio */
   int f32;            /* store factors in f32 (default f16) */
   uint64_t seed;
+  int sr_budget; /* > 0: selective reconstruction with this token budget */
 } eng_xkv_opts;
 
 int eng_kv_exact_create(const eng_config *c, int max_tokens, eng_kv **out,

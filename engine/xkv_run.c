@@ -14,7 +14,8 @@ static const char usage[] =
     "R]\n"
     "               [--rank-v R] [--ratio X] [--dtype f16|f32] [--device "
     "auto|cpu|cuda]\n"
-    "               [--seed S] [--temp T] [--top-p P] [--no-chat]\n";
+    "               [--sr-budget TOKENS] [--seed S] [--temp T] [--top-p P]\n"
+    "               [--no-chat]\n";
 
 typedef struct {
   const char *model, *tok, *prompt, *prompt_file, *cache;
@@ -61,6 +62,8 @@ static int parse(int argc, char **argv, run_opts *o, eng_err *err) {
       rc = eng_parse_int(a, v, 1, 1 << 20, &o->x.rank_v, err);
     else if (strcmp(a, "--ratio") == 0)
       rc = eng_parse_float(a, v, 1.0, 1e6, &o->x.ratio, err);
+    else if (strcmp(a, "--sr-budget") == 0)
+      rc = eng_parse_int(a, v, 8, 1 << 24, &o->x.sr_budget, err);
     else if (strcmp(a, "--seed") == 0)
       rc = eng_parse_int(a, v, 0, 0x7fffffff, &o->seed, err);
     else if (strcmp(a, "--temp") == 0)
@@ -145,7 +148,7 @@ static int run(const run_opts *o, eng_err *err) {
     fputs(prompt, stdout);
   if (eng_generate(&m, kv, ids, n, &g, &r, err))
     goto done;
-  eng_kv_stats st;
+  eng_kv_stats st = {0};
   if (kv->ops->stats(kv, &st, err))
     goto done;
   int steps = r.n_gen > 1 ? r.n_gen - 1 : 0;
@@ -166,6 +169,9 @@ static int run(const run_opts *o, eng_err *err) {
   printf("cache bytes: %llu (exact f16: %llu), compression ratio %.2fx\n",
          (unsigned long long)st.bytes, (unsigned long long)st.exact_bytes,
          st.ratio);
+  if (o->x.sr_budget > 0)
+    printf("selective reconstruction: budget %d tokens, chunk reuse %.1f%%\n",
+           o->x.sr_budget, 100 * st.sr_hit_rate);
   rc = 0;
 done:
   if (kv)
