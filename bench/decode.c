@@ -12,8 +12,9 @@
  * compressing 30 layers at 32K on a 2-core CPU; it times one layer and
  * reports x30.
  * usage: decode [rank_k rank_v [out.csv]]; XKV_BENCH_SHAPE=llama8b gives
- * Llama-3.1-8B shapes (32/8 heads, d = 128, 32 layers, rank 384/576), the
- * GPU configuration (not run here: no GPU). */
+ * Llama-3.1-8B shapes (32/8 heads, d = 128, 32 layers, rank 384/576);
+ * XKV_BENCH_DEVICE (default cpu) picks the device, e.g. cuda on a lent GPU;
+ * XKV_BENCH_LENGTHS="16384,32768" overrides the context lengths. */
 #include "../runtime/xkv_cache_int.h"
 #include "xkv.h"
 
@@ -72,13 +73,13 @@ static void forget(xkv_cache *c) {
 static double time_attn(xkv_cache *c, const float *q, float *out, int pos,
                         int cold) {
   double best[9];
-  if (xkv_attention(c, 0, q, pos, out))
+  if (xkv_attention(c, 0, q, pos, out) || xkv_sync(c->ctx))
     fail(c);
   for (int r = 0; r < 9; r++) {
     if (cold && c->layers[0].sr.lm)
       forget(c);
     double t0 = now_ms();
-    if (xkv_attention(c, 0, q, pos, out))
+    if (xkv_attention(c, 0, q, pos, out) || xkv_sync(c->ctx))
       fail(c);
     best[r] = now_ms() - t0;
   }
@@ -131,37 +132,53 @@ static xkv_cache *make(xkv_context *ctx, const shape *s, int L, int exact,
   y->bv = rand_dev(ctx, hd * s->rv, dt, seed);
   y->kx = rand_dev(ctx, hd, dt, seed);
   y->vx = rand_dev(ctx, hd, dt, seed);
-  if (xkv_alloc(ctx, (size_t)s->hq * s->rv * 4, (void **)&c->u))
-    exit(1);
-  c->u_cap = s->rv;
   if (sr && xkv_cache_sr_prepare(c, 0, "decode: SR"))
     fail(c);
   return c;
 }
 
 /* Algorithmic bytes one layer's step moves, reading every operand once:
- * K and V (or the factors), the f32 scores (written, read twice and
- * written by the softmax, read by P V); for SR the landmarks and their
- * scores (also read back to the host), the exact rows attended, and when
- * cold the factor rows of every rebuilt chunk, B_k/B_v and the rows
- * written. */
+ * K and V, or the factors plus the f32 scores of the low-rank split kernel
+ * (written, read and rewritten as probabilities, read for P^T A_v); for SR
+ * the landmarks and their scores (written, softmaxed, read back to the
+ * host), the exact rows attended, and when cold the factor rows of every
+ * rebuilt chunk, B_k/B_v and the rows written. The split partials are
+ * negligible (Hq x splits x d). */
 static double step_bytes(const shape *s, const xkv_cache *c, int L, int exact,
                          int cold) {
   double hd = (double)s->hkv * s->d, el = c->elem;
   const xkv_sr_layer *sr = &c->layers[0].sr;
   if (exact)
-    return 2 * L * hd * el + 4.0 * s->hq * L * 5;
+    return 2 * L * hd * el;
   if (!sr->lm)
-    return el * ((double)L + hd) * (s->rk + s->rv) + 4.0 * s->hq * L * 5;
+    return el * ((double)L + hd) * (s->rk + s->rv) + 4.0 * s->hq * L * 4;
   double rows = sr->nfix + (double)sr->nsel * XKV_SR_CHUNK;
-  double b = sr->nsc * hd * el + 4.0 * s->hq * sr->nsc * 5 +
-             2 * rows * hd * el + 4.0 * s->hq * rows * 5;
+  double b = sr->nsc * hd * el + 4.0 * s->hq * sr->nsc * 4 + 2 * rows * hd * el;
   if (cold) {
     double chunks = (double)s->hkv * sr->nsel;
     b += chunks * XKV_SR_CHUNK * (el * (s->rk + s->rv) + 2 * s->d * el) +
          hd * (s->rk + s->rv) * el;
   }
   return b;
+}
+
+/* the context lengths: XKV_BENCH_LENGTHS or 2K, 8K, 32K; 0 if malformed */
+static int lengths(int *Ls) {
+  const char *e = getenv("XKV_BENCH_LENGTHS");
+  static const int dflt[] = {2048, 8192, 32768};
+  if (!e || !*e) {
+    memcpy(Ls, dflt, sizeof dflt);
+    return 3;
+  }
+  int n = 0;
+  for (char *end;; e = end + 1) {
+    long L = strtol(e, &end, 10);
+    if (end == e || L <= 0 || L > (1 << 24) || n == 16 || (*end && *end != ','))
+      return 0;
+    Ls[n++] = (int)L;
+    if (!*end)
+      return n;
+  }
 }
 
 int main(int argc, char **argv) {
@@ -173,8 +190,15 @@ int main(int argc, char **argv) {
     s.rk = atoi(argv[1]);
     s.rv = atoi(argv[2]);
   }
+  int Ls[16], nL = lengths(Ls);
+  if (!nL) {
+    fprintf(stderr, "decode: XKV_BENCH_LENGTHS must be positive integers "
+                    "separated by commas\n");
+    return 1;
+  }
   xkv_context *ctx;
-  if (xkv_open(&ctx, "cpu")) {
+  const char *dev = getenv("XKV_BENCH_DEVICE");
+  if (xkv_open(&ctx, dev && *dev ? dev : "cpu")) {
     fprintf(stderr, "decode: %s\n", xkv_last_error(ctx));
     return 1;
   }
@@ -185,7 +209,8 @@ int main(int argc, char **argv) {
   strftime(date, sizeof date, "%Y-%m-%d", localtime(&now));
   snprintf(path, sizeof path, "%s", argc > 3 ? argv[3] : "");
   if (!path[0])
-    snprintf(path, sizeof path, "bench/results/decode-cpu-%s.csv", date);
+    snprintf(path, sizeof path, "bench/results/decode-%s-%s.csv",
+             di.kind == XKV_DEVICE_CPU ? "cpu" : di.arch, date);
   FILE *csv = fopen(path, "w");
   if (!csv) {
     fprintf(stderr, "decode: cannot write %s\n", path);
@@ -196,13 +221,17 @@ int main(int argc, char **argv) {
                "speedup_vs_f32,bytes_ratio_vs_f32\n");
   printf("%-6s %-16s %10s %10s %9s %9s %9s %9s\n", "L", "path", "ms/step",
          "MB/step", "x vs f16", "B vs f16", "x vs f32", "B vs f32");
-  static const int Ls[] = {2048, 8192, 32768};
   uint64_t seed = 1;
-  float *q = malloc((size_t)s.hq * s.d * 4),
-        *out = malloc((size_t)s.hq * s.d * 4);
+  size_t qb = (size_t)s.hq * s.d * 4;
+  float *qh = malloc(qb), *q, *out;
   for (int i = 0; i < s.hq * s.d; i++)
-    q[i] = (float)(i % 7) * 0.1f;
-  for (int li = 0; li < 3; li++) {
+    qh[i] = (float)(i % 7) * 0.1f;
+  if (xkv_alloc(ctx, qb, (void **)&q) || xkv_alloc(ctx, qb, (void **)&out) ||
+      xkv_copy_h2d(ctx, q, qh, qb, NULL)) {
+    fprintf(stderr, "decode: %s\n", xkv_last_error(ctx));
+    return 1;
+  }
+  for (int li = 0; li < nL; li++) {
     int L = Ls[li];
     struct {
       const char *name;
@@ -226,19 +255,20 @@ int main(int argc, char **argv) {
              p[k].ms, p[k].bytes / 1e6, p[1].ms / p[k].ms,
              p[1].bytes / p[k].bytes, p[0].ms / p[k].ms,
              p[0].bytes / p[k].bytes);
-      fprintf(csv, "cpu,%d,%s,%d,%s,%d,%d,%.4f,%.0f,%.3f,%.3f,%.3f,%.3f\n",
-              di.units, llama ? "llama3.1-8b" : "smollm2-135m", L, p[k].name,
-              p[k].exact ? 0 : s.rk, p[k].exact ? 0 : s.rv, p[k].ms, p[k].bytes,
-              p[1].ms / p[k].ms, p[1].bytes / p[k].bytes, p[0].ms / p[k].ms,
-              p[0].bytes / p[k].bytes);
+      fprintf(csv, "%s,%d,%s,%d,%s,%d,%d,%.4f,%.0f,%.3f,%.3f,%.3f,%.3f\n",
+              di.name, di.units, llama ? "llama3.1-8b" : "smollm2-135m", L,
+              p[k].name, p[k].exact ? 0 : s.rk, p[k].exact ? 0 : s.rv, p[k].ms,
+              p[k].bytes, p[1].ms / p[k].ms, p[1].bytes / p[k].bytes,
+              p[0].ms / p[k].ms, p[0].bytes / p[k].bytes);
     }
   }
   fclose(csv);
   printf("wrote %s (per step = %d layers x one layer's attention; x: speedup, "
          "B: bytes moved, both as baseline / path)\n",
          path, s.layers);
-  free(q);
-  free(out);
+  free(qh);
+  xkv_free(ctx, q);
+  xkv_free(ctx, out);
   xkv_close(ctx);
   return 0;
 }

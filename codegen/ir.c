@@ -263,7 +263,7 @@ static const char *const op_names[XK_NOPS] = {
     "not",         "exp",        "exp2",         "log",    "sqrt", "rsqrt",
     "sin",         "cos",        "abs",          "select", "cast", "broadcast",
     "expand_dims", "reshape",    "trans",        "reduce", "dot",  "load",
-    "store",       "atomic_add", "for",          "yield"};
+    "store",       "atomic_add", "barrier",      "for",    "yield"};
 
 const char *xk_op_name(int code) {
   return code >= 0 && code < XK_NOPS ? op_names[code] : "?";
@@ -271,4 +271,9 @@ const char *xk_op_name(int code) {
 
 int xk_op_is_elementwise(int code) {
   return code >= XK_OP_ADD && code <= XK_OP_CAST;
+}
+
+int xk_op_orders_memory(int code) {
+  return code == XK_OP_STORE || code == XK_OP_ATOMIC_ADD ||
+         code == XK_OP_BARRIER;
 }

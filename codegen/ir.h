@@ -78,6 +78,10 @@ typedef enum {
   XK_OP_LOAD,       /* (ptr, [mask], [other]); attr.has_mask/has_other */
   XK_OP_STORE,      /* (ptr, value, [mask]); no result */
   XK_OP_ATOMIC_ADD, /* (ptr, value, [mask]); no result */
+  /* no operands, no result: a program's memory accesses before it happen
+   * before those after it, across all of its threads (CUDA's
+   * __syncthreads); for a tile stored and reloaded in another layout */
+  XK_OP_BARRIER,
   /* control */
   XK_OP_FOR,   /* (lo, hi, step, init...) -> carried...; body block */
   XK_OP_YIELD, /* terminates a FOR body */
@@ -205,6 +209,9 @@ static inline xk_type xk_vtype(const xk_func *f, int v) {
 }
 const char *xk_op_name(int code);
 int xk_op_is_elementwise(int code);
+/* STORE, ATOMIC_ADD, BARRIER: ops that are kept without uses and that
+ * loads must not be moved across */
+int xk_op_orders_memory(int code);
 
 /* Replace every use of value `from` by `to`. */
 void xk_func_replace_uses(xk_func *f, int from, int to);

@@ -269,6 +269,9 @@ static int check_op(verifier *v, const xk_op *op, int is_last) {
     NEED(op->nopnd >= 1, "memory op without a pointer");
     if (check_memory(v, op))
       return -1;
+  } else if (c == XK_OP_BARRIER) {
+    NEED(op->nopnd == 0 && op->nres == 0,
+         "barrier takes no operands and has no result");
   } else if (c == XK_OP_FOR) {
     if (check_for(v, op))
       return -1;

@@ -947,6 +947,11 @@ int nv_lower_op(nv *s, const xk_op *op) {
   case XK_OP_STORE:
   case XK_OP_ATOMIC_ADD:
     return lower_store(s, op);
+  case XK_OP_BARRIER:
+    /* bar.sync also orders the block's global accesses (membar.cta);
+     * FOR bodies run in uniform control flow, so every thread reaches it */
+    s->pr->barrier(s);
+    return 0;
   case XK_OP_FOR:
     return lower_for(s, op);
   case XK_OP_YIELD:

@@ -77,9 +77,9 @@ int nv_pipe_plan(nv *s, const xk_op *loop, nv_pipe *p) {
     return 0;
   for (int i = 0; i < body->nops; i++) {
     const xk_op *op = &f->ops[body->ops[i]];
-    /* loads run ahead of the body's stores: only loops without any */
-    if (!op->dead && (op->code == XK_OP_STORE || op->code == XK_OP_ATOMIC_ADD ||
-                      op->code == XK_OP_FOR))
+    /* loads run ahead of the body's stores and barriers: only loops
+     * without any */
+    if (!op->dead && (xk_op_orders_memory(op->code) || op->code == XK_OP_FOR))
       return 0;
     if (op->dead || op->code != XK_OP_DOT)
       continue;

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 
 /* Marks the loads that can wait for their dot (see NV_DEFER): every use is
- * a dot's a or b operand in the load's block, and no store, atomic or loop
- * comes between the load and its last use. */
+ * a dot's a or b operand in the load's block, and no store, atomic, barrier
+ * or loop comes between the load and its last use. */
 void nv_find_deferrable(nv *s) {
   const xk_func *f = s->f;
   for (int bi = 0; bi < f->nblocks; bi++) {
@@ -39,7 +39,7 @@ void nv_find_deferrable(nv *s) {
       }
       for (int k = i + 1; k < last && !bad; k++) {
         int c = f->ops[b->ops[k]].code;
-        bad = c == XK_OP_STORE || c == XK_OP_ATOMIC_ADD || c == XK_OP_FOR;
+        bad = xk_op_orders_memory(c) || c == XK_OP_FOR;
       }
       s->defer[v] = dots > 0 && !bad;
     }
@@ -48,8 +48,8 @@ void nv_find_deferrable(nv *s) {
 
 /* Marks single-use loads and elementwise ops whose user is an elementwise
  * op or a memory op in the same block: they are fused into it (NV_LAZY).
- * A load is only moved down to its final consumer when no store, atomic
- * or loop lies in between. */
+ * A load is only moved down to its final consumer when no store, atomic,
+ * barrier or loop lies in between. */
 void nv_find_lazy(nv *s) {
   const xk_func *f = s->f;
   int n = f->nvalues;
@@ -101,7 +101,7 @@ void nv_find_lazy(nv *s) {
     const xk_block *b = &f->blocks[d->block];
     for (int i = pos[k] + 1; i < pos[last]; i++) {
       int c = f->ops[b->ops[i]].code;
-      if (c == XK_OP_STORE || c == XK_OP_ATOMIC_ADD || c == XK_OP_FOR)
+      if (xk_op_orders_memory(c) || c == XK_OP_FOR)
         s->lazy[d->res[0]] = 0;
     }
   }

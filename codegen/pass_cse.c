@@ -7,8 +7,8 @@
 #include <stdlib.h>
 
 static int is_pure(int code) {
-  return code != XK_OP_LOAD && code != XK_OP_STORE &&
-         code != XK_OP_ATOMIC_ADD && code != XK_OP_FOR && code != XK_OP_YIELD;
+  return code != XK_OP_LOAD && !xk_op_orders_memory(code) &&
+         code != XK_OP_FOR && code != XK_OP_YIELD;
 }
 
 static int attr_eq(const xk_attr *a, const xk_attr *b) {

@@ -5,8 +5,7 @@
 #include <stdlib.h>
 
 static int has_effect(int code) {
-  return code == XK_OP_STORE || code == XK_OP_ATOMIC_ADD || code == XK_OP_FOR ||
-         code == XK_OP_YIELD;
+  return xk_op_orders_memory(code) || code == XK_OP_FOR || code == XK_OP_YIELD;
 }
 
 int xk_pass_dce(xk_func *f) {

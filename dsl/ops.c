@@ -224,6 +224,17 @@ static int l_atomic_add(lua_State *L) {
   return store_op(L, XK_OP_ATOMIC_ADD, "atomic_add");
 }
 
+/* barrier(): the program's stores before it are visible to all of its
+ * loads after it, e.g. a tile stored and reloaded in another layout */
+static int l_barrier(lua_State *L) {
+  xk_trace *t = xk_cur(L, "barrier");
+  if (lua_gettop(L))
+    xk_fail(L, t, "takes no arguments (got %d)", lua_gettop(L));
+  xk_op_new(t->f, t->block, XK_OP_BARRIER, NULL, 0, NULL, 0, (xk_attr){0},
+            (xk_loc){t->line});
+  return 0;
+}
+
 /* --- elementwise ------------------------------------------------------- */
 
 static int l_where(lua_State *L) {
@@ -618,6 +629,7 @@ void xk_ops_open(lua_State *L) {
                                  {"load", l_load},
                                  {"store", l_store},
                                  {"atomic_add", l_atomic_add},
+                                 {"barrier", l_barrier},
                                  {"where", l_where},
                                  {"dot", l_dot},
                                  {"broadcast", l_broadcast},

@@ -35,7 +35,11 @@ Tiles: arithmetic and bitwise operators (numpy broadcasting and promotion
 i1 < i32 < i64 < f16, bf16 < f32), '/' divides truly, '//' and '%' are C
 integer division and remainder; comparisons are methods (x:lt(y), ...)
 because Lua turns < into a boolean; x:col(), x:row(), x:to(dtype),
-x.shape, x.dtype, x.rank. Ops: see DESIGN.md and the helpers below. ]]
+x.shape, x.dtype, x.rank. Ops: see DESIGN.md and the helpers below.
+barrier() makes the program's stores before it visible to all of its
+threads' loads after it (CUDA's __syncthreads): a tile stored to global
+memory and loaded back in another shape or as a dot operand needs one in
+between, since other threads of the program load what one thread stored. ]]
 
 -- dtypes are their names; pointer types are "ptr<elem>"
 i1, i32, i64, f16, bf16, f32 = "i1", "i32", "i64", "f16", "bf16", "f32"

@@ -107,7 +107,7 @@ static xkv_status check_config(xkv_context *ctx, const xkv_cache_config *f) {
 /* Registers the embedded kernels once per context. */
 static xkv_status register_kernels(xkv_context *ctx) {
   xkv_kernel *k;
-  if (xkv_kernel_find(ctx, "xkv_scores_lr_f16", NULL, 0, &k) == XKV_OK)
+  if (xkv_kernel_find(ctx, "xkv_decode_combine", NULL, 0, &k) == XKV_OK)
     return XKV_OK;
   xkv_device_info di;
   xkv_status s = xkv_device_get_info(ctx, &di);
@@ -136,16 +136,15 @@ static xkv_status find_kernels(xkv_cache *c) {
   xkv_status s = find(c, "gemm_st_f32_f32", 0, &k->gemm_f32);
   snprintf(n, sizeof n, "gemm_st_f32_%s", dt);
   s = s ? s : find(c, n, 0, &k->gemm_out);
-  snprintf(n, sizeof n, "gemm_st_%s_f32", dt);
-  s = s ? s : find(c, n, 0, &k->gemm_pv);
   s = s ? s : find(c, "sumsq_f32", 0, &k->sumsq);
   s = s ? s : find(c, "softmax", 0, &k->softmax);
-  snprintf(n, sizeof n, "xkv_scores_lr_%s", dt);
-  s = s ? s : find(c, n, 1, &k->scores_lr);
+  s = s ? s : find(c, "xkv_decode_combine", 1, &k->combine);
+  snprintf(n, sizeof n, "xkv_decode_lr_%s", dt);
+  s = s ? s : find(c, n, 1, &k->decode_lr);
+  snprintf(n, sizeof n, "xkv_decode_exact_%s", dt);
+  s = s ? s : find(c, n, 1, &k->decode_exact);
   snprintf(n, sizeof n, "xkv_scores_exact_%s", dt);
   s = s ? s : find(c, n, 1, &k->scores_exact);
-  snprintf(n, sizeof n, "xkv_out_%s", dt);
-  s = s ? s : find(c, n, 1, &k->out);
   snprintf(n, sizeof n, "xkv_sr_rebuild_%s", dt);
   return s ? s : find(c, n, 1, &k->sr_rebuild);
 }
@@ -199,12 +198,19 @@ xkv_status xkv_cache_create(xkv_context *ctx, const xkv_cache_config *cfg,
   c->host_vec = malloc((size_t)hd * cfg->head_dim * sizeof(float));
   if (!c->groups || !c->layers || !c->host_vec)
     s = rt_err(ctx, XKV_ERR_OUT_OF_MEMORY, "xkv_cache_create: no memory");
+  xkv_device_info di;
+  s = s ? s : xkv_device_get_info(ctx, &di);
+  c->units = s ? 1 : di.units;
   s = s ? s : register_kernels(ctx);
   s = s ? s : find_kernels(c);
   s = s ? s : rope_tables(c);
   size_t hq = (size_t)cfg->n_heads;
   s = s ? s : xkv_alloc(ctx, hq * cfg->head_dim * 4, (void **)&c->q);
   s = s ? s : xkv_alloc(ctx, hq * cfg->max_tokens * 4, (void **)&c->s);
+  size_t np = hq * XKV_MAX_SPLITS;
+  s = s ? s : xkv_alloc(ctx, np * cfg->head_dim * 4, (void **)&c->po);
+  s = s ? s : xkv_alloc(ctx, np * 4, (void **)&c->pm);
+  s = s ? s : xkv_alloc(ctx, np * 4, (void **)&c->pl);
   if (s) {
     xkv_cache_destroy(c);
     return s;
@@ -235,7 +241,9 @@ void xkv_cache_destroy(xkv_cache *c) {
   xkv_free(ctx, c->sin);
   xkv_free(ctx, c->q);
   xkv_free(ctx, c->s);
-  xkv_free(ctx, c->u);
+  xkv_free(ctx, c->po);
+  xkv_free(ctx, c->pm);
+  xkv_free(ctx, c->pl);
   free(c->groups);
   free(c->layers);
   free(c->host_vec);

@@ -1,34 +1,84 @@
 /* Decode attention over a layer of the xKV cache (kernels in kernels.xk,
- * "xKV"): scores against keys rebuilt from the group's factors (RoPE at
- * the original positions) and against the exact tail, one softmax over
- * both, then values in rank space (P A_v) times B_v plus P_tail V_tail.
- * With selective reconstruction (xkv_cache_sr.c) the prompt part is the
- * exact rows of the selected, local and outlier chunks instead. */
+ * "xKV"), flash-decoding style: split kernels over the compressed prompt
+ * (keys rebuilt from the group's factors with RoPE at the original
+ * positions, values in rank space) and over the exact tail write partial
+ * outputs, and one combine merges them. With selective reconstruction
+ * (xkv_cache_sr.c) the prompt is the exact rows of the selected, local and
+ * outlier chunks instead. */
 #include "xkv_cache_int.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#define BLOCK_G 8        /* the kernels' default GQA tile */
-#define SPLIT_TOKENS 512 /* exact tokens per program of xkv_out */
+#define BLOCK_G 8            /* the split kernels' default GQA tile */
+#define MIN_SPLIT_TOKENS 256 /* keeps a split's fixed work (q, B_v) small */
 
-static xkv_status scores_lr(xkv_cache *c, const xkv_group *gr,
-                            const xkv_layer *y, int lds) {
+/* Splits for T tokens of one source: enough programs to fill the device
+ * twice over, each with at least MIN_SPLIT_TOKENS tokens. */
+static int nsplits(const xkv_cache *c, int T) {
+  if (T <= 0)
+    return 0;
   int G = c->cfg.n_heads / c->cfg.n_kv_heads;
+  int progs = c->cfg.n_kv_heads * ((G + BLOCK_G - 1) / BLOCK_G);
+  int n = (2 * c->units + progs - 1) / progs;
+  int most = (T + MIN_SPLIT_TOKENS - 1) / MIN_SPLIT_TOKENS;
+  n = n < most ? n : most;
+  n = n < XKV_SOURCE_SPLITS ? n : XKV_SOURCE_SPLITS;
+  return n > 0 ? n : 1;
+}
+
+/* the compressed prompt of layer y into splits 0..ns-1 */
+static xkv_status split_lr(xkv_cache *c, const xkv_group *gr,
+                           const xkv_layer *y, int ns) {
   xkv_dtype dt = c->cfg.dtype;
   xkv_arg a[] = {xkv_arg_ptr(dt, gr->ak),
                  xkv_arg_ptr(dt, y->bk),
+                 xkv_arg_ptr(dt, gr->av),
+                 xkv_arg_ptr(dt, y->bv),
                  xkv_arg_ptr(XKV_F32, c->q),
                  xkv_arg_ptr(XKV_F32, c->cos),
                  xkv_arg_ptr(XKV_F32, c->sin),
                  xkv_arg_ptr(XKV_F32, c->s),
+                 xkv_arg_ptr(XKV_F32, c->po),
+                 xkv_arg_ptr(XKV_F32, c->pm),
+                 xkv_arg_ptr(XKV_F32, c->pl),
                  xkv_arg_i32(gr->L),
                  xkv_arg_i32(gr->rank_k),
-                 xkv_arg_i32(gr->rank_k),
+                 xkv_arg_i32(gr->rank_v),
                  xkv_arg_i32(c->cfg.n_kv_heads),
-                 xkv_arg_i32(G),
-                 xkv_arg_i32(lds)};
-  return xkv_launch(c->ctx, c->k.scores_lr, NULL, a, 12, NULL);
+                 xkv_arg_i32(c->cfg.n_heads / c->cfg.n_kv_heads),
+                 xkv_arg_i32(gr->L),
+                 xkv_arg_i32(ns),
+                 xkv_arg_i32(XKV_MAX_SPLITS),
+                 xkv_arg_i32(0)};
+  return xkv_launch(c->ctx, c->k.decode_lr, NULL, a, 20, NULL);
+}
+
+/* T exact rows K, V [T, Hkv, d] into splits s0..s0+ns-1 */
+static xkv_status split_exact(xkv_cache *c, const void *k, const void *v, int T,
+                              int s0, int ns) {
+  xkv_dtype dt = c->cfg.dtype;
+  xkv_arg a[] = {xkv_arg_ptr(dt, (void *)k),
+                 xkv_arg_ptr(dt, (void *)v),
+                 xkv_arg_ptr(XKV_F32, c->q),
+                 xkv_arg_ptr(XKV_F32, c->po),
+                 xkv_arg_ptr(XKV_F32, c->pm),
+                 xkv_arg_ptr(XKV_F32, c->pl),
+                 xkv_arg_i32(T),
+                 xkv_arg_i32(c->cfg.n_kv_heads),
+                 xkv_arg_i32(c->cfg.n_heads / c->cfg.n_kv_heads),
+                 xkv_arg_i32(ns),
+                 xkv_arg_i32(XKV_MAX_SPLITS),
+                 xkv_arg_i32(s0)};
+  return xkv_launch(c->ctx, c->k.decode_exact, NULL, a, 12, NULL);
+}
+
+static xkv_status combine(xkv_cache *c, int ns, float *out) {
+  xkv_arg a[] = {xkv_arg_ptr(XKV_F32, c->po), xkv_arg_ptr(XKV_F32, c->pm),
+                 xkv_arg_ptr(XKV_F32, c->pl), xkv_arg_ptr(XKV_F32, out),
+                 xkv_arg_i32(c->cfg.n_heads), xkv_arg_i32(ns),
+                 xkv_arg_i32(XKV_MAX_SPLITS)};
+  return xkv_launch(c->ctx, c->k.combine, NULL, a, 7, NULL);
 }
 
 xkv_status xkv_cache_scores_exact(xkv_cache *c, const void *k, int T, float *s,
@@ -48,29 +98,6 @@ xkv_status xkv_cache_softmax(xkv_cache *c, float *s, int rows, int n) {
   xkv_arg a[] = {xkv_arg_ptr(XKV_F32, s), xkv_arg_ptr(XKV_F32, s),
                  xkv_arg_i32(rows), xkv_arg_i32(n)};
   return xkv_launch(c->ctx, c->k.softmax, NULL, a, 4, NULL);
-}
-
-/* out += U B_v (rv > 0: layer y's rank-space values) + P[:, col0..] V over
- * the T exact rows V [T, Hkv, d] */
-static xkv_status out_kernel(xkv_cache *c, const xkv_layer *y, int rv,
-                             const void *v, int T, int col0, int lds,
-                             float *out) {
-  int G = c->cfg.n_heads / c->cfg.n_kv_heads;
-  int nsplit = (T + SPLIT_TOKENS - 1) / SPLIT_TOKENS;
-  xkv_dtype dt = c->cfg.dtype;
-  xkv_arg a[] = {xkv_arg_ptr(XKV_F32, rv ? c->u : c->q),
-                 xkv_arg_ptr(dt, rv ? y->bv : (void *)v),
-                 xkv_arg_ptr(XKV_F32, c->s + col0),
-                 xkv_arg_ptr(dt, (void *)v),
-                 xkv_arg_ptr(XKV_F32, out),
-                 xkv_arg_i32(rv),
-                 xkv_arg_i32(rv),
-                 xkv_arg_i32(T),
-                 xkv_arg_i32(lds),
-                 xkv_arg_i32(c->cfg.n_kv_heads),
-                 xkv_arg_i32(G),
-                 xkv_arg_i32(nsplit < 1 ? 1 : nsplit)};
-  return xkv_launch(c->ctx, c->k.out, NULL, a, 12, NULL);
 }
 
 /* q rotated at pos and scaled by 1/sqrt(d), in the cache's column order */
@@ -115,31 +142,19 @@ xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
                   "xkv_attention: layer %d is not ready (its prefill, or its "
                   "group's last layer's prefill, has not arrived)",
                   layer);
-  int hq = c->cfg.n_heads;
   xkv_status s = load_query(c, q, pos);
-  s = s ? s : xkv_memset(ctx, out, 0, (size_t)hq * c->cfg.head_dim * 4, NULL);
-  if (!s && y->sr.lm) { /* SR: [local | outliers | selected] rows, tail */
-    int rows = y->sr.nfix + y->sr.nsel * XKV_SR_CHUNK;
-    int lds = rows + y->n_exact;
+  /* sources: the compressed prompt or SR's rebuilt rows, then the tail */
+  int ns0 = 0, ns1 = nsplits(c, y->n_exact);
+  if (!s && y->sr.lm) {
+    int lp = y->sr.nfix + y->sr.nsel * XKV_SR_CHUNK;
+    ns0 = nsplits(c, lp);
     s = xkv_cache_sr_select(c, layer);
-    s = s ? s : xkv_cache_scores_exact(c, y->sr.kr, rows, c->s, lds);
-    if (!s && y->n_exact)
-      s = xkv_cache_scores_exact(c, y->kx, y->n_exact, c->s + rows, lds);
-    s = s ? s : xkv_cache_softmax(c, c->s, hq, lds);
-    s = s ? s : out_kernel(c, y, 0, y->sr.vr, rows, 0, lds, out);
-    if (!s && y->n_exact)
-      s = out_kernel(c, y, 0, y->vx, y->n_exact, rows, lds, out);
-    return s;
+    s = s ? s : split_exact(c, y->sr.kr, y->sr.vr, lp, 0, ns0);
+  } else if (!s && !c->cfg.exact) {
+    ns0 = nsplits(c, gr->L);
+    s = split_lr(c, gr, y, ns0);
   }
-  int lp = c->cfg.exact ? 0 : gr->L, lds = lp + y->n_exact;
-  int rv = c->cfg.exact ? 0 : gr->rank_v;
-  if (!s && lp)
-    s = scores_lr(c, gr, y, lds);
-  if (!s && y->n_exact)
-    s = xkv_cache_scores_exact(c, y->kx, y->n_exact, c->s + lp, lds);
-  s = s ? s : xkv_cache_softmax(c, c->s, hq, lds);
-  if (!s && rv) /* U = P[:, :lp] A_v, rank space */
-    s = xkv_cache_gemm(c, c->k.gemm_pv, c->s, lds, 1, gr->av, c->cfg.dtype, rv,
-                       1, c->u, XKV_F32, rv, hq, rv, lp, 0.0f);
-  return s ? s : out_kernel(c, y, rv, y->vx, y->n_exact, lp, lds, out);
+  if (!s && ns1)
+    s = split_exact(c, y->kx, y->vx, y->n_exact, ns0, ns1);
+  return s ? s : combine(c, ns0 + ns1, out);
 }

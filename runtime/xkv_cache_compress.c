@@ -338,13 +338,5 @@ xkv_status xkv_cache_compress_group(xkv_cache *c, int g, const char *where) {
   gr->L = L;
   gr->rank_k = rk;
   gr->rank_v = rv;
-  int rmax = rv > c->u_cap ? rv : c->u_cap;
-  if (rmax > c->u_cap) { /* rank-space values P A_v at decode */
-    xkv_free(c->ctx, c->u);
-    c->u = NULL;
-    c->u_cap = 0;
-    s = xkv_alloc(c->ctx, (size_t)c->cfg.n_heads * rmax * 4, (void **)&c->u);
-    c->u_cap = s ? 0 : rmax;
-  }
-  return s;
+  return XKV_OK;
 }

@@ -8,6 +8,9 @@
 
 /* randomized SVD oversampling (Halko et al.): sketch r + p columns */
 #define XKV_OVERSAMPLE 10
+/* decode: splits per source (compressed prompt, exact rows) and in all */
+#define XKV_SOURCE_SPLITS 64
+#define XKV_MAX_SPLITS (2 * XKV_SOURCE_SPLITS)
 /* selective reconstruction: tokens per chunk (the kernels' CHUNK) */
 #define XKV_SR_CHUNK 8
 
@@ -45,23 +48,24 @@ typedef struct {
 /* the kernels a cache launches */
 typedef struct {
   xkv_kernel *gemm_f32, *gemm_out; /* f32 -> f32, f32 -> storage dtype */
-  xkv_kernel *gemm_pv;             /* f32 x storage dtype -> f32 */
-  xkv_kernel *sumsq, *softmax;
-  xkv_kernel *scores_lr, *scores_exact, *out, *sr_rebuild;
+  xkv_kernel *sumsq, *softmax, *scores_exact, *sr_rebuild;
+  xkv_kernel *decode_lr, *decode_exact, *combine; /* flash-decoding */
 } xkv_cache_kernels;
 
 struct xkv_cache {
   xkv_context *ctx;
   xkv_cache_config cfg;
   size_t elem; /* bytes per stored element */
+  int units;   /* the device's multiprocessors or CPU threads */
   int n_groups, next_layer, prompt_len;
   xkv_group *groups;
   xkv_layer *layers;
   xkv_cache_kernels k;
   float *cos, *sin; /* device [max_tokens, d/2] */
-  float *q, *s,
-      *u;    /* attention scratch: [Hq, d], [Hq, max_tokens], [Hq, rmax] */
-  int u_cap; /* columns of u */
+  /* attention scratch: the query [Hq, d], scores [Hq, max_tokens], and the
+   * split partials: outputs [Hq, XKV_MAX_SPLITS, d], max and sum [Hq,
+   * XKV_MAX_SPLITS] */
+  float *q, *s, *po, *pm, *pl;
   float *host_vec; /* host scratch [max(Hq, Hkv) * d] */
   /* selective reconstruction: the (head, chunk, slot) list of one step
    * (host and device, sr_cap entries), landmark probabilities on the host

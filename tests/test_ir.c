@@ -124,6 +124,37 @@ START_TEST(cse_merges_across_scopes_only_downward) {
 }
 END_TEST
 
+/* Barriers have no uses and no operands: DCE must keep them like stores,
+ * CSE must not merge two of them, and fold leaves them alone. */
+START_TEST(barriers_survive_passes) {
+  xk_func *f = xk_func_new("k", "t.xk");
+  xk_type i32 = xk_type_scalar(XK_I32);
+  int p = xk_func_add_arg(f, "P", xk_type_ptr(XK_I32));
+  int n = xk_func_add_arg(f, "N", i32);
+  int st[2] = {p, n};
+  xk_op_new(f, 0, XK_OP_STORE, st, 2, NULL, 0, (xk_attr){0}, L7);
+  xk_op_new(f, 0, XK_OP_BARRIER, NULL, 0, NULL, 0, (xk_attr){0}, L7);
+  xk_op_new(f, 0, XK_OP_BARRIER, NULL, 0, NULL, 0, (xk_attr){0}, L7);
+  int init[3] = {cst_i(f, 0, i32, 0), n, cst_i(f, 0, i32, 1)};
+  int fo = xk_op_new(f, 0, XK_OP_FOR, init, 3, NULL, 0, (xk_attr){0}, L7);
+  int body = xk_block_new(f, fo);
+  f->ops[fo].body = body;
+  xk_block_add_arg(f, body, i32);
+  xk_op_new(f, body, XK_OP_BARRIER, NULL, 0, NULL, 0, (xk_attr){0}, L7);
+  xk_op_new(f, body, XK_OP_YIELD, NULL, 0, NULL, 0, (xk_attr){0}, L7);
+  xk_diag d;
+  ck_assert_msg(xk_func_verify(f, &d) == 0, "%s", d.msg);
+  ck_assert_msg(xk_passes_run(f, &d) == 0, "%s", d.msg);
+  ck_assert_int_eq(count_live(f, XK_OP_BARRIER), 3);
+  char *txt = xk_func_print(f);
+  ck_assert_msg(strstr(txt, "  store %0, %1\n  barrier\n  barrier\n"), "%s",
+                txt);
+  ck_assert_msg(strstr(txt, "    barrier\n    yield\n"), "%s", txt);
+  free(txt);
+  xk_func_free(f);
+}
+END_TEST
+
 /* Each case builds a small broken function; the verifier must reject it
  * with a message naming the file, line and op. */
 static xk_func *broken(int which) {
@@ -172,6 +203,9 @@ static xk_func *broken(int which) {
     xk_emit(f, 0, XK_OP_LOAD, o, 2, xk_type_tile(XK_F32, 1, s4), a, L7);
     break;
   }
+  case 7: /* a barrier with an operand */
+    xk_op_new(f, 0, XK_OP_BARRIER, &n, 1, NULL, 0, a, L7);
+    break;
   default: { /* loop body yields the wrong type */
     int init[4] = {n, n, n, cst_i(f, 0, f32, 0)};
     int fo = xk_op_new(f, 0, XK_OP_FOR, init, 4, &f32, 1, a, L7);
@@ -190,7 +224,8 @@ START_TEST(verifier_rejects_with_location) {
       "operand types differ", "powers of two",
       "inner dimensions",     "first operand must be a pointer",
       "reduction axis",       "before its definition",
-      "mask must be i1",      "yielded type"};
+      "mask must be i1",      "barrier takes no operands",
+      "yielded type"};
   xk_func *f = broken(_i);
   xk_diag d = {{0}};
   ck_assert_int_eq(xk_func_verify(f, &d), -1);
@@ -277,7 +312,8 @@ int main(void) {
   tcase_add_test(tc, fold_chain_and_identities);
   tcase_add_test(tc, fold_wraps_i32_and_float_compare);
   tcase_add_test(tc, cse_merges_across_scopes_only_downward);
-  tcase_add_loop_test(tc, verifier_rejects_with_location, 0, 8);
+  tcase_add_loop_test(tc, verifier_rejects_with_location, 0, 9);
+  tcase_add_test(tc, barriers_survive_passes);
   tcase_add_test(tc, grid_rules);
   tcase_add_loop_test(tc, printer_golden, 0,
                       sizeof golden_kernels / sizeof *golden_kernels);

@@ -392,6 +392,45 @@ static xk_func *k_gemm(int dt, int bm, int bn, int bk, int nw) {
   return f;
 }
 
+/* A loop that stages X[k + i] in S and reads it back reversed, so each
+ * thread reads what others stored: with `sync`, a barrier in between. No
+ * other op needs one, so bar.sync in the PTX comes from the BARRIER. */
+static xk_func *k_barrier(int block, int nw, int sync) {
+  xk_func *f = xk_func_new("restage", "hand");
+  f->num_warps = nw;
+  int X = xk_func_add_arg(f, "X", xk_type_ptr(XK_F32));
+  int S = xk_func_add_arg(f, "S", xk_type_ptr(XK_F32));
+  int N = xk_func_add_arg(f, "N", xk_type_scalar(XK_I32));
+  int32_t sh[1] = {block};
+  xk_attr z = {0};
+  int opnd[3] = {vconst_i(f, 0, XK_I32, 0, 0, NULL), N,
+                 vconst_i(f, 0, XK_I32, block, 0, NULL)};
+  int fop = xk_op_new(f, 0, XK_OP_FOR, opnd, 3, NULL, 0, z, L0);
+  int body = xk_block_new(f, fop);
+  f->ops[fop].body = body;
+  int k = xk_block_add_arg(f, body, xk_type_scalar(XK_I32));
+  int r = varange(f, body, block);
+  int offs = v2(f, body, XK_OP_ADD, vbcast(f, body, k, 1, sh), r);
+  int rev = v2(f, body, XK_OP_SUB,
+               vbcast(f, body,
+                      v2(f, body, XK_OP_ADD, k,
+                         vconst_i(f, body, XK_I32, block - 1, 0, NULL)),
+                      1, sh),
+               r);
+  vstore(
+      f, body, vptradd(f, body, vbcast(f, body, S, 1, sh), offs),
+      vload(f, body, vptradd(f, body, vbcast(f, body, X, 1, sh), offs), -1, -1),
+      -1);
+  if (sync)
+    xk_op_new(f, body, XK_OP_BARRIER, NULL, 0, NULL, 0, z, L0);
+  vstore(
+      f, body, vptradd(f, body, vbcast(f, body, X, 1, sh), offs),
+      vload(f, body, vptradd(f, body, vbcast(f, body, S, 1, sh), rev), -1, -1),
+      -1);
+  xk_op_new(f, body, XK_OP_YIELD, NULL, 0, NULL, 0, z, L0);
+  return f;
+}
+
 /* Every elementwise op and cast on one dtype, plus atomics: checks that
  * NVPTX can select what the lowering emits for each dtype. */
 static xk_func *k_ops(int dt, int nw) {
@@ -486,9 +525,25 @@ START_TEST(test_hand_kernels) {
   check_hand(k_gemm(XK_F16, 16, 16, 16, 8), "16x16x16 w8 (replicated)",
              "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16");
   check_hand(k_gemm(XK_F32, 32, 32, 32, 2), "32x32x32 w2", "bar.sync");
+  check_hand(k_barrier(512, 4, 1), "barrier in a loop", "bar.sync");
   static const int dts[] = {XK_F32, XK_F16, XK_BF16, XK_I32, XK_I64};
   for (size_t i = 0; i < sizeof dts / sizeof *dts; i++)
     check_hand(k_ops(dts[i], 2), xk_dtype_name(dts[i]), NULL);
+}
+END_TEST
+
+/* The bar.sync of k_barrier is the BARRIER's: none without it. */
+START_TEST(test_barrier_only_from_op) {
+  for (size_t i = 0; i < sizeof sms / sizeof *sms; i++) {
+    xk_func *f = k_barrier(512, 4, 0);
+    result r;
+    xk_diag d = {{0}};
+    ck_assert_msg(compile(f, sms[i], &r, &d) == 0, "%s", d.msg);
+    ck_assert_msg(strstr(r.ptx, "ld.global") && !strstr(r.ptx, "bar.sync"),
+                  "%s: %s", sms[i], r.ptx);
+    free(r.ptx);
+    xk_func_free(f);
+  }
 }
 END_TEST
 
@@ -657,6 +712,7 @@ int main(void) {
   TCase *tc = tcase_create("nvptx");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_hand_kernels);
+  tcase_add_test(tc, test_barrier_only_from_op);
   tcase_add_test(tc, test_kernels_xk);
   tcase_add_test(tc, test_pipelined_gemm);
   suite_add_tcase(s, tc);

@@ -637,6 +637,65 @@ START_TEST(test_barrier_shuffle_counts) {
 }
 END_TEST
 
+/* barrier(): "restage" reads back, as a dot operand, rows of S that other
+ * warps stored. The emulator switches threads only at barriers (and
+ * collectives), so without one the first warp reads rows not yet stored
+ * and the result must be wrong; with one, in the staging loop or after
+ * it, the result must match the C reference. */
+START_TEST(test_barrier_orders_global) {
+  ck_assert_msg(small != NULL, "sim_kernels.xk did not load");
+  enum { P = 2, M = 32, K = 64, N = 32 };
+  float *x = malloc(P * M * K * 4), *w = malloc(K * N * 4);
+  float *s = malloc(P * M * K * 4), *y = malloc(P * M * N * 4);
+  float *ref = calloc(P * M * N, 4);
+  /* small multiples of 1/4: every product and sum is exact in f32 */
+  for (int i = 0; i < P * M * K; i++)
+    x[i] = (float)(i % 7 - 3) * 0.25f;
+  for (int i = 0; i < K * N; i++)
+    w[i] = (float)(i % 5 - 2) * 0.5f;
+  for (int p = 0; p < P; p++)
+    for (int m = 0; m < M; m++)
+      for (int k = 0; k < K; k++)
+        for (int n = 0; n < N; n++)
+          ref[(p * M + m) * N + n] +=
+              2 * x[(p * M + M - 1 - m) * K + k] * w[k * N + n];
+  int bars_without = 0;
+  for (int sync = 0; sync < 3; sync++) {
+    xk_constexpr over[1] = {{"SYNC", sync}};
+    xk_func *f = trace(small, "restage", over, 1);
+    simk k;
+    xk_diag d;
+    ck_assert_msg(sim_compile(f, &k, &d) == 0, "%s", d.msg);
+    memset(s, 0, P * M * K * 4);
+    void *px = x, *pw = w, *ps = s, *py = y;
+    void *args[4] = {&px, &pw, &ps, &py};
+    int32_t grid[3] = {P, 1, 1};
+    ck_assert_msg(xk_sim_launch(k.fn, args, grid, k.info.threads,
+                                k.info.shared_bytes, NULL, &d) == 0,
+                  "%s", d.msg);
+    int wrong = 0;
+    for (int i = 0; i < P * M * N; i++)
+      wrong += y[i] != ref[i];
+    /* the op lowers to exactly one more barrier than the racy variant */
+    int bars = static_calls(f, "xk_sim_barrier");
+    if (sync == 0) {
+      bars_without = bars;
+      ck_assert_msg(wrong > 0, "no barrier, yet every element is right");
+    } else {
+      ck_assert_msg(wrong == 0, "SYNC=%d: %d wrong elements", sync, wrong);
+      ck_assert_int_eq(bars, bars_without + 1);
+    }
+    xk_jit_free(k.jit);
+    xk_func_free(f);
+  }
+  free(x);
+  free(w);
+  free(s);
+  free(y);
+  free(ref);
+}
+END_TEST
+
 /* ---- the emulator alone, with kernels written in C ---- */
 
 static int g_mode, g_stride, g_bytes;
@@ -831,6 +890,7 @@ static Suite *suite(void) {
   tcase_add_test(c, test_column_strided);
   tcase_add_test(c, test_bank_conflicts_transpose);
   tcase_add_test(c, test_barrier_shuffle_counts);
+  tcase_add_test(c, test_barrier_orders_global);
   suite_add_tcase(s, c);
   TCase *k = tcase_create("kernels");
   tcase_set_timeout(k, 600);

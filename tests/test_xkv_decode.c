@@ -7,6 +7,7 @@
 #include "xkv_ref.h"
 
 #include "check_main.h"
+#include "test_device.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,7 @@ static void fill(float *x, size_t n, uint64_t *s, double scale) {
 START_TEST(decode_matches_reference) {
   const dcase *t = &cases[_i];
   xkv_context *ctx;
-  ck_assert_int_eq(xkv_open(&ctx, "cpu"), XKV_OK);
+  ck_assert_int_eq(xkv_open(&ctx, xk_test_device()), XKV_OK);
   int hd = t->hkv * t->d, T = t->L + t->tail, nl = t->W;
   xkv_cache_config f = {.n_layers = nl,
                         .n_heads = t->hq,
@@ -113,6 +114,8 @@ START_TEST(decode_matches_reference) {
 END_TEST
 
 int main(void) {
+  if (xk_test_device_skip("test_xkv_decode"))
+    return 77;
   Suite *su = suite_create("xkv_decode");
   TCase *tc = tcase_create("decode");
   tcase_set_timeout(tc, 300);

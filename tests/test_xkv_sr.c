@@ -6,6 +6,7 @@
  * chunks that changed; bad SR configurations are refused. */
 #include "../runtime/xkv_cache_int.h"
 #include "check_main.h"
+#include "test_device.h"
 #include "xkv.h"
 #include "xkv_ref.h"
 
@@ -41,7 +42,7 @@ static void fill(float *x, size_t n, uint64_t *s, double scale) {
 /* A cache of t's shape (sr on or off, budget as given) holding the same
  * correlated random prompt and tail whatever the SR settings. */
 static void setup(fixture *fx, const scase *t, int sr, int budget) {
-  ck_assert_int_eq(xkv_open(&fx->ctx, "cpu"), XKV_OK);
+  ck_assert_int_eq(xkv_open(&fx->ctx, xk_test_device()), XKV_OK);
   fx->hd = t->hkv * t->d;
   fx->T = t->L + t->tail;
   xkv_cache_config f = {.n_layers = t->W,
@@ -173,16 +174,15 @@ static void check_lowest(const double *key, int m, const int *got, int n,
 /* Landmarks and outliers of layer l against plain C over the rebuilt
  * post-RoPE keys rk (rotated in place). */
 static void check_prepared(const fixture *fx, int l, float *rk) {
-  const xkv_cache *c = fx->c;
+  xkv_cache *c = fx->c;
   const xkv_sr_layer *sr = &c->layers[l].sr;
   int d = c->cfg.head_dim, hk = c->cfg.n_kv_heads;
   for (int n = 0; n < sr->nsc * 8; n++)
     for (int h = 0; h < hk; h++)
       xkv_ref_rope(rk + ((size_t)n * hk + h) * d, d, n, 10000);
   size_t nlm = (size_t)sr->nsc * hk * d;
-  float *lm = malloc(nlm * 4), *mine = malloc(nlm * 4);
+  float *lm = xkv_ref_fetch(c, sr->lm, nlm), *mine = malloc(nlm * 4);
   double *mc = malloc((size_t)sr->nsc * sizeof *mc);
-  xkv_cache_from_storage(c, sr->lm, lm, nlm);
   for (int h = 0; h < hk; h++) {
     for (int ch = 0; ch < sr->nsc; ch++) {
       float *m = mine + ((size_t)ch * hk + h) * d;
@@ -214,15 +214,14 @@ static void check_prepared(const fixture *fx, int l, float *rk) {
 /* The selected chunks of layer l (the reuse cache's slots) against a plain
  * C top-k over the cache's landmarks for query q at pos. */
 static void check_selection(const fixture *fx, int l, const float *q, int pos) {
-  const xkv_cache *c = fx->c;
+  xkv_cache *c = fx->c;
   const xkv_sr_layer *sr = &c->layers[l].sr;
   int d = c->cfg.head_dim, hk = c->cfg.n_kv_heads, hq = c->cfg.n_heads;
   int G = hq / hk;
   size_t nlm = (size_t)sr->nsc * hk * d;
-  float *lm = malloc(nlm * 4), *qr = malloc((size_t)d * 4);
+  float *lm = xkv_ref_fetch(c, sr->lm, nlm), *qr = malloc((size_t)d * 4);
   double *sc = malloc((size_t)sr->nsc * sizeof *sc),
          *key = calloc((size_t)sr->nsc, sizeof *key);
-  xkv_cache_from_storage(c, sr->lm, lm, nlm);
   for (int h = 0; h < hk; h++) {
     memset(key, 0, (size_t)sr->nsc * sizeof *key);
     for (int g = 0; g < G; g++) {
@@ -367,7 +366,7 @@ END_TEST
 
 START_TEST(bad_sr_configs) {
   xkv_context *ctx;
-  ck_assert_int_eq(xkv_open(&ctx, "cpu"), XKV_OK);
+  ck_assert_int_eq(xkv_open(&ctx, xk_test_device()), XKV_OK);
   xkv_cache_config good = {.n_layers = 2,
                            .n_heads = 4,
                            .n_kv_heads = 2,
@@ -414,6 +413,8 @@ START_TEST(bad_sr_configs) {
 END_TEST
 
 int main(void) {
+  if (xk_test_device_skip("test_xkv_sr"))
+    return 77;
   Suite *su = suite_create("xkv_sr");
   TCase *tc = tcase_create("sr");
   tcase_set_timeout(tc, 300);

@@ -6,6 +6,7 @@
 #include "xkv_ref.h"
 
 #include "check_main.h"
+#include "test_device.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +93,7 @@ START_TEST(decaying_spectrum_near_optimal) {
     double decay;
   } cases[] = {{300, 32, 0.9}, {157, 48, 0.95}, {400, 16, 0.8}};
   xkv_context *ctx;
-  ck_assert_int_eq(xkv_open(&ctx, "cpu"), XKV_OK);
+  ck_assert_int_eq(xkv_open(&ctx, xk_test_device()), XKV_OK);
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     int L = cases[i].L, r = cases[i].r;
     float *xk = make_x(L, cases[i].decay, 0, 11 + i);
@@ -130,7 +131,7 @@ END_TEST
 
 START_TEST(low_rank_is_exact) {
   xkv_context *ctx;
-  ck_assert_int_eq(xkv_open(&ctx, "cpu"), XKV_OK);
+  ck_assert_int_eq(xkv_open(&ctx, xk_test_device()), XKV_OK);
   int L = 211, r = 20;
   float *xk = make_x(L, 0, r, 5), *xv = make_x(L, 0, r, 6);
   xkv_cache_config f = config(L, r, r);
@@ -153,7 +154,7 @@ END_TEST
 
 START_TEST(rank_policies) {
   xkv_context *ctx;
-  ck_assert_int_eq(xkv_open(&ctx, "cpu"), XKV_OK);
+  ck_assert_int_eq(xkv_open(&ctx, xk_test_device()), XKV_OK);
   int L = 256;
   float *xk = make_x(L, 0.9, 0, 3), *xv = make_x(L, 0.9, 0, 4);
   double sig[256], best, norm;
@@ -199,7 +200,7 @@ static void expect(xkv_context *ctx, xkv_status got, const char *needle) {
 
 START_TEST(bad_inputs) {
   xkv_context *ctx;
-  ck_assert_int_eq(xkv_open(&ctx, "cpu"), XKV_OK);
+  ck_assert_int_eq(xkv_open(&ctx, xk_test_device()), XKV_OK);
   xkv_cache *c = (xkv_cache *)1;
   xkv_cache_config f = config(40, 8, 8);
   f.head_dim = 96;
@@ -249,6 +250,8 @@ START_TEST(bad_inputs) {
 END_TEST
 
 int main(void) {
+  if (xk_test_device_skip("test_xkv_svd"))
+    return 77;
   Suite *su = suite_create("xkv_svd");
   TCase *tc = tcase_create("svd");
   tcase_set_timeout(tc, 300);

@@ -46,43 +46,48 @@ int xkv_ref_svd(const float *x, int m, int n, int r, double *best_err,
   return rc;
 }
 
-static float load_elem(const xkv_cache *c, const void *p, size_t i) {
-  if (c->cfg.dtype == XKV_F32)
-    return ((const float *)p)[i];
-  uint16_t h = ((const uint16_t *)p)[i];
-  if (c->cfg.dtype == XKV_BF16) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+float *xkv_ref_fetch(xkv_cache *c, const void *dev, size_t n) {
+  void *raw = malloc(n * c->elem);
+  float *out = malloc(n * 4);
+  if (raw && out && !xkv_copy_d2h(c->ctx, raw, dev, n * c->elem, NULL))
+    xkv_cache_from_storage(c, raw, out, n);
+  else {
+    free(out);
+    out = NULL;
   }
-  _Float16 f;
-  memcpy(&f, &h, 2);
-  return (float)f;
+  free(raw);
+  return out;
 }
 
-static void rebuild(const xkv_cache *c, const void *a, const void *b, int L,
-                    int r, float *out) {
+/* out [L, Hkv, d] = A [L, r] B [Hkv, r, d] from the device factors */
+static int rebuild(xkv_cache *c, const void *a_dev, const void *b_dev, int L,
+                   int r, float *out) {
   int hk = c->cfg.n_kv_heads, d = c->cfg.head_dim;
-  for (int n = 0; n < L; n++)
+  float *a = xkv_ref_fetch(c, a_dev, (size_t)L * r);
+  float *b = xkv_ref_fetch(c, b_dev, (size_t)hk * r * d);
+  for (int n = 0; a && b && n < L; n++)
     for (int h = 0; h < hk; h++)
       for (int e = 0; e < d; e++) {
         double acc = 0;
         for (int j = 0; j < r; j++)
-          acc += (double)load_elem(c, a, (size_t)n * r + j) *
-                 load_elem(c, b, ((size_t)h * r + j) * d + e);
+          acc += (double)a[(size_t)n * r + j] * b[((size_t)h * r + j) * d + e];
         out[((size_t)n * hk + h) * d + e] = (float)acc;
       }
+  int rc = a && b ? 0 : -1;
+  free(a);
+  free(b);
+  return rc;
 }
 
-int xkv_ref_reconstruct(const xkv_cache *c, int layer, float *k, float *v) {
+int xkv_ref_reconstruct(xkv_cache *c, int layer, float *k, float *v) {
   const xkv_group *g = &c->groups[layer / c->cfg.group];
   const xkv_layer *y = &c->layers[layer];
   if (!g->rank_k || c->cfg.rope_style != XKV_ROPE_INTERLEAVED)
     return -1;
-  rebuild(c, g->ak, y->bk, g->L, g->rank_k, k);
-  rebuild(c, g->av, y->bv, g->L, g->rank_v, v);
-  return 0;
+  return rebuild(c, g->ak, y->bk, g->L, g->rank_k, k) ||
+                 rebuild(c, g->av, y->bv, g->L, g->rank_v, v)
+             ? -1
+             : 0;
 }
 
 void xkv_ref_group_ranks(const xkv_cache *c, int layer, int *rank_k,

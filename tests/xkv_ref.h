@@ -13,8 +13,11 @@ double xkv_ref_gauss(uint64_t *s);
 int xkv_ref_svd(const float *x, int m, int n, int r, double *best_err,
                 double *norm, double *sigma);
 /* Layer l's pre-RoPE keys and values [L, Hkv, d] rebuilt from the cache's
- * factors (A B_l, f32), for an interleaved-RoPE cache of the CPU device. */
-int xkv_ref_reconstruct(const xkv_cache *c, int layer, float *k, float *v);
+ * factors (A B_l, f32), for an interleaved-RoPE cache; -1 on failure. */
+int xkv_ref_reconstruct(xkv_cache *c, int layer, float *k, float *v);
+/* n storage-dtype elements of device memory dev as f32 host memory (to
+ * free); NULL on failure. */
+float *xkv_ref_fetch(xkv_cache *c, const void *dev, size_t n);
 /* The ranks the cache chose for layer's group (0 before compression). */
 void xkv_ref_group_ranks(const xkv_cache *c, int layer, int *rank_k,
                          int *rank_v);
