@@ -1,0 +1,461 @@
+/* Decode attention for Llama-3.1-8B shapes on an H100, MODELED without a
+ * GPU (issue 6: "sim counters and the modeled H100 time"): 32 query heads,
+ * 8 KV heads, d = 128, rank_k = 384, rank_v = 576 (groups of W = 4
+ * layers share A_k, A_v), f16 storage, prompt L = 16K..128K, batch 1..16.
+ * Per layer and decode step: xKV = xkv_decode_lr_f16 over the compressed
+ * prompt + xkv_decode_combine; the baseline = xkv_decode_exact_f16 over the
+ * full exact f16 cache + xkv_decode_combine. The split count is the
+ * runtime's rule (nsplits in runtime/xkv_cache_attn.c) on an H100's 132
+ * SMs; no exact tail (the step right after prefill).
+ *
+ * Method. The counters are MEASURED through the sim target on the
+ * default variants (D = 128), two programs at a time: split kernels on a
+ * reduced prompt cut into 2 splits of 2 and of 4 token blocks (grid
+ * {2, 1, 1}: KV head 0, query-head block 0), the combine on 2 query heads
+ * at the real split count. A split program's counters are linear in its
+ * token blocks (every loop over tokens is a loop over blocks; the rank
+ * loops do not depend on L), so the two runs give each program's fixed
+ * part and per-block part; the full launch is programs x fixed + token
+ * blocks x per-block, with programs = splits x KV heads x query-head
+ * blocks x batch (each sequence has its own factors, so a batch of b is b
+ * times the grid). Distinct bytes (the DRAM minimum) are analytic, checked
+ * against the sim's count on the reduced runs; the RoPE tables are shared
+ * by the batch. The model (codegen/perf_model.c) turns counters, ptxas
+ * registers and shared memory into a time; the HBM roofline column is
+ * bytes / 3.35 TB/s (H100 SXM).
+ *
+ *   decode_model [KERNELS.xk]
+ *
+ * Writes bench/results/decode-model-h100-<date>.csv. */
+#include "../tests/xkv_dsim.h"
+#include "perf_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define HQ 32
+#define HKV 8
+#define HEAD_D 128
+#define RK 384
+#define RV 576
+#define ESZ 2 /* f16 */
+#define UNITS 132
+#define HBM_BW 3.35e12
+/* the runtime's split rule (runtime/xkv_cache_attn.c, xkv_cache_int.h) */
+#define RT_BLOCK_G 8
+#define MIN_SPLIT_TOKENS 256
+#define SOURCE_SPLITS 64
+#define MAX_SPLITS 128
+
+static const int lens[] = {16384, 32768, 65536, 131072};
+static const int batches[] = {1, 2, 4, 8, 16};
+#define NLENS (int)(sizeof lens / sizeof *lens)
+#define NBATCH (int)(sizeof batches / sizeof *batches)
+
+/* nsplits() of runtime/xkv_cache_attn.c with units = 132 SMs */
+static int nsplits(int T) {
+  int progs = HKV * ((HQ / HKV + RT_BLOCK_G - 1) / RT_BLOCK_G);
+  int n = (2 * UNITS + progs - 1) / progs;
+  int most = (T + MIN_SPLIT_TOKENS - 1) / MIN_SPLIT_TOKENS;
+  n = n < most ? n : most;
+  n = n < SOURCE_SPLITS ? n : SOURCE_SPLITS;
+  return n > 0 ? n : 1;
+}
+
+static int64_t cdiv(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+/* token blocks over all splits of n tokens (split_range in kernels.xk) */
+static int64_t split_blocks(int64_t n, int ns, int64_t block) {
+  int64_t chunk = cdiv(cdiv(n, ns), block) * block, total = 0;
+  for (int s = 0; s < ns; s++) {
+    int64_t t0 = s * chunk, t1 = t0 + chunk < n ? t0 + chunk : n;
+    total += t1 > t0 ? cdiv(t1 - t0, block) : 0;
+  }
+  return total;
+}
+
+/* Distinct bytes of a launch covering hc KV heads, qc query heads, sc
+ * split columns and a prompt of n tokens (the partials are [qc, sc, D]
+ * outputs plus max and sum). */
+static int64_t bytes_partials(int64_t qc, int64_t sc) {
+  return qc * sc * (HEAD_D + 2) * 4;
+}
+static int64_t bytes_lr_factors(int64_t n, int64_t hc) {
+  return n * (RK + RV) * ESZ + hc * (int64_t)(RK + RV) * HEAD_D * ESZ;
+}
+static int64_t bytes_tables(int64_t n) {
+  return n * HEAD_D * 4; /* cos and sin [n, D/2] f32 */
+}
+static int64_t bytes_scratch(int64_t n, int64_t qc) {
+  return qc * n * 4;
+}
+static int64_t bytes_lr(int64_t n, int64_t hc, int64_t qc, int64_t sc) {
+  return bytes_lr_factors(n, hc) + bytes_tables(n) + qc * HEAD_D * 4 +
+         bytes_scratch(n, qc) + bytes_partials(qc, sc);
+}
+static int64_t bytes_kv(int64_t n, int64_t hc) {
+  return 2 * n * hc * HEAD_D * ESZ;
+}
+static int64_t bytes_exact(int64_t n, int64_t hc, int64_t qc, int64_t sc) {
+  return bytes_kv(n, hc) + qc * HEAD_D * 4 + bytes_partials(qc, sc);
+}
+static int64_t bytes_combine(int64_t qc, int64_t sc) {
+  return bytes_partials(qc, sc) + qc * HEAD_D * 4;
+}
+
+/* two sim runs of 2 programs each, with nb[0] and nb[1] token blocks */
+typedef struct {
+  xk_sim_counters c[2];
+  int nb[2];
+} linfit;
+
+/* progs x fixed + blocks x per-block for one counter */
+static int64_t lin(int64_t a, int64_t b, const int *nb, int64_t progs,
+                   int64_t blocks) {
+  double per_block = (double)(b - a) / (2.0 * (nb[1] - nb[0]));
+  double fixed = a / 2.0 - nb[0] * per_block;
+  return llround(progs * fixed + blocks * per_block);
+}
+
+static void scale(const linfit *m, int64_t progs, int64_t blocks,
+                  xk_sim_counters *o) {
+  const xk_sim_counters *a = &m->c[0], *b = &m->c[1];
+  memset(o, 0, sizeof *o);
+#define LIN(f) o->f = lin(a->f, b->f, m->nb, progs, blocks)
+  LIN(gld_requests);
+  LIN(gst_requests);
+  LIN(gld_sectors);
+  LIN(gst_sectors);
+  LIN(gld_ideal_sectors);
+  LIN(gst_ideal_sectors);
+  LIN(gld_bytes);
+  LIN(gst_bytes);
+  LIN(smem_requests);
+  LIN(smem_conflicts);
+  LIN(smem_bytes);
+  for (int k = 0; k < XK_SIM_NKINDS; k++)
+    LIN(inst[k]);
+#undef LIN
+  o->blocks = progs;
+  o->threads = progs * (a->threads / a->blocks);
+}
+
+typedef struct {
+  const char *name;
+  xkv_dsim_kernel k;
+  xk_ptxas_info pi;
+} kern;
+
+/* the variant with D = 128 and the overrides `over` (tile sizes, warps) */
+static int kern_build(xk_dsl *dsl, const char *name, const xk_constexpr *over,
+                      int nover, kern *k, xk_diag *d) {
+  xk_constexpr all[4] = {{"D", HEAD_D}};
+  for (int i = 0; i < nover && i < 3; i++)
+    all[1 + i] = over[i];
+  k->name = name;
+  if (xkv_dsim_kernel_build(dsl, name, all, 1 + nover, &k->k, d))
+    return -1;
+  return xkv_dsim_ptxas(&k->k, &k->pi, d);
+}
+
+/* The reduced problem for a split kernel: 2 splits of nb token blocks of
+ * the prompt (lr) or of exact rows. */
+static int measure_split(const kern *k, int lr, int nb, xk_sim_counters *c,
+                         int64_t *want_bytes, xk_diag *d) {
+  int bn = (int)xkv_dsim_const(&k->k, "BLOCK_N");
+  int n = 2 * nb * bn, G = HQ / HKV;
+  xkv_dsim_shape s = {.dt = XKV_DSIM_F16,
+                      .hkv = HKV,
+                      .g = G,
+                      .d = HEAD_D,
+                      .L = lr ? n : 0,
+                      .rk = RK,
+                      .rv = RV,
+                      .tail = lr ? 0 : n,
+                      .ns_lr = lr ? 2 : 0,
+                      .ns_ex = lr ? 0 : 2,
+                      .ldo = MAX_SPLITS,
+                      .theta = 500000.0,
+                      .seed = 7};
+  xkv_dsim p;
+  if (xkv_dsim_init(&p, &s, d))
+    return -1;
+  int32_t grid[3] = {2, 1, 1};
+  int rc = lr ? xkv_dsim_lr(&p, &k->k, grid, c, d)
+              : xkv_dsim_exact(&p, &k->k, grid, c, d);
+  xkv_dsim_free(&p);
+  int64_t qc = G < RT_BLOCK_G ? G : RT_BLOCK_G;
+  *want_bytes = lr ? bytes_lr(n, 1, qc, 2) : bytes_exact(n, 1, qc, 2);
+  return rc;
+}
+
+static int measure_fit(const kern *k, int lr, linfit *m, xk_diag *d) {
+  m->nb[0] = 2;
+  m->nb[1] = 4;
+  for (int i = 0; i < 2; i++) {
+    int64_t want;
+    if (measure_split(k, lr, m->nb[i], &m->c[i], &want, d))
+      return -1;
+    if (m->c[i].unique_bytes != want)
+      return xk_diag_set(d,
+                         "%s: the sim touched %lld distinct bytes, the "
+                         "analytic count is %lld: fix bytes_*()",
+                         k->name, (long long)m->c[i].unique_bytes,
+                         (long long)want);
+  }
+  return 0;
+}
+
+/* the combine's 2 programs at ns split columns */
+static int measure_combine(const kern *k, int ns, xk_sim_counters *c,
+                           xk_diag *d) {
+  xkv_dsim_shape s = {.dt = XKV_DSIM_F16,
+                      .hkv = HKV,
+                      .g = HQ / HKV,
+                      .d = HEAD_D,
+                      .L = 0,
+                      .ns_lr = ns,
+                      .ldo = MAX_SPLITS,
+                      .theta = 500000.0,
+                      .seed = 9};
+  xkv_dsim p;
+  if (xkv_dsim_init(&p, &s, d))
+    return -1;
+  for (int i = 0; i < HQ * MAX_SPLITS; i++) /* finite partials */
+    p.M[i] = p.Lsum[i] = 1.0f;
+  for (int i = 0; i < HQ * MAX_SPLITS * HEAD_D; i++)
+    p.O[i] = 1.0f;
+  int32_t grid[3] = {2, 1, 1};
+  int rc = xkv_dsim_combine(&p, &k->k, grid, c, d);
+  xkv_dsim_free(&p);
+  if (!rc && c->unique_bytes != bytes_combine(2, ns))
+    return xk_diag_set(d, "combine: sim %lld distinct bytes, analytic %lld",
+                       (long long)c->unique_bytes,
+                       (long long)bytes_combine(2, ns));
+  return rc;
+}
+
+/* A split kernel's full launch over L tokens for a batch of b: counters
+ * scaled from the fit, the analytic distinct bytes (per sequence: its
+ * factors or rows, q, scratch, partials; the RoPE tables are shared). */
+static void full_split(const kern *k, const linfit *m, int lr, int L, int64_t b,
+                       xk_sim_counters *c) {
+  int ns = nsplits(L);
+  int64_t gb = cdiv(HQ / HKV, xkv_dsim_const(&k->k, "BLOCK_G"));
+  int64_t bn = xkv_dsim_const(&k->k, "BLOCK_N");
+  scale(m, ns * HKV * gb * b, split_blocks(L, ns, bn) * HKV * gb * b, c);
+  c->unique_bytes =
+      lr ? b * (bytes_lr(L, HKV, HQ, ns) - bytes_tables(L)) + bytes_tables(L)
+         : b * bytes_exact(L, HKV, HQ, ns);
+}
+
+static int model(const kern *k, const xk_sim_counters *c, xk_perf_estimate *e,
+                 xk_diag *d) {
+  xk_perf_launch l = {k->pi.registers, k->k.info.shared_bytes,
+                      k->k.info.threads, c->blocks};
+  return xk_perf_model(c, &l, e, d);
+}
+
+static double ratio(int64_t num, int64_t den) {
+  return den ? (double)num / (double)den : 0;
+}
+
+/* the counters that matter, of a full launch */
+static void print_counters(const char *what, const kern *k,
+                           const xk_sim_counters *c, const xk_perf_estimate *e,
+                           int64_t algo_flops) {
+  double tc = 4096.0 * c->inst[XK_SIM_MMA];
+  double simt = 64.0 * c->inst[XK_SIM_FMA] + 32.0 * c->inst[XK_SIM_FLOP];
+  printf("  %-20s %s: regs %d spill %d smem %d threads %d | occ %.2f (%s) "
+         "waves %.0f\n",
+         k->name, what, k->pi.registers, k->pi.spill_bytes,
+         k->k.info.shared_bytes, k->k.info.threads, e->occupancy, e->limiter,
+         e->waves);
+  printf("    gld eff %.3f gst eff %.3f | L2 sector bytes %.1f MB vs distinct "
+         "%.1f MB (x%.1f) | smem req %lld conflicts %lld (%.2f/req)\n",
+         xk_sim_gld_efficiency(c), xk_sim_gst_efficiency(c),
+         32e-6 * (c->gld_sectors + c->gst_sectors), 1e-6 * c->unique_bytes,
+         ratio(32 * (c->gld_sectors + c->gst_sectors), c->unique_bytes),
+         (long long)c->smem_requests, (long long)c->smem_conflicts,
+         ratio(c->smem_conflicts, c->smem_requests));
+  printf("    warp-inst: mma %lld fma %lld flop %lld shfl %lld bar %lld ldsm "
+         "%lld cp.async %lld | tensor-core FLOP share %.3f, mma FLOP / "
+         "algorithmic dot FLOP %.2f\n",
+         (long long)c->inst[XK_SIM_MMA], (long long)c->inst[XK_SIM_FMA],
+         (long long)c->inst[XK_SIM_FLOP], (long long)c->inst[XK_SIM_SHFL],
+         (long long)c->inst[XK_SIM_BAR], (long long)c->inst[XK_SIM_LDSM],
+         (long long)c->inst[XK_SIM_CPASYNC],
+         tc + simt > 0 ? tc / (tc + simt) : 0,
+         algo_flops ? tc / (double)algo_flops : 0);
+  printf("    bounds: dram %.1f us l2 %.1f us tensor %.1f us fma %.1f us -> "
+         "%s, modeled %.1f us\n",
+         e->t_dram * 1e6, e->t_l2 * 1e6, e->t_tensor * 1e6, e->t_fma * 1e6,
+         e->bound, e->seconds * 1e6);
+}
+
+/* The lr kernel's tune space (kernels.xk) at L = 32K, batch 1 and 8 */
+static int tune_lr(xk_dsl *dsl, xk_diag *d) {
+  static const int bns[] = {16, 32, 64}, brs[] = {16, 32, 64},
+                   nws[] = {2, 4, 8};
+  printf("\nxkv_decode_lr_f16 tune space, L = 32768 (MODEL):\n%-24s %4s %5s "
+         "| %9s %-6s %9s | %9s %-6s\n",
+         "variant", "regs", "occ", "b=1 us", "bound", "L2 MB", "b=8 us",
+         "bound");
+  for (int i = 0; i < 27; i++) {
+    xk_constexpr over[3] = {{"BLOCK_N", bns[i / 9]},
+                            {"BLOCK_R", brs[i / 3 % 3]},
+                            {"num_warps", nws[i % 3]}};
+    kern k = {0};
+    linfit m;
+    xk_sim_counters c[2];
+    xk_perf_estimate e[2];
+    int rc = kern_build(dsl, "xkv_decode_lr_f16", over, 3, &k, d) ||
+             measure_fit(&k, 1, &m, d);
+    for (int j = 0; j < 2 && !rc; j++) {
+      full_split(&k, &m, 1, 32768, j ? 8 : 1, &c[j]);
+      rc = model(&k, &c[j], &e[j], d);
+    }
+    char what[48];
+    snprintf(what, sizeof what, "N%d R%d w%d", bns[i / 9], brs[i / 3 % 3],
+             nws[i % 3]);
+    if (rc)
+      printf("%-24s does not run or fit: %s\n", what, d->msg);
+    else
+      printf("%-24s %4d %5.2f | %9.1f %-6s %9.1f | %9.1f %-6s\n", what,
+             k.pi.registers, e[0].occupancy, e[0].seconds * 1e6, e[0].bound,
+             32e-6 * (c[0].gld_sectors + c[0].gst_sectors), e[1].seconds * 1e6,
+             e[1].bound);
+    xkv_dsim_kernel_free(&k.k);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *src = argc > 1 ? argv[1] : XK_SRC "/kernels.xk";
+  xk_dsl *dsl = NULL;
+  xk_diag d = {{0}};
+  kern lr = {0}, ex = {0}, cb = {0};
+  int rc = 1;
+  FILE *csv = NULL;
+  if (xk_dsl_open(src, &dsl, &d) ||
+      kern_build(dsl, "xkv_decode_lr_f16", NULL, 0, &lr, &d) ||
+      kern_build(dsl, "xkv_decode_exact_f16", NULL, 0, &ex, &d) ||
+      kern_build(dsl, "xkv_decode_combine", NULL, 0, &cb, &d))
+    goto out;
+  printf("MODEL, not a measurement (no GPU): Llama-3.1-8B decode attention "
+         "per layer per step on an H100 SXM, from sim counters of 2 programs "
+         "of reduced splits scaled to the full grid (see the header of "
+         "bench/decode_model.c)\n");
+  printf("Hq %d Hkv %d d %d rank_k %d rank_v %d f16; batch b = b x the "
+         "grid\n",
+         HQ, HKV, HEAD_D, RK, RV);
+  linfit flr, fex;
+  if (measure_fit(&lr, 1, &flr, &d) || measure_fit(&ex, 0, &fex, &d))
+    goto out;
+  printf("sim distinct bytes of the reduced runs match the analytic counts\n");
+  char date[16], path[512];
+  time_t now = time(NULL);
+  strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
+  mkdir(XK_SRC "/bench/results", 0777);
+  snprintf(path, sizeof path, XK_SRC "/bench/results/decode-model-h100-%s.csv",
+           date);
+  csv = fopen(path, "w");
+  if (!csv) {
+    xk_diag_set(&d, "cannot write %s", path);
+    goto out;
+  }
+  fprintf(csv, "# MODEL (codegen/perf_model.c from sim counters), not "
+               "measured; per layer per decode step\n");
+  fprintf(csv, "L,batch,splits,xkv_lr_us,xkv_combine_us,xkv_us,xkv_bound,"
+               "xkv_bytes,xkv_scratch_bytes,xkv_l2_bytes,xkv_roofline_us,"
+               "exact_split_us,exact_combine_us,exact_us,exact_bound,"
+               "exact_bytes,exact_l2_bytes,exact_roofline_us,model_speedup,"
+               "bytes_ratio,roofline_speedup\n");
+  printf("\n%7s %3s %3s | %9s %9s %-6s %9s %9s | %9s %-6s %9s %9s | %7s "
+         "%7s %7s\n",
+         "L", "b", "NS", "xKV us", "(combine)", "bound", "MB", "roof us",
+         "exact us", "bound", "MB", "roof us", "speedup", "bytes", "roof");
+  int gb = (int)cdiv(HQ / HKV, xkv_dsim_const(&lr.k, "BLOCK_G"));
+  for (int li = 0; li < NLENS; li++) {
+    int L = lens[li], ns = nsplits(L);
+    xk_sim_counters ccb;
+    if (measure_combine(&cb, ns, &ccb, &d))
+      goto out;
+    for (int bi = 0; bi < NBATCH; bi++) {
+      int64_t b = batches[bi];
+      xk_sim_counters c_lr, c_ex, c_cb;
+      full_split(&lr, &flr, 1, L, b, &c_lr);
+      full_split(&ex, &fex, 0, L, b, &c_ex);
+      /* the combine: one program per query head, fixed work */
+      linfit fcb = {{ccb, ccb}, {2, 4}};
+      scale(&fcb, HQ * b, 0, &c_cb);
+      c_cb.unique_bytes = b * bytes_combine(HQ, ns);
+      /* per sequence: its factors, q, scratch, partials; tables shared */
+      xk_perf_estimate e_lr, e_ex, e_cb;
+      if (model(&lr, &c_lr, &e_lr, &d) || model(&ex, &c_ex, &e_ex, &d) ||
+          model(&cb, &c_cb, &e_cb, &d))
+        goto out;
+      double t_x = e_lr.seconds + e_cb.seconds;
+      double t_e = e_ex.seconds + e_cb.seconds;
+      int64_t by_x = c_lr.unique_bytes + c_cb.unique_bytes;
+      int64_t by_e = c_ex.unique_bytes + c_cb.unique_bytes;
+      int64_t l2_x = 32 * (c_lr.gld_sectors + c_lr.gst_sectors +
+                           c_cb.gld_sectors + c_cb.gst_sectors);
+      int64_t l2_e = 32 * (c_ex.gld_sectors + c_ex.gst_sectors +
+                           c_cb.gld_sectors + c_cb.gst_sectors);
+      double r_x = by_x / HBM_BW, r_e = by_e / HBM_BW;
+      printf("%7d %3lld %3d | %9.1f %9.1f %-6s %9.1f %9.1f | %9.1f %-6s "
+             "%9.1f %9.1f | %7.2f %7.2f %7.2f\n",
+             L, (long long)b, ns, t_x * 1e6, e_cb.seconds * 1e6, e_lr.bound,
+             by_x * 1e-6, r_x * 1e6, t_e * 1e6, e_ex.bound, by_e * 1e-6,
+             r_e * 1e6, t_e / t_x, ratio(by_e, by_x), r_e / r_x);
+      fprintf(csv,
+              "%d,%lld,%d,%.2f,%.2f,%.2f,%s,%lld,%lld,%lld,%.2f,%.2f,%.2f,"
+              "%.2f,%s,%lld,%lld,%.2f,%.3f,%.3f,%.3f\n",
+              L, (long long)b, ns, e_lr.seconds * 1e6, e_cb.seconds * 1e6,
+              t_x * 1e6, e_lr.bound, (long long)by_x,
+              (long long)(b * bytes_scratch(L, HQ)), (long long)l2_x, r_x * 1e6,
+              e_ex.seconds * 1e6, e_cb.seconds * 1e6, t_e * 1e6, e_ex.bound,
+              (long long)by_e, (long long)l2_e, r_e * 1e6, t_e / t_x,
+              ratio(by_e, by_x), r_e / r_x);
+      if (li == 0 && bi == 0) {
+        /* dots: keys rebuilt and scored, P^T A_v, B_v^T U (query-head
+         * blocks of BLOCK_G, as the kernel computes them) */
+        int64_t bg = xkv_dsim_const(&lr.k, "BLOCK_G") * gb;
+        int64_t f_lr =
+            2LL * HKV * L * ((int64_t)RK * HEAD_D + 2 * HEAD_D * bg + RV * bg);
+        f_lr += 2LL * HKV * ns * RV * HEAD_D * bg;
+        int64_t f_ex = 2LL * HKV * L * 2 * HEAD_D * bg;
+        printf("\ncounters of the full launches at L = %d, b = 1 (scaled):\n",
+               L);
+        print_counters("xKV split", &lr, &c_lr, &e_lr, f_lr);
+        print_counters("exact split", &ex, &c_ex, &e_ex, f_ex);
+        print_counters("combine", &cb, &c_cb, &e_cb, 0);
+        printf("\n");
+      }
+    }
+  }
+  if (tune_lr(dsl, &d))
+    goto out;
+  printf("\nspeedup = modeled exact / modeled xKV; bytes = exact / xKV "
+         "distinct bytes; roof = the same at %.2f TB/s (xKV bytes include "
+         "the f32 RoPE tables and the f32 score scratch)\nwrote %s\n",
+         HBM_BW * 1e-12, path);
+  rc = 0;
+out:
+  if (rc)
+    fprintf(stderr, "decode_model: %s\n", d.msg);
+  if (csv)
+    fclose(csv);
+  xkv_dsim_kernel_free(&lr.k);
+  xkv_dsim_kernel_free(&ex.k);
+  xkv_dsim_kernel_free(&cb.k);
+  xk_dsl_close(dsl);
+  return rc;
+}
