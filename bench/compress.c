@@ -1,6 +1,10 @@
 /* Compression time of one xKV group (W = 4 layers, keys and values) through
  * the public cache API, vs an exact truncated SVD of the same matrices in
- * the same run (LAPACK on OpenBLAS, all cores):
+ * the same run (LAPACK on OpenBLAS, all cores). xKV runs twice, forced
+ * through each route of xkv_cache_config.svd: xkv (XKV_SVD_RANDOMIZED, the
+ * columns xkv_*, which bench/gpu/compress_vs_torch.py reads) and xkv_gram
+ * (XKV_SVD_GRAM); auto_k/auto_v say which one XKV_SVD_AUTO picks here
+ * (xkv_cache_gram_cheaper). Baselines:
  * - gram: X^T X (cblas_ssyrk), its eigenvectors (LAPACKE_ssyevd), A = X V_r;
  *   what a careful CPU user does with a tall matrix;
  * - gesdd: LAPACKE_sgesdd, thin U, S, V^T of X; SmolLM2 shapes only, to keep
@@ -11,7 +15,8 @@
  * H^T + noise, G, H Gaussian with unit-norm columns, s_i = 1/i for i <= F/2
  * over a noise floor at half the last s_i: a decaying spectrum like real
  * keys, at a size no captured cache has here. Accuracy: ||X - A B||_F /
- * ||X||_F of the factors xKV stored (f16), of the Gram route, and the
+ * ||X||_F of the factors each xKV route stored (f16), of the LAPACK Gram
+ * route (f32), and the
  * optimum from the exact singular values (gesdd) when that ran.
  * usage: compress [--device cpu|cuda] [--big] [--reps N] [--xkv-only]
  *                 [--only SHAPE-L] [--dump DIR] [-o out.csv]
@@ -33,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
   const char *name;
@@ -169,10 +175,12 @@ static double factor_err2(xkv_cache *c, const float *x, int F, int values) {
   return e2;
 }
 
-/* ms to compress the group (median over reps); the last rep's factor
- * errors into err[0] (keys) and err[1] (values); stage_ms: staging */
-static double time_xkv(const opts *o, const shape *s, int reps, const float *xk,
-                       const float *xv, double *err, double *stage_ms) {
+/* ms to compress the group through route m (median over reps); the last
+ * rep's factor errors into err[0] (keys) and err[1] (values); stage_ms:
+ * staging */
+static double time_xkv(const opts *o, const shape *s, xkv_svd_method m,
+                       int reps, const float *xk, const float *xv, double *err,
+                       double *stage_ms) {
   int hd = s->hkv * s->d, F = s->W * hd;
   float *dk[8], *dv[8];
   for (int l = 0; l < s->W; l++) {
@@ -190,7 +198,8 @@ static double time_xkv(const opts *o, const shape *s, int reps, const float *xk,
                         .rank_v = s->rv,
                         .dtype = XKV_F16,
                         .rope_theta = 10000,
-                        .seed = 1};
+                        .seed = 1,
+                        .svd = m};
   double comp[16], stage[16 * 7];
   int ns = 0;
   for (int rep = 0; rep < reps; rep++) {
@@ -329,12 +338,15 @@ int main(int argc, char **argv) {
   if (!csv)
     die(path, "cannot write");
   fprintf(csv, "device,units,blas_threads,shape,L,F,rank_k,rank_v,reps,"
-               "xkv_ms,stage_ms,gram_ms,gesdd_ms,gram_over_xkv,"
-               "gesdd_over_xkv,xkv_err_k,xkv_err_v,gram_err_k,gram_err_v,"
+               "xkv_ms,xkv_gram_ms,auto_k,auto_v,stage_ms,gram_ms,gesdd_ms,"
+               "xkv_gram_over_xkv,gram_over_xkv,gesdd_over_xkv,xkv_err_k,"
+               "xkv_err_v,xkv_gram_err_k,xkv_gram_err_v,gram_err_k,gram_err_v,"
                "opt_err_k,opt_err_v\n");
-  printf("%-13s %6s %5s %9s %9s %9s %7s %7s  %-23s %-23s\n", "shape", "L", "F",
-         "xKV ms", "gram ms", "gesdd ms", "gram/x", "gesdd/x",
-         "err K: xKV gram opt", "err V: xKV gram opt");
+  printf("%-13s %6s %5s %9s %9s %9s %9s %6s %6s %6s  %-30s %-30s\n", "shape",
+         "L", "F", "xKV ms", "xKVg ms", "gram ms", "gesdd ms", "xKVg/x",
+         "gram/x", "gesd/x", "err K: xKV xKVg gram opt",
+         "err V: xKV xKVg gram opt");
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
   int nsh = (int)(sizeof shapes / sizeof *shapes);
   for (int si = 0; si < nsh; si++) {
     const shape *s = &shapes[si];
@@ -348,9 +360,18 @@ int main(int argc, char **argv) {
       dump(o.dump, s, "k", x[0], F);
       dump(o.dump, s, "v", x[1], F);
     }
-    double xerr[2] = {NAN, NAN}, stage_ms;
+    double xerr[2] = {NAN, NAN}, gerr[2] = {NAN, NAN}, stage_ms, gstage;
     int reps = o.reps ? o.reps : s->reps;
-    double xkv_ms = time_xkv(&o, s, reps, x[0], x[1], xerr, &stage_ms);
+    double xkv_ms =
+        time_xkv(&o, s, XKV_SVD_RANDOMIZED, reps, x[0], x[1], xerr, &stage_ms);
+    double xg_ms =
+        time_xkv(&o, s, XKV_SVD_GRAM, reps, x[0], x[1], gerr, &gstage);
+    const char *route[2];
+    for (int k = 0; k < 2; k++)
+      route[k] = xkv_cache_gram_cheaper(di.kind, di.units, (int)cores, s->L, F,
+                                        s->W, k ? s->rv : s->rk)
+                     ? "gram"
+                     : "randomized";
     mat_res m[2] = {
         {.gram_ms = NAN, .gram_err = NAN, .gesdd_ms = NAN, .opt_err = NAN},
         {.gram_ms = NAN, .gram_err = NAN, .gesdd_ms = NAN, .opt_err = NAN}};
@@ -366,17 +387,18 @@ int main(int argc, char **argv) {
     }
     double gram = m[0].gram_ms + m[1].gram_ms;
     double gesdd = m[0].gesdd_ms + m[1].gesdd_ms;
-    printf("%-13s %6d %5d %9.1f %9.1f %9.1f %7.2f %7.2f  %.4f %.4f %.4f  "
-           "%.4f %.4f %.4f\n",
-           s->name, s->L, F, xkv_ms, gram, gesdd, gram / xkv_ms, gesdd / xkv_ms,
-           xerr[0], m[0].gram_err, m[0].opt_err, xerr[1], m[1].gram_err,
-           m[1].opt_err);
+    printf("%-13s %6d %5d %9.1f %9.1f %9.1f %9.1f %6.2f %6.2f %6.2f  %.4f "
+           "%.4f %.4f %.4f  %.4f %.4f %.4f %.4f\n",
+           s->name, s->L, F, xkv_ms, xg_ms, gram, gesdd, xg_ms / xkv_ms,
+           gram / xkv_ms, gesdd / xkv_ms, xerr[0], gerr[0], m[0].gram_err,
+           m[0].opt_err, xerr[1], gerr[1], m[1].gram_err, m[1].opt_err);
     fprintf(csv,
-            "%s,%d,%d,%s,%d,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.3f,%.3f,%.5f,"
-            "%.5f,%.5f,%.5f,%.5f,%.5f\n",
+            "%s,%d,%d,%s,%d,%d,%d,%d,%d,%.2f,%.2f,%s,%s,%.2f,%.2f,%.2f,%.3f,"
+            "%.3f,%.3f,%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.5f\n",
             devname, di.units, openblas_get_num_threads(), s->name, s->L, F,
-            s->rk, s->rv, reps, xkv_ms, stage_ms, gram, gesdd, gram / xkv_ms,
-            gesdd / xkv_ms, xerr[0], xerr[1], m[0].gram_err, m[1].gram_err,
+            s->rk, s->rv, reps, xkv_ms, xg_ms, route[0], route[1], stage_ms,
+            gram, gesdd, xg_ms / xkv_ms, gram / xkv_ms, gesdd / xkv_ms, xerr[0],
+            xerr[1], gerr[0], gerr[1], m[0].gram_err, m[1].gram_err,
             m[0].opt_err, m[1].opt_err);
     fflush(csv);
     fflush(stdout);
@@ -384,8 +406,9 @@ int main(int argc, char **argv) {
     free(x[1]);
   }
   fclose(csv);
-  printf("wrote %s (ms: one group, keys + values; x/y: baseline / xKV time; "
-         "err: ||X - A B||_F / ||X||_F, opt = exact truncated SVD)\n",
+  printf("wrote %s (ms: one group, keys + values; xKV: randomized SVD, "
+         "xKVg: xKV's Gram route; y/x: time over xKV's; err: ||X - A B||_F / "
+         "||X||_F, opt = exact truncated SVD)\n",
          path);
   xkv_close(o.ctx);
   return 0;

@@ -76,6 +76,14 @@ static xkv_status check_config(xkv_context *ctx, const xkv_cache_config *f) {
     return bad(ctx, "sr_local_window must be >= 0 (0: 64 tokens)");
   if (!(f->sr_outlier_frac >= 0 && f->sr_outlier_frac <= 0.5f))
     return bad(ctx, "sr_outlier_frac must lie in [0, 0.5] (0: 0.01)");
+  if (f->svd != XKV_SVD_AUTO && f->svd != XKV_SVD_RANDOMIZED &&
+      f->svd != XKV_SVD_GRAM) {
+    snprintf(m, sizeof m,
+             "svd %d is not XKV_SVD_AUTO (0), XKV_SVD_RANDOMIZED (1) or "
+             "XKV_SVD_GRAM (2)",
+             (int)f->svd);
+    return bad(ctx, m);
+  }
   if (f->exact)
     return XKV_OK;
   int features = f->group * f->n_kv_heads * f->head_dim;
@@ -139,6 +147,9 @@ static xkv_status find_kernels(xkv_cache *c) {
   s = s ? s : find(c, "sumsq_f32", 0, &k->sumsq);
   s = s ? s : find(c, "softmax", 0, &k->softmax);
   s = s ? s : find(c, "xkv_decode_combine", 1, &k->combine);
+  s = s ? s : find(c, "xkv_rows_f32", 1, &k->rows_f32);
+  snprintf(n, sizeof n, "xkv_rows_%s", dt);
+  s = s ? s : find(c, n, 1, &k->rows);
   snprintf(n, sizeof n, "xkv_decode_lr_%s", dt);
   s = s ? s : find(c, n, 1, &k->decode_lr);
   snprintf(n, sizeof n, "xkv_decode_exact_%s", dt);
@@ -194,9 +205,7 @@ xkv_status xkv_cache_create(xkv_context *ctx, const xkv_cache_config *cfg,
   c->n_groups = (cfg->n_layers + cfg->group - 1) / cfg->group;
   c->groups = calloc((size_t)c->n_groups, sizeof *c->groups);
   c->layers = calloc((size_t)cfg->n_layers, sizeof *c->layers);
-  int hd = cfg->n_heads > cfg->n_kv_heads ? cfg->n_heads : cfg->n_kv_heads;
-  c->host_vec = malloc((size_t)hd * cfg->head_dim * sizeof(float));
-  if (!c->groups || !c->layers || !c->host_vec)
+  if (!c->groups || !c->layers)
     s = rt_err(ctx, XKV_ERR_OUT_OF_MEMORY, "xkv_cache_create: no memory");
   xkv_device_info di;
   s = s ? s : xkv_device_get_info(ctx, &di);
@@ -246,36 +255,24 @@ void xkv_cache_destroy(xkv_cache *c) {
   xkv_free(ctx, c->pl);
   free(c->groups);
   free(c->layers);
-  free(c->host_vec);
   free(c);
 }
 
-void xkv_cache_to_pair_order(const xkv_cache *c, float *x, int nrows) {
-  int d = c->cfg.head_dim, half = d / 2;
-  if (c->cfg.rope_style != XKV_ROPE_HALF)
-    return;
-  float *t = c->host_vec; /* holds one row */
-  for (int r = 0; r < nrows; r++) {
-    float *row = x + (size_t)r * d;
-    for (int i = 0; i < half; i++) {
-      t[2 * i] = row[i];
-      t[2 * i + 1] = row[half + i];
-    }
-    memcpy(row, t, (size_t)d * sizeof *t);
-  }
-}
-
-void xkv_cache_rope(const xkv_cache *c, float *x, int nheads, int pos) {
-  int d = c->cfg.head_dim;
-  for (int i = 0; i < d / 2; i++) {
-    double th = pos * pow(c->cfg.rope_theta, -2.0 * i / d);
-    float cs = (float)cos(th), sn = (float)sin(th);
-    for (int h = 0; h < nheads; h++) {
-      float *p = x + (size_t)h * d + 2 * i, a = p[0], b = p[1];
-      p[0] = a * cs - b * sn;
-      p[1] = a * sn + b * cs;
-    }
-  }
+xkv_status xkv_cache_rows(xkv_cache *c, xkv_kernel *k, const float *x,
+                          void *out, int T, int H, int pos0, int pairs, int rot,
+                          float scale) {
+  xkv_dtype odt = k == c->k.rows ? c->cfg.dtype : XKV_F32;
+  xkv_arg a[] = {xkv_arg_ptr(XKV_F32, (void *)x),
+                 xkv_arg_ptr(odt, out),
+                 xkv_arg_ptr(XKV_F32, c->cos),
+                 xkv_arg_ptr(XKV_F32, c->sin),
+                 xkv_arg_i32(T),
+                 xkv_arg_i32(H),
+                 xkv_arg_i32(pos0),
+                 xkv_arg_i32(pairs && c->cfg.rope_style == XKV_ROPE_HALF),
+                 xkv_arg_i32(rot),
+                 xkv_arg_f32(scale)};
+  return xkv_launch(c->ctx, k, NULL, a, 10, NULL);
 }
 
 xkv_status xkv_cache_gemm(xkv_cache *c, xkv_kernel *k, const void *a, int sam,
@@ -340,30 +337,14 @@ void xkv_cache_from_storage(const xkv_cache *c, const void *x, float *out,
  * positions pos0.. : keys rotated, both in the storage dtype. */
 static xkv_status store_exact(xkv_cache *c, xkv_layer *y, const float *k,
                               const float *v, int n_tok, int pos0) {
-  int hd = c->cfg.n_kv_heads * c->cfg.head_dim;
-  size_t row = (size_t)hd * c->elem;
-  float *hk = malloc((size_t)hd * 4);
-  void *hs = malloc(row);
-  xkv_status s = hk && hs ? XKV_OK
-                          : rt_err(c->ctx, XKV_ERR_OUT_OF_MEMORY,
-                                   "xkv_cache: no memory for exact tokens");
-  for (int t = 0; !s && t < n_tok; t++) {
-    size_t at = (size_t)y->n_exact * row;
-    s = xkv_copy_d2h(c->ctx, hk, k + (size_t)t * hd, (size_t)hd * 4, NULL);
-    if (s)
-      break;
-    xkv_cache_to_pair_order(c, hk, c->cfg.n_kv_heads);
-    xkv_cache_rope(c, hk, c->cfg.n_kv_heads, pos0 + t);
-    xkv_cache_to_storage(c, hk, hs, (size_t)hd);
-    s = xkv_copy_h2d(c->ctx, (char *)y->kx + at, hs, row, NULL);
-    s = s ? s
-          : xkv_copy_d2h(c->ctx, hk, v + (size_t)t * hd, (size_t)hd * 4, NULL);
-    xkv_cache_to_storage(c, hk, hs, (size_t)hd);
-    s = s ? s : xkv_copy_h2d(c->ctx, (char *)y->vx + at, hs, row, NULL);
-    y->n_exact += !s;
-  }
-  free(hk);
-  free(hs);
+  int hk = c->cfg.n_kv_heads;
+  size_t at = (size_t)y->n_exact * hk * c->cfg.head_dim * c->elem;
+  xkv_status s = xkv_cache_rows(c, c->k.rows, k, (char *)y->kx + at, n_tok, hk,
+                                pos0, 1, 1, 1.0f);
+  s = s ? s
+        : xkv_cache_rows(c, c->k.rows, v, (char *)y->vx + at, n_tok, hk, pos0,
+                         0, 0, 1.0f);
+  y->n_exact += s ? 0 : n_tok;
   return s;
 }
 
@@ -374,23 +355,16 @@ static xkv_status alloc_exact(xkv_cache *c, xkv_layer *y) {
   return s ? s : xkv_alloc(c->ctx, bytes, &y->vx);
 }
 
-/* Keys staged for the SVD: in pair order (see xkv_cache_to_pair_order). */
+/* Keys staged for the SVD: in the kernels' pair order. */
 static xkv_status stage(xkv_cache *c, xkv_layer *y, const float *k,
                         const float *v, int L) {
   size_t n = (size_t)L * c->cfg.n_kv_heads * c->cfg.head_dim;
   xkv_status s = xkv_alloc(c->ctx, n * 4, (void **)&y->stage_k);
   s = s ? s : xkv_alloc(c->ctx, n * 4, (void **)&y->stage_v);
   s = s ? s : xkv_copy_d2d(c->ctx, y->stage_v, v, n * 4, NULL);
-  if (s || c->cfg.rope_style != XKV_ROPE_HALF)
-    return s ? s : xkv_copy_d2d(c->ctx, y->stage_k, k, n * 4, NULL);
-  float *h = malloc(n * 4);
-  if (!h)
-    return rt_err(c->ctx, XKV_ERR_OUT_OF_MEMORY, "xkv_cache_prefill: memory");
-  s = xkv_copy_d2h(c->ctx, h, k, n * 4, NULL);
-  xkv_cache_to_pair_order(c, h, (int)(n / c->cfg.head_dim));
-  s = s ? s : xkv_copy_h2d(c->ctx, y->stage_k, h, n * 4, NULL);
-  free(h);
-  return s;
+  return s ? s
+           : xkv_cache_rows(c, c->k.rows_f32, k, y->stage_k, L,
+                            c->cfg.n_kv_heads, 0, 1, 0, 1.0f);
 }
 
 xkv_status xkv_cache_prefill(xkv_cache *c, int layer, const float *k_pre_rope,

@@ -102,22 +102,8 @@ xkv_status xkv_cache_softmax(xkv_cache *c, float *s, int rows, int n) {
 
 /* q rotated at pos and scaled by 1/sqrt(d), in the cache's column order */
 static xkv_status load_query(xkv_cache *c, const float *q, int pos) {
-  int hq = c->cfg.n_heads, d = c->cfg.head_dim;
-  size_t bytes = (size_t)hq * d * 4;
-  float *h = malloc(bytes);
-  if (!h)
-    return rt_err(c->ctx, XKV_ERR_OUT_OF_MEMORY, "xkv_attention: memory");
-  xkv_status s = xkv_copy_d2h(c->ctx, h, q, bytes, NULL);
-  if (!s) {
-    xkv_cache_to_pair_order(c, h, hq);
-    xkv_cache_rope(c, h, hq, pos);
-    float scale = 1.0f / sqrtf((float)d);
-    for (int i = 0; i < hq * d; i++)
-      h[i] *= scale;
-    s = xkv_copy_h2d(c->ctx, c->q, h, bytes, NULL);
-  }
-  free(h);
-  return s;
+  return xkv_cache_rows(c, c->k.rows_f32, q, c->q, 1, c->cfg.n_heads, pos, 1, 1,
+                        1.0f / sqrtf((float)c->cfg.head_dim));
 }
 
 xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,

@@ -8,6 +8,11 @@
 
 /* randomized SVD oversampling (Halko et al.): sketch r + p columns */
 #define XKV_OVERSAMPLE 10
+/* XKV_SVD_AUTO takes the Gram route only up to this many features F: its
+ * host eigensolver grows as F^3 (ssyevr for 384 vectors here: 0.3 s at
+ * F = 2048, 3.3 s at 4096, where the randomized SVD is as fast on this CPU
+ * and much faster on a GPU) */
+#define XKV_GRAM_MAX_F 2048
 /* decode: splits per source (compressed prompt, exact rows) and in all */
 #define XKV_SOURCE_SPLITS 64
 #define XKV_MAX_SPLITS (2 * XKV_SOURCE_SPLITS)
@@ -49,6 +54,7 @@ typedef struct {
 typedef struct {
   xkv_kernel *gemm_f32, *gemm_out; /* f32 -> f32, f32 -> storage dtype */
   xkv_kernel *sumsq, *softmax, *scores_exact, *sr_rebuild;
+  xkv_kernel *rows, *rows_f32; /* xkv_rows_<dtype>, xkv_rows_f32 */
   xkv_kernel *decode_lr, *decode_exact, *combine; /* flash-decoding */
 } xkv_cache_kernels;
 
@@ -66,7 +72,6 @@ struct xkv_cache {
    * split partials: outputs [Hq, XKV_MAX_SPLITS, d], max and sum [Hq,
    * XKV_MAX_SPLITS] */
   float *q, *s, *po, *pm, *pl;
-  float *host_vec; /* host scratch [max(Hq, Hkv) * d] */
   /* selective reconstruction: the (head, chunk, slot) list of one step
    * (host and device, sr_cap entries), landmark probabilities on the host
    * [Hq, nsc] (sr_probs_cap floats), counters for xkv_cache_stats */
@@ -80,6 +85,13 @@ struct xkv_cache {
 /* xkv_cache_compress.c: compresses group g from its layers' staged K/V
  * (then frees the staging); ranks from the cache's policy. */
 xkv_status xkv_cache_compress_group(xkv_cache *c, int g, const char *where);
+
+/* xkv_cache_compress.c: 1 when the Gram route (X^T X and a host
+ * eigensolver) is estimated cheaper than the randomized SVD for a group of
+ * W layers, X [L, F], rank r, on a device of this kind with `units` (CPU
+ * pool threads or SMs) and a host of host_cores cores: XKV_SVD_AUTO. */
+int xkv_cache_gram_cheaper(xkv_device_kind kind, int units, int host_cores,
+                           int L, int F, int W, int r);
 
 /* xkv_cache_sr.c: selective reconstruction. sr_prepare builds layer l's
  * landmarks, outliers and exact rows after its group compressed (when SR
@@ -108,11 +120,12 @@ xkv_status xkv_cache_gemm(xkv_cache *c, xkv_kernel *k, const void *a, int sam,
                           int sak, const void *b, xkv_dtype bdt, int sbk,
                           int sbn, void *out, xkv_dtype cdt, int ldc, int m,
                           int n, int kk, float beta);
-/* Rotates x [nheads, d] (in the cache's column order: pairs adjacent) by
- * RoPE at position pos. */
-void xkv_cache_rope(const xkv_cache *c, float *x, int nheads, int pos);
-/* XKV_ROPE_HALF: puts pairs (i, i + d/2) next to each other, the order the
- * kernels use; the identity for interleaved RoPE. */
-void xkv_cache_to_pair_order(const xkv_cache *c, float *x, int nrows);
+/* Rows x [T, H, d] (f32, device) into out (the dtype of kernel k: c->k.rows
+ * or c->k.rows_f32): columns in the kernels' pair order when `pairs` and
+ * the cache uses XKV_ROPE_HALF, RoPE at position pos0 + t when `rot`, then
+ * times scale. On the device, so decode needs no host round trip. */
+xkv_status xkv_cache_rows(xkv_cache *c, xkv_kernel *k, const float *x,
+                          void *out, int T, int H, int pos0, int pairs, int rot,
+                          float scale);
 
 #endif

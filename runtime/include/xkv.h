@@ -231,12 +231,22 @@ typedef enum {
   XKV_RANK_ENERGY = 2 /* smallest ranks keeping `energy` of sum(sigma^2) */
 } xkv_rank_policy;
 
+/* How a group's truncated SVD is computed (keys and values choose apart). */
+typedef enum {
+  XKV_SVD_AUTO = 0,       /* Gram when its estimated time is lower, F <= 2048,
+                             F <= L and an energy target leaves >= 1e-6 */
+  XKV_SVD_RANDOMIZED = 1, /* sketch r + 10, 2 power iterations, CholQR */
+  XKV_SVD_GRAM = 2 /* eigenvectors of X^T X (F x F, host LAPACK), O(L F^2 +
+                      F^3): the optimal rank-r factors down to a relative
+                      error near 1e-3 (X^T X is f32: it floors at ~3e-4) */
+} xkv_svd_method;
+
 typedef struct {
   int n_layers, n_heads, n_kv_heads, head_dim;
   int max_tokens; /* capacity: prompt + generated */
   int group;      /* W: layers sharing one basis (1, 2, 4, 8) */
   xkv_rank_policy policy;
-  int rank_k, rank_v; /* XKV_RANK_FIXED */
+  int rank_k, rank_v; /* XKV_RANK_FIXED; XKV_RANK_ENERGY: caps (0: none) */
   float target_ratio; /* XKV_RANK_RATIO */
   float energy;       /* XKV_RANK_ENERGY, in (0, 1] */
   int exact;          /* 1: no compression (the reference path) */
@@ -255,6 +265,11 @@ typedef struct {
   int sr_budget;         /* selected tokens per KV head, multiple of 8 (2048) */
   int sr_local_window;   /* exact prompt tail tokens (64) */
   float sr_outlier_frac; /* share of chunks kept exact as outliers (0.01) */
+  /* Compression route of X = [K_l1 | ... | K_lW] (L x F, F = W * n_kv_heads
+   * * head_dim); 0 = AUTO. XKV_RANK_ENERGY is exact on the Gram route (all
+   * of sigma^2 up to the cap are eigenvalues); the randomized route sees
+   * only the sketch's r + 10. */
+  xkv_svd_method svd;
 } xkv_cache_config;
 
 typedef struct {
