@@ -16,6 +16,7 @@
  * XKV_BENCH_DEVICE (default cpu) picks the device, e.g. cuda on a lent GPU;
  * XKV_BENCH_LENGTHS="16384,32768" overrides the context lengths. */
 #include "../runtime/xkv_cache_int.h"
+#include "results_file.h"
 #include "xkv.h"
 
 #include <stdio.h>
@@ -204,14 +205,13 @@ int main(int argc, char **argv) {
   }
   xkv_device_info di;
   xkv_device_get_info(ctx, &di);
-  char date[16], path[256];
-  time_t now = time(NULL);
-  strftime(date, sizeof date, "%Y-%m-%d", localtime(&now));
+  char stem[64], path[512];
+  snprintf(stem, sizeof stem, "decode-%s",
+           di.kind == XKV_DEVICE_CPU ? "cpu" : di.arch);
   snprintf(path, sizeof path, "%s", argc > 3 ? argv[3] : "");
-  if (!path[0])
-    snprintf(path, sizeof path, "bench/results/decode-%s-%s.csv",
-             di.kind == XKV_DEVICE_CPU ? "cpu" : di.arch, date);
-  FILE *csv = fopen(path, "w");
+  FILE *csv = path[0]
+                  ? fopen(path, "w")
+                  : xk_bench_results_open(stem, "csv", path, sizeof path, NULL);
   if (!csv) {
     fprintf(stderr, "decode: cannot write %s\n", path);
     return 1;

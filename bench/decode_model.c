@@ -29,13 +29,12 @@
  * Writes bench/results/decode-model-h100-<date>.csv. */
 #include "../tests/xkv_dsim.h"
 #include "perf_model.h"
+#include "results_file.h"
+#include "variants.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #define HQ 32
 #define HKV 8
@@ -115,35 +114,13 @@ typedef struct {
   int nb[2];
 } linfit;
 
-/* progs x fixed + blocks x per-block for one counter */
-static int64_t lin(int64_t a, int64_t b, const int *nb, int64_t progs,
-                   int64_t blocks) {
-  double per_block = (double)(b - a) / (2.0 * (nb[1] - nb[0]));
-  double fixed = a / 2.0 - nb[0] * per_block;
-  return llround(progs * fixed + blocks * per_block);
-}
-
+/* progs x fixed + blocks x per-block, from each program's fixed part
+ * a / 2 - nb[0] x per-block and its per-block part (b - a) / 2 / dnb */
 static void scale(const linfit *m, int64_t progs, int64_t blocks,
                   xk_sim_counters *o) {
-  const xk_sim_counters *a = &m->c[0], *b = &m->c[1];
-  memset(o, 0, sizeof *o);
-#define LIN(f) o->f = lin(a->f, b->f, m->nb, progs, blocks)
-  LIN(gld_requests);
-  LIN(gst_requests);
-  LIN(gld_sectors);
-  LIN(gst_sectors);
-  LIN(gld_ideal_sectors);
-  LIN(gst_ideal_sectors);
-  LIN(gld_bytes);
-  LIN(gst_bytes);
-  LIN(smem_requests);
-  LIN(smem_conflicts);
-  LIN(smem_bytes);
-  for (int k = 0; k < XK_SIM_NKINDS; k++)
-    LIN(inst[k]);
-#undef LIN
-  o->blocks = progs;
-  o->threads = progs * (a->threads / a->blocks);
+  int64_t dnb = m->nb[1] - m->nb[0], w = blocks - progs * m->nb[0];
+  xk_sim_counters_affine(&m->c[0], progs * dnb - w, &m->c[1], w, 2 * dnb, progs,
+                         o);
 }
 
 typedef struct {
@@ -155,13 +132,19 @@ typedef struct {
 /* the variant with D = 128 and the overrides `over` (tile sizes, warps) */
 static int kern_build(xk_dsl *dsl, const char *name, const xk_constexpr *over,
                       int nover, kern *k, xk_diag *d) {
-  xk_constexpr all[4] = {{"D", HEAD_D}};
-  for (int i = 0; i < nover && i < 3; i++)
-    all[1 + i] = over[i];
+  xk_constexpr all[8] = {{"D", HEAD_D}};
+  int n = 1;
+  for (int i = 0; i < nover; i++)
+    if (strcmp(over[i].name, "D")) {
+      if (n == 8)
+        return xk_diag_set(d, "%s: more than 7 overrides", name);
+      all[n++] = over[i];
+    }
   k->name = name;
-  if (xkv_dsim_kernel_build(dsl, name, all, 1 + nover, &k->k, d))
+  if (xkv_dsim_kernel_build(dsl, name, all, n, &k->k, d))
     return -1;
-  return xkv_dsim_ptxas(&k->k, &k->pi, d);
+  /* the registers and spills the H100 perf model needs */
+  return xk_ptxas_func(k->k.f, "sm_90", NULL, &k->pi, NULL, d);
 }
 
 /* The reduced problem for a split kernel: 2 splits of nb token blocks of
@@ -299,40 +282,47 @@ static void print_counters(const char *what, const kern *k,
          e->bound, e->seconds * 1e6);
 }
 
-/* The lr kernel's tune space (kernels.xk) at L = 32K, batch 1 and 8 */
+/* The lr kernel's tune space (its tune{} in kernels.xk) at L = 32K, batch 1
+ * and 8 */
 static int tune_lr(xk_dsl *dsl, xk_diag *d) {
-  static const int bns[] = {16, 32, 64}, brs[] = {16, 32, 64},
-                   nws[] = {2, 4, 8};
-  printf("\nxkv_decode_lr_f16 tune space, L = 32768 (MODEL):\n%-24s %4s %5s "
-         "| %9s %-6s %9s | %9s %-6s\n",
-         "variant", "regs", "occ", "b=1 us", "bound", "L2 MB", "b=8 us",
+  const char *name = "xkv_decode_lr_f16";
+  xk_constexpr fixed = {"D", HEAD_D};
+  xk_override_set *v;
+  int nv;
+  if (xk_variants_enumerate(xk_dsl_kernel(dsl, xk_dsl_find(dsl, name)), &fixed,
+                            1, 1, &v, &nv, d))
+    return -1;
+  printf("\n%s tune space, L = 32768 (MODEL):\n%-40s %4s %5s | %9s %-6s "
+         "%9s | %9s %-6s\n",
+         name, "variant", "regs", "occ", "b=1 us", "bound", "L2 MB", "b=8 us",
          "bound");
-  for (int i = 0; i < 27; i++) {
-    xk_constexpr over[3] = {{"BLOCK_N", bns[i / 9]},
-                            {"BLOCK_R", brs[i / 3 % 3]},
-                            {"num_warps", nws[i % 3]}};
+  for (int i = 0; i < nv; i++) {
     kern k = {0};
     linfit m;
     xk_sim_counters c[2];
     xk_perf_estimate e[2];
-    int rc = kern_build(dsl, "xkv_decode_lr_f16", over, 3, &k, d) ||
+    int rc = kern_build(dsl, name, v[i].over, v[i].n, &k, d) ||
              measure_fit(&k, 1, &m, d);
     for (int j = 0; j < 2 && !rc; j++) {
       full_split(&k, &m, 1, 32768, j ? 8 : 1, &c[j]);
       rc = model(&k, &c[j], &e[j], d);
     }
-    char what[48];
-    snprintf(what, sizeof what, "N%d R%d w%d", bns[i / 9], brs[i / 3 % 3],
-             nws[i % 3]);
+    char what[128] = "";
+    for (int o = 0, n = 0; o < v[i].n; o++)
+      if (strcmp(v[i].over[o].name, "D"))
+        n += snprintf(what + n, sizeof what - (size_t)n, "%s%s=%lld",
+                      n ? " " : "", v[i].over[o].name,
+                      (long long)v[i].over[o].value);
     if (rc)
-      printf("%-24s does not run or fit: %s\n", what, d->msg);
+      printf("%-40s does not run or fit: %s\n", what, d->msg);
     else
-      printf("%-24s %4d %5.2f | %9.1f %-6s %9.1f | %9.1f %-6s\n", what,
+      printf("%-40s %4d %5.2f | %9.1f %-6s %9.1f | %9.1f %-6s\n", what,
              k.pi.registers, e[0].occupancy, e[0].seconds * 1e6, e[0].bound,
              32e-6 * (c[0].gld_sectors + c[0].gst_sectors), e[1].seconds * 1e6,
              e[1].bound);
     xkv_dsim_kernel_free(&k.k);
   }
+  xk_variants_free(v, nv);
   return 0;
 }
 
@@ -359,13 +349,9 @@ int main(int argc, char **argv) {
   if (measure_fit(&lr, 1, &flr, &d) || measure_fit(&ex, 0, &fex, &d))
     goto out;
   printf("sim distinct bytes of the reduced runs match the analytic counts\n");
-  char date[16], path[512];
-  time_t now = time(NULL);
-  strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
-  mkdir(XK_SRC "/bench/results", 0777);
-  snprintf(path, sizeof path, XK_SRC "/bench/results/decode-model-h100-%s.csv",
-           date);
-  csv = fopen(path, "w");
+  char path[512];
+  csv = xk_bench_results_open("decode-model-h100", "csv", path, sizeof path,
+                              NULL);
   if (!csv) {
     xk_diag_set(&d, "cannot write %s", path);
     goto out;

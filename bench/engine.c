@@ -4,11 +4,11 @@
  * 8K with --long) when models/ has it. Writes bench/results/engine-*.json.
  * usage: engine [--long] */
 #include "generate.h"
+#include "results_file.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define DATA XK_SRC "/../shared/data/"
 
@@ -75,11 +75,9 @@ static int bench(FILE *js, int *first, const char *name, const char *path,
 
 int main(int argc, char **argv) {
   int lng = argc > 1 && strcmp(argv[1], "--long") == 0;
-  char day[16], path[512];
-  time_t now = time(NULL);
-  strftime(day, sizeof day, "%F", localtime(&now));
-  snprintf(path, sizeof path, XK_SRC "/bench/results/engine-cpu-%s.json", day);
-  FILE *js = fopen(path, "w");
+  char day[11], path[512];
+  FILE *js =
+      xk_bench_results_open("engine-cpu", "json", path, sizeof path, day);
   if (!js) {
     fprintf(stderr, "engine: cannot write %s\n", path);
     return 1;

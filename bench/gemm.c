@@ -25,13 +25,11 @@
 #include "compile.h"
 #include "perf_model.h"
 #include "ptxas.h"
+#include "results_file.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 typedef struct {
   const char *name;
@@ -59,40 +57,6 @@ static const config configs[] = {
 
 static int64_t cdiv(int64_t a, int64_t b) {
   return (a + b - 1) / b;
-}
-
-/* 0 on success; fills regs/spill/smem and threads for sm_90 */
-static int resources(const xk_func *f, LLVMTargetMachineRef tm,
-                     xk_ptxas_info *pi, xk_nvptx_info *info, xk_diag *d) {
-  LLVMModuleRef m;
-  char sym[128];
-  xk_variant_symbol(f, "sm_90", sym, sizeof sym);
-  if (xk_compile_llvm(f, "sm_90", tm, sym, 1, &m, info, d))
-    return -1;
-  char *ptx = NULL;
-  size_t len = 0;
-  int rc = xk_target_emit(m, tm, 0, &ptx, &len, d);
-  LLVMDisposeModule(m);
-  if (rc)
-    return -1;
-  pi->registers = pi->spill_bytes = -1;
-  pi->shared_bytes = info->shared_bytes;
-  const char *px = xk_ptxas_find();
-  if (px) {
-    char path[] = "/tmp/xk_gemm_XXXXXX";
-    int fd = mkstemp(path);
-    FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!fp) {
-      free(ptx);
-      return xk_diag_set(d, "cannot write a temporary PTX file");
-    }
-    fwrite(ptx, 1, len, fp);
-    fclose(fp);
-    rc = xk_ptxas_run(px, "sm_90", path, "/dev/null", pi, d);
-    unlink(path);
-  }
-  free(ptx);
-  return rc;
 }
 
 static int64_t const_of(const xk_func *f, const char *n) {
@@ -131,31 +95,11 @@ static int sim_run(xk_sim_fn fn, const xk_nvptx_info *info, int f16, int32_t M,
   return rc;
 }
 
-/* x2 + (steps - 2) * (x4 - x2) / 2 per 4 blocks, times blocks / 4 */
-static int64_t lin(int64_t x2, int64_t x4, int64_t steps, int64_t blocks) {
-  return (x2 * 2 + (steps - 2) * (x4 - x2)) * blocks / 8;
-}
-
+/* c2 + (steps - 2) * (c4 - c2) / 2 per 4 blocks, times blocks / 4 */
 static void scale(const xk_sim_counters *c2, const xk_sim_counters *c4,
                   int64_t steps, int64_t blocks, xk_sim_counters *o) {
-  memset(o, 0, sizeof *o);
-#define LIN(f) o->f = lin(c2->f, c4->f, steps, blocks)
-  LIN(gld_requests);
-  LIN(gst_requests);
-  LIN(gld_sectors);
-  LIN(gst_sectors);
-  LIN(gld_ideal_sectors);
-  LIN(gst_ideal_sectors);
-  LIN(gld_bytes);
-  LIN(gst_bytes);
-  LIN(smem_requests);
-  LIN(smem_conflicts);
-  LIN(smem_bytes);
-  for (int k = 0; k < XK_SIM_NKINDS; k++)
-    LIN(inst[k]);
-#undef LIN
-  o->blocks = blocks;
-  o->threads = blocks * (c2->threads / c2->blocks);
+  xk_sim_counters_affine(c2, (4 - steps) * blocks, c4, (steps - 2) * blocks, 8,
+                         blocks, o);
 }
 
 typedef struct {
@@ -212,13 +156,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "gemm: %s\n", d.msg);
     return 1;
   }
-  char date[16], path[512];
-  time_t now = time(NULL);
-  strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
-  mkdir(XK_SRC "/bench/results", 0777);
-  snprintf(path, sizeof path, XK_SRC "/bench/results/gemm-model-h100-%s.csv",
-           date);
-  FILE *csv = fopen(path, "w");
+  char path[512];
+  FILE *csv =
+      xk_bench_results_open("gemm-model-h100", "csv", path, sizeof path, NULL);
   if (!csv) {
     fprintf(stderr, "gemm: cannot write %s\n", path);
     return 1;
@@ -259,7 +199,7 @@ int main(int argc, char **argv) {
                (long long)const_of(f, "BLOCK_K"), f->num_warps, f->num_stages);
       xk_ptxas_info pi;
       xk_nvptx_info info;
-      if (resources(f, tm, &pi, &info, &d)) {
+      if (xk_ptxas_func(f, "sm_90", tm, &pi, &info, &d)) {
         printf("%-9s %-22s skipped: %s\n", kernels[kn], what, d.msg);
         xk_func_free(f);
         continue;

@@ -13,53 +13,7 @@
 #include "../tests/kernel_cases.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-typedef struct {
-  int ok; /* ptxas ran */
-  xk_ptxas_info pi;
-} ptx_res;
-
-/* sm_90 PTX through ptxas -v: registers, spills (none when no ptxas). */
-static int ptxas_usage(const xk_func *f, ptx_res *r, xk_diag *d) {
-  memset(r, 0, sizeof *r);
-  r->pi.registers = -1;
-  const char *px = xk_ptxas_find();
-  if (!px)
-    return 0;
-  LLVMTargetMachineRef tm;
-  if (xk_target_machine("sm_90", &tm, d))
-    return -1;
-  LLVMModuleRef m;
-  char *ptx = NULL;
-  size_t len = 0;
-  int rc = xk_compile_llvm(f, "sm_90", tm, f->name, 1, &m, NULL, d);
-  if (!rc) {
-    rc = xk_target_emit(m, tm, 0, &ptx, &len, d);
-    LLVMDisposeModule(m);
-  }
-  LLVMDisposeTargetMachine(tm);
-  if (rc)
-    return -1;
-  char path[] = "/tmp/sim_report_XXXXXX";
-  int fd = mkstemp(path);
-  if (fd < 0 || write(fd, ptx, len) != (ssize_t)len) {
-    free(ptx);
-    if (fd >= 0) {
-      close(fd);
-      unlink(path);
-    }
-    return xk_diag_set(d, "cannot write a temporary PTX file");
-  }
-  close(fd);
-  free(ptx);
-  rc = xk_ptxas_run(px, "sm_90", path, "/dev/null", &r->pi, d);
-  unlink(path);
-  r->ok = !rc;
-  return rc;
-}
 
 static int sim_run(const xk_func *f, xk_case *c, xk_sim_counters *cnt,
                    xk_nvptx_info *info, xk_diag *d) {
@@ -114,10 +68,11 @@ static int report(xk_dsl *dsl, int ki, const xk_override_set *v, FILE *csv,
   }
   xk_sim_counters k;
   xk_nvptx_info info;
-  ptx_res pr;
+  xk_ptxas_info pi;
   xk_perf_estimate e;
-  rc = sim_run(f, &c, &k, &info, d) || ptxas_usage(f, &pr, d);
-  xk_perf_launch pl = {pr.pi.registers, info.shared_bytes, info.threads,
+  rc = sim_run(f, &c, &k, &info, d) ||
+       xk_ptxas_func(f, "sm_90", NULL, &pi, NULL, d);
+  xk_perf_launch pl = {pi.registers, info.shared_bytes, info.threads,
                        (int64_t)c.grid[0] * c.grid[1] * c.grid[2]};
   if (!rc)
     rc = xk_perf_model(&k, &pl, &e, d);
@@ -136,9 +91,8 @@ static int report(xk_dsl *dsl, int ki, const xk_override_set *v, FILE *csv,
            (long long)k.inst[XK_SIM_SHFL], (long long)k.inst[XK_SIM_BAR]);
     printf("  regs %d spill %d smem %d | %d blocks/SM (%s) occ %.2f waves "
            "%.0f | H100 model %.2f us (%s-bound)\n",
-           pr.pi.registers, pr.pi.spill_bytes, info.shared_bytes,
-           e.blocks_per_sm, e.limiter, e.occupancy, e.waves, e.seconds * 1e6,
-           e.bound);
+           pi.registers, pi.spill_bytes, info.shared_bytes, e.blocks_per_sm,
+           e.limiter, e.occupancy, e.waves, e.seconds * 1e6, e.bound);
     if (csv)
       fprintf(csv,
               "%s,\"%s\",\"%s\",%lld,%lld,%.4f,%lld,%.4f,%lld,%lld,%lld,%lld,"
@@ -149,7 +103,7 @@ static int report(xk_dsl *dsl, int ki, const xk_override_set *v, FILE *csv,
               (long long)k.unique_bytes, (long long)k.smem_requests,
               (long long)k.smem_conflicts, (long long)k.inst[XK_SIM_FMA],
               (long long)k.inst[XK_SIM_MMA], (long long)k.inst[XK_SIM_SHFL],
-              (long long)k.inst[XK_SIM_BAR], pr.pi.registers, pr.pi.spill_bytes,
+              (long long)k.inst[XK_SIM_BAR], pi.registers, pi.spill_bytes,
               info.shared_bytes, e.blocks_per_sm, e.occupancy, e.seconds * 1e6);
   }
   xk_case_free(&c);

@@ -60,13 +60,23 @@ LLVMTypeRef nv_mem_ty(nv *s, int dt) {
   return dt == XK_I1 ? LLVMInt8TypeInContext(s->ctx) : nv_reg_ty(s, dt);
 }
 
+LLVMValueRef nv_to_mem(nv *s, int dt, LLVMValueRef v) {
+  return dt == XK_I1 ? LLVMBuildZExt(s->b, v, nv_mem_ty(s, dt), "") : v;
+}
+
+LLVMValueRef nv_from_mem(nv *s, int dt, LLVMValueRef v) {
+  return dt == XK_I1 ? LLVMBuildICmp(s->b, LLVMIntNE, v,
+                                     LLVMConstNull(LLVMTypeOf(v)), "")
+                     : v;
+}
+
 LLVMValueRef nv_i32(nv *s, int64_t v) {
   return LLVMConstInt(LLVMInt32TypeInContext(s->ctx), (unsigned long long)v, 1);
 }
 
 LLVMValueRef nv_call(nv *s, const char *name, LLVMTypeRef ret,
                      LLVMValueRef *args, int nargs) {
-  LLVMTypeRef pt[8];
+  LLVMTypeRef pt[16];
   for (int i = 0; i < nargs; i++)
     pt[i] = LLVMTypeOf(args[i]);
   LLVMTypeRef ft = LLVMFunctionType(ret, pt, (unsigned)nargs, 0);
@@ -330,9 +340,6 @@ int nv_src_init(nv *s, nv_src *g, int v, const xk_layout *l) {
   return (g->regs = nv_get(s, v, l)) ? 0 : -1;
 }
 
-static LLVMValueRef to_mem(nv *s, int dt, LLVMValueRef v);
-static LLVMValueRef from_mem(nv *s, int dt, LLVMValueRef v);
-
 LLVMValueRef nv_src_elem(nv *s, const nv_src *g, const xk_layout *l, int i) {
   if (g->v < 0)
     return NULL;
@@ -348,12 +355,12 @@ LLVMValueRef nv_src_elem(nv *s, const nv_src *g, const xk_layout *l, int i) {
       const nv_src *o = op->attr.has_other ? &g->ops[k++] : NULL;
       LLVMTypeRef mty = nv_mem_ty(s, dt);
       LLVMValueRef other =
-          o ? to_mem(s, dt, nv_src_elem(s, o, l, i)) : LLVMConstNull(mty);
+          o ? nv_to_mem(s, dt, nv_src_elem(s, o, l, i)) : LLVMConstNull(mty);
       LLVMValueRef p = nv_src_elem(s, &g->ops[0], l, i);
-      return from_mem(s, dt,
-                      nv_guarded_load(s, mty, p,
-                                      m ? nv_src_elem(s, m, l, i) : NULL,
-                                      other));
+      return nv_from_mem(s, dt,
+                         nv_guarded_load(s, mty, p,
+                                         m ? nv_src_elem(s, m, l, i) : NULL,
+                                         other));
     }
     LLVMValueRef a[3];
     for (int j = 0; j < op->nopnd && j < 3; j++)
@@ -652,16 +659,6 @@ static void guard_close(nv *s, LLVMBasicBlockRef join) {
   LLVMPositionBuilderAtEnd(s->b, join);
 }
 
-static LLVMValueRef to_mem(nv *s, int dt, LLVMValueRef v) {
-  return dt == XK_I1 ? LLVMBuildZExt(s->b, v, nv_mem_ty(s, dt), "") : v;
-}
-
-static LLVMValueRef from_mem(nv *s, int dt, LLVMValueRef v) {
-  return dt == XK_I1 ? LLVMBuildICmp(s->b, LLVMIntNE, v,
-                                     LLVMConstNull(LLVMTypeOf(v)), "")
-                     : v;
-}
-
 static int lower_load(nv *s, const xk_op *op) {
   s->op = op;
   xk_type rt = xk_vtype(s->f, op->res[0]);
@@ -671,10 +668,10 @@ static int lower_load(nv *s, const xk_op *op) {
   LLVMTypeRef mty = nv_mem_ty(s, dt);
   LLVMValueRef zero = LLVMConstNull(mty);
   if (rt.rank == 0) {
-    LLVMValueRef other = ov >= 0 ? to_mem(s, dt, s->vals[ov].s) : zero;
+    LLVMValueRef other = ov >= 0 ? nv_to_mem(s, dt, s->vals[ov].s) : zero;
     LLVMValueRef v = nv_guarded_load(s, mty, s->vals[op->opnd[0]].s,
                                      mv >= 0 ? s->vals[mv].s : NULL, other);
-    set_scalar(s, op->res[0], from_mem(s, dt, v));
+    set_scalar(s, op->res[0], nv_from_mem(s, dt, v));
     return 0;
   }
   if (s->lazy[op->res[0]]) {
@@ -696,7 +693,7 @@ static int lower_load(nv *s, const xk_op *op) {
   for (int i = 0; i < n; i += vec) {
     LLVMValueRef other = LLVMConstNull(vty);
     for (int e = 0; e < vec && ov >= 0; e++) {
-      LLVMValueRef x = to_mem(s, dt, nv_src_elem(s, &o, &l, i + e));
+      LLVMValueRef x = nv_to_mem(s, dt, nv_src_elem(s, &o, &l, i + e));
       other = vec > 1 ? LLVMBuildInsertElement(s->b, other, x, nv_i32(s, e), "")
                       : x;
     }
@@ -706,7 +703,7 @@ static int lower_load(nv *s, const xk_op *op) {
     LLVMValueRef x =
         guarded_load_al(s, vty, pi, nv_src_elem(s, &m, &l, i), other, align);
     for (int e = 0; e < vec; e++)
-      r[i + e] = from_mem(
+      r[i + e] = nv_from_mem(
           s, dt,
           vec > 1 ? LLVMBuildExtractElement(s->b, x, nv_i32(s, e), "") : x);
   }
@@ -746,7 +743,8 @@ static int lower_store(nv *s, const xk_op *op) {
       LLVMValueRef x = LLVMGetUndef(vty);
       for (int e = 0; e < vec; e++)
         x = LLVMBuildInsertElement(
-            s->b, x, to_mem(s, dt, e ? nv_src_elem(s, &vsrc, &l, i + e) : vi),
+            s->b, x,
+            nv_to_mem(s, dt, e ? nv_src_elem(s, &vsrc, &l, i + e) : vi),
             nv_i32(s, e), "");
       LLVMSetAlignment(LLVMBuildStore(s->b, x, pi),
                        (unsigned)(vec * xk_dtype_bits(dt) / 8));
@@ -762,7 +760,7 @@ static int lower_store(nv *s, const xk_op *op) {
                                                : LLVMAtomicRMWBinOpAdd,
                          pi, vi, LLVMAtomicOrderingMonotonic, 0);
     } else {
-      LLVMBuildStore(s->b, to_mem(s, dt, vi), pi);
+      LLVMBuildStore(s->b, nv_to_mem(s, dt, vi), pi);
     }
     guard_close(s, join);
   }

@@ -140,7 +140,11 @@ void *nv_alloc(nv *s, size_t n);
 int nv_err(nv *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 LLVMTypeRef nv_reg_ty(nv *s, int dtype);
 LLVMTypeRef nv_mem_ty(nv *s, int dtype);
+/* A register value as stored in memory (i1 as i8), and back. */
+LLVMValueRef nv_to_mem(nv *s, int dtype, LLVMValueRef v);
+LLVMValueRef nv_from_mem(nv *s, int dtype, LLVMValueRef v);
 LLVMValueRef nv_i32(nv *s, int64_t v);
+/* A call of the function `name`, declared on first use; nargs <= 16. */
 LLVMValueRef nv_call(nv *s, const char *name, LLVMTypeRef ret,
                      LLVMValueRef *args, int nargs);
 /* Run-time coordinates (i32, wrapped into the shape) of register `reg` in

@@ -115,18 +115,6 @@ static LLVMValueRef p_smem_base(nv *s) {
   return s->smem;
 }
 
-static LLVMValueRef call_n(nv *s, const char *name, LLVMTypeRef ret,
-                           LLVMValueRef *args, int nargs) {
-  LLVMTypeRef pt[16];
-  for (int i = 0; i < nargs; i++)
-    pt[i] = LLVMTypeOf(args[i]);
-  LLVMTypeRef ft = LLVMFunctionType(ret, pt, (unsigned)nargs, 0);
-  LLVMValueRef fn = LLVMGetNamedFunction(s->mod, name);
-  if (!fn)
-    fn = LLVMAddFunction(s->mod, name, ft);
-  return LLVMBuildCall2(s->b, ft, fn, args, (unsigned)nargs, "");
-}
-
 static LLVMTypeRef struct_of(nv *s, LLVMTypeRef t, int n) {
   LLVMTypeRef el[4] = {t, t, t, t};
   return LLVMStructTypeInContext(s->ctx, el, (unsigned)n, 0);
@@ -140,10 +128,10 @@ static void p_ldmatrix(nv *s, LLVMValueRef addr, int n, int trans,
            trans ? ".trans" : "");
   LLVMTypeRef i32 = LLVMInt32TypeInContext(s->ctx);
   if (n == 1) {
-    out[0] = call_n(s, name, i32, &addr, 1);
+    out[0] = nv_call(s, name, i32, &addr, 1);
     return;
   }
-  LLVMValueRef r = call_n(s, name, struct_of(s, i32, n), &addr, 1);
+  LLVMValueRef r = nv_call(s, name, struct_of(s, i32, n), &addr, 1);
   for (int q = 0; q < n; q++)
     out[q] = LLVMBuildExtractValue(s->b, r, (unsigned)q, "");
 }
@@ -162,10 +150,10 @@ static void p_mma(nv *s, int dt, LLVMValueRef *a, LLVMValueRef *b,
     args[6 + i] = c[i];
   LLVMTypeRef f32 = LLVMFloatTypeInContext(s->ctx);
   LLVMValueRef r =
-      call_n(s,
-             dt == XK_F16 ? "llvm.nvvm.mma.m16n8k16.row.col.f32.f32"
-                          : "llvm.nvvm.mma.m16n8k16.row.col.bf16",
-             struct_of(s, f32, 4), args, 10);
+      nv_call(s,
+              dt == XK_F16 ? "llvm.nvvm.mma.m16n8k16.row.col.f32.f32"
+                           : "llvm.nvvm.mma.m16n8k16.row.col.bf16",
+              struct_of(s, f32, 4), args, 10);
   for (int q = 0; q < 4; q++)
     d[q] = LLVMBuildExtractValue(s->b, r, (unsigned)q, "");
 }
@@ -178,18 +166,18 @@ static void p_cp_async(nv *s, LLVMValueRef dst, LLVMValueRef src, int bytes,
   snprintf(name, sizeof name, "llvm.nvvm.cp.async.%s.shared.global.%d.s",
            bytes == 16 ? "cg" : "ca", bytes);
   LLVMValueRef args[3] = {dst, src, src_bytes};
-  call_n(s, name, LLVMVoidTypeInContext(s->ctx), args, 3);
+  nv_call(s, name, LLVMVoidTypeInContext(s->ctx), args, 3);
 }
 
 static void p_cp_async_commit(nv *s) {
-  call_n(s, "llvm.nvvm.cp.async.commit.group", LLVMVoidTypeInContext(s->ctx),
-         NULL, 0);
+  nv_call(s, "llvm.nvvm.cp.async.commit.group", LLVMVoidTypeInContext(s->ctx),
+          NULL, 0);
 }
 
 static void p_cp_async_wait(nv *s, int n) {
   LLVMValueRef a = nv_i32(s, n);
-  call_n(s, "llvm.nvvm.cp.async.wait.group", LLVMVoidTypeInContext(s->ctx), &a,
-         1);
+  nv_call(s, "llvm.nvvm.cp.async.wait.group", LLVMVoidTypeInContext(s->ctx), &a,
+          1);
 }
 
 const nv_prims xk_nvptx_prims = {

@@ -12,64 +12,63 @@
 
 /* ---- coordinate maps -------------------------------------------------- */
 
-static void map_int(const nv_map *m, const int *c, int *o) {
+/* The maps that only pick coordinates: source coordinate t is destination
+ * coordinate sel[t], or 0 where sel[t] is -1 (a broadcast dim). 0 for
+ * RESHAPE, which computes them. */
+static int map_select(const nv_map *m, int *sel) {
   switch (m->code) {
+  case XK_OP_RESHAPE:
+    return 0;
   case XK_OP_BROADCAST:
     for (int t = 0; t < m->src_rank; t++)
-      o[t] = m->src_shape[t] == 1 ? 0 : c[t];
-    return;
+      sel[t] = m->src_shape[t] == 1 ? -1 : t;
+    return 1;
   case XK_OP_EXPAND_DIMS:
     for (int t = 0, k = 0; t < m->dst_rank; t++)
       if (t != m->axis)
-        o[k++] = c[t];
-    return;
+        sel[k++] = t;
+    return 1;
   case XK_OP_TRANS:
     for (int t = 0; t < m->dst_rank; t++)
-      o[m->perm[t]] = c[t];
-    return;
-  case XK_OP_RESHAPE: {
-    int64_t lin = 0;
-    for (int t = 0; t < m->dst_rank; t++)
-      lin = lin * m->dst_shape[t] + c[t];
-    for (int t = m->src_rank - 1; t >= 0; t--) {
-      o[t] = (int)(lin % m->src_shape[t]);
-      lin /= m->src_shape[t];
-    }
-    return;
-  }
+      sel[m->perm[t]] = t;
+    return 1;
   default:
     for (int t = 0; t < m->src_rank; t++)
-      o[t] = c[t];
+      sel[t] = t;
+    return 1;
   }
 }
 
-static void map_llvm(nv *s, const nv_map *m, const LLVMValueRef *c,
-                     LLVMValueRef *o) {
-  switch (m->code) {
-  case XK_OP_BROADCAST:
+/* compile-time coordinates */
+static void map_int(const nv_map *m, const int *c, int *o) {
+  int sel[XK_MAX_RANK];
+  if (map_select(m, sel)) {
     for (int t = 0; t < m->src_rank; t++)
-      o[t] = m->src_shape[t] == 1 ? nv_i32(s, 0) : c[t];
-    return;
-  case XK_OP_EXPAND_DIMS:
-    for (int t = 0, k = 0; t < m->dst_rank; t++)
-      if (t != m->axis)
-        o[k++] = c[t];
-    return;
-  case XK_OP_TRANS:
-    for (int t = 0; t < m->dst_rank; t++)
-      o[m->perm[t]] = c[t];
-    return;
-  case XK_OP_RESHAPE: {
-    LLVMValueRef lin = nv_rowmajor(s, c, m->dst_shape, m->dst_rank);
-    for (int t = m->src_rank - 1; t >= 0; t--) {
-      o[t] = LLVMBuildURem(s->b, lin, nv_i32(s, m->src_shape[t]), "");
-      lin = LLVMBuildUDiv(s->b, lin, nv_i32(s, m->src_shape[t]), "");
-    }
+      o[t] = sel[t] < 0 ? 0 : c[sel[t]];
     return;
   }
-  default:
+  int64_t lin = 0;
+  for (int t = 0; t < m->dst_rank; t++)
+    lin = lin * m->dst_shape[t] + c[t];
+  for (int t = m->src_rank - 1; t >= 0; t--) {
+    o[t] = (int)(lin % m->src_shape[t]);
+    lin /= m->src_shape[t];
+  }
+}
+
+/* run-time coordinates */
+static void map_llvm(nv *s, const nv_map *m, const LLVMValueRef *c,
+                     LLVMValueRef *o) {
+  int sel[XK_MAX_RANK];
+  if (map_select(m, sel)) {
     for (int t = 0; t < m->src_rank; t++)
-      o[t] = c[t];
+      o[t] = sel[t] < 0 ? nv_i32(s, 0) : c[sel[t]];
+    return;
+  }
+  LLVMValueRef lin = nv_rowmajor(s, c, m->dst_shape, m->dst_rank);
+  for (int t = m->src_rank - 1; t >= 0; t--) {
+    o[t] = LLVMBuildURem(s->b, lin, nv_i32(s, m->src_shape[t]), "");
+    lin = LLVMBuildUDiv(s->b, lin, nv_i32(s, m->src_shape[t]), "");
   }
 }
 
@@ -108,16 +107,6 @@ static LLVMValueRef smem_load(nv *s, LLVMTypeRef ty, LLVMValueRef ptr) {
 static void smem_store(nv *s, LLVMValueRef v, LLVMValueRef ptr) {
   nv_note_shared(s, LLVMTypeOf(v), ptr, 1);
   LLVMBuildStore(s->b, v, ptr);
-}
-
-static LLVMValueRef to_mem(nv *s, int dt, LLVMValueRef v) {
-  return dt == XK_I1 ? LLVMBuildZExt(s->b, v, nv_mem_ty(s, dt), "") : v;
-}
-
-static LLVMValueRef from_mem(nv *s, int dt, LLVMValueRef v) {
-  return dt == XK_I1 ? LLVMBuildICmp(s->b, LLVMIntNE, v,
-                                     LLVMConstNull(LLVMTypeOf(v)), "")
-                     : v;
 }
 
 static int log2i(int x) {
@@ -194,11 +183,11 @@ int nv_gather(nv *s, const LLVMValueRef *src, const xk_layout *sl, int dt,
     LLVMValueRef c[XK_MAX_RANK];
     nv_coords(s, sl, j, c);
     LLVMValueRef off = smem_off(s, &z, m->src_shape, m->src_rank, c);
-    LLVMValueRef x = to_mem(s, dt, src[j]);
+    LLVMValueRef x = nv_to_mem(s, dt, src[j]);
     if (ws > 1) {
       x = LLVMGetUndef(LLVMVectorType(ty, (unsigned)ws));
       for (int e = 0; e < ws; e++)
-        x = LLVMBuildInsertElement(s->b, x, to_mem(s, dt, src[j + e]),
+        x = LLVMBuildInsertElement(s->b, x, nv_to_mem(s, dt, src[j + e]),
                                    nv_i32(s, e), "");
     }
     LLVMValueRef p = smem_ptr(s, ty, base, off);
@@ -217,7 +206,7 @@ int nv_gather(nv *s, const LLVMValueRef *src, const xk_layout *sl, int dt,
     LLVMValueRef x = LLVMBuildLoad2(s->b, vt, p, "");
     LLVMSetAlignment(x, (unsigned)(wd * esz));
     for (int e = 0; e < wd; e++)
-      out[r + e] = from_mem(
+      out[r + e] = nv_from_mem(
           s, dt,
           wd > 1 ? LLVMBuildExtractElement(s->b, x, nv_i32(s, e), "") : x);
   }

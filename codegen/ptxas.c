@@ -1,5 +1,6 @@
 #include "ptxas.h"
 
+#include "compile.h"
 #include "run_tool.h"
 
 #include <stdio.h>
@@ -67,4 +68,47 @@ int xk_ptxas_run(const char *ptxas, const char *sm, const char *ptx_path,
     xk_diag_set(d, "ptxas rejected %s (%s): %.900s", ptx_path, sm, out);
   free(out);
   return rc ? -1 : 0;
+}
+
+int xk_ptxas_run_text(const char *ptxas, const char *sm, const char *ptx,
+                      size_t len, xk_ptxas_info *info, xk_diag *d) {
+  char path[] = "/tmp/xk_ptxas_XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return xk_diag_set(d, "ptxas: cannot create a temporary PTX file");
+  int ok = write(fd, ptx, len) == (ssize_t)len;
+  close(fd);
+  int rc = ok ? xk_ptxas_run(ptxas, sm, path, "/dev/null", info, d)
+              : xk_diag_set(d, "ptxas: cannot write the PTX to %s", path);
+  unlink(path);
+  return rc;
+}
+
+int xk_ptxas_func(const xk_func *f, const char *sm, LLVMTargetMachineRef tm,
+                  xk_ptxas_info *pi, xk_nvptx_info *info, xk_diag *d) {
+  LLVMTargetMachineRef own = NULL;
+  if (!tm && xk_target_machine(sm, &own, d))
+    return -1;
+  xk_nvptx_info ni;
+  LLVMModuleRef m;
+  char *ptx = NULL;
+  size_t len = 0;
+  int rc = xk_compile_llvm(f, sm, tm ? tm : own, f->name, 1, &m, &ni, d);
+  if (!rc) {
+    rc = xk_target_emit(m, tm ? tm : own, 0, &ptx, &len, d);
+    LLVMDisposeModule(m);
+  }
+  if (own)
+    LLVMDisposeTargetMachine(own);
+  if (rc)
+    return -1;
+  if (info)
+    *info = ni;
+  pi->registers = pi->spill_bytes = -1;
+  pi->shared_bytes = ni.shared_bytes;
+  const char *px = xk_ptxas_find();
+  if (px)
+    rc = xk_ptxas_run_text(px, sm, ptx, len, pi, d);
+  free(ptx);
+  return rc;
 }

@@ -3,7 +3,7 @@
 #ifndef XK_PTXAS_H
 #define XK_PTXAS_H
 
-#include "ir.h"
+#include "lower.h"
 
 typedef struct {
   int registers;   /* per thread, -1 when not reported */
@@ -18,5 +18,18 @@ const char *xk_ptxas_find(void);
  * an error carrying ptxas's own message. */
 int xk_ptxas_run(const char *ptxas, const char *sm, const char *ptx_path,
                  const char *out_path, xk_ptxas_info *info, xk_diag *d);
+/* xk_ptxas_run on PTX text (len bytes) instead of a file: ptxas reads only
+ * files, so the text goes through a temporary one, removed afterwards. */
+int xk_ptxas_run_text(const char *ptxas, const char *sm, const char *ptx,
+                      size_t len, xk_ptxas_info *info, xk_diag *d);
+/* What ptxas -v says of f's variant for `sm` (registers, spills, static
+ * shared memory), the question every variant report asks. tm is a target
+ * machine for sm, or NULL to make one here; info (may be NULL) gets the
+ * lowering's shared bytes and threads. The PTX is emitted even when no
+ * ptxas is found (xk_ptxas_find), so the lowering is still checked and info
+ * filled: then pi has registers = spill_bytes = -1 and the lowering's
+ * shared bytes, and the result is 0. */
+int xk_ptxas_func(const xk_func *f, const char *sm, LLVMTargetMachineRef tm,
+                  xk_ptxas_info *pi, xk_nvptx_info *info, xk_diag *d);
 
 #endif

@@ -111,4 +111,13 @@ extern const xk_sim_symbol xk_sim_symbols[];
 double xk_sim_gld_efficiency(const xk_sim_counters *c);
 double xk_sim_gst_efficiency(const xk_sim_counters *c);
 
+/* Counters of a launch extrapolated from two measured ones, a and b: every
+ * count that adds up over blocks and loop trips (requests, sectors, bytes,
+ * shared memory, instructions) becomes (wa * a + wb * b) / den, rounded to
+ * the nearest; o->blocks = blocks, of a's threads per block. unique_bytes
+ * does not add up (blocks share bytes): 0, for the caller to set. */
+void xk_sim_counters_affine(const xk_sim_counters *a, int64_t wa,
+                            const xk_sim_counters *b, int64_t wb, int64_t den,
+                            int64_t blocks, xk_sim_counters *o);
+
 #endif

@@ -610,6 +610,35 @@ double xk_sim_gst_efficiency(const xk_sim_counters *c) {
                         : 1.0;
 }
 
+static int64_t affine(int64_t a, int64_t wa, int64_t b, int64_t wb,
+                      int64_t den) {
+  int64_t n = wa * a + wb * b;
+  return (n >= 0 ? n + den / 2 : n - den / 2) / den;
+}
+
+void xk_sim_counters_affine(const xk_sim_counters *a, int64_t wa,
+                            const xk_sim_counters *b, int64_t wb, int64_t den,
+                            int64_t blocks, xk_sim_counters *o) {
+  memset(o, 0, sizeof *o);
+#define AFFINE(f) o->f = affine(a->f, wa, b->f, wb, den)
+  AFFINE(gld_requests);
+  AFFINE(gst_requests);
+  AFFINE(gld_sectors);
+  AFFINE(gst_sectors);
+  AFFINE(gld_ideal_sectors);
+  AFFINE(gst_ideal_sectors);
+  AFFINE(gld_bytes);
+  AFFINE(gst_bytes);
+  AFFINE(smem_requests);
+  AFFINE(smem_conflicts);
+  AFFINE(smem_bytes);
+  for (int k = 0; k < XK_SIM_NKINDS; k++)
+    AFFINE(inst[k]);
+#undef AFFINE
+  o->blocks = blocks;
+  o->threads = a->blocks ? blocks * (a->threads / a->blocks) : 0;
+}
+
 #define SYM(f)                                                                 \
   { #f, (void (*)(void))f }
 const xk_sim_symbol xk_sim_symbols[] = {SYM(xk_sim_tid),

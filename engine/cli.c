@@ -30,6 +30,23 @@ int eng_parse_float(const char *flag, const char *s, double lo, double hi,
   return 0;
 }
 
+int eng_common_flag(const char *flag, const char *v, const char **model,
+                    const char **tok, eng_xkv_opts *x, eng_err *err) {
+  if (strcmp(flag, "--model") == 0)
+    *model = v;
+  else if (strcmp(flag, "--tokenizer") == 0)
+    *tok = v;
+  else if (strcmp(flag, "--device") == 0)
+    x->device = v;
+  else if (strcmp(flag, "--dtype") == 0) {
+    if (strcmp(v, "f16") && strcmp(v, "f32"))
+      return eng_fail(err, "--dtype: \"%s\" is not f16 or f32", v);
+    x->f32 = strcmp(v, "f32") == 0;
+  } else
+    return eng_fail(err, "unknown flag %s", flag);
+  return 0;
+}
+
 int eng_flag_value(int argc, char **argv, int *i, const char **out,
                    eng_err *err) {
   if (*i + 1 >= argc)

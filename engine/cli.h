@@ -3,12 +3,19 @@
 #define ENG_CLI_H
 
 #include "err.h"
+#include "kvcache.h"
 
 /* Whole-string numbers within [lo, hi]; errors name the flag. */
 int eng_parse_int(const char *flag, const char *s, long lo, long hi, int *out,
                   eng_err *err);
 int eng_parse_float(const char *flag, const char *s, double lo, double hi,
                     float *out, eng_err *err);
+/* The flags both tools take, the model and where and how its xKV cache
+ * runs: --model, --tokenizer, --device, --dtype f16|f32. Stores v; -1 for
+ * a bad value or a flag that is none of these ("unknown flag"), so a tool
+ * tries its own flags first. */
+int eng_common_flag(const char *flag, const char *v, const char **model,
+                    const char **tok, eng_xkv_opts *x, eng_err *err);
 /* argv[*i + 1] as the value of flag argv[*i]. */
 int eng_flag_value(int argc, char **argv, int *i, const char **out,
                    eng_err *err);

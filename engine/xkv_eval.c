@@ -243,11 +243,7 @@ static int parse(int argc, char **argv, eval_opts *o, eng_err *err) {
     if (eng_flag_value(argc, argv, &i, &v, err))
       return -1;
     int rc = 0;
-    if (strcmp(a, "--model") == 0)
-      o->model = v;
-    else if (strcmp(a, "--tokenizer") == 0)
-      o->tok = v;
-    else if (strcmp(a, "--text") == 0)
+    if (strcmp(a, "--text") == 0)
       o->text = v;
     else if (strcmp(a, "--haystack") == 0)
       o->hay = v;
@@ -255,16 +251,10 @@ static int parse(int argc, char **argv, eval_opts *o, eng_err *err) {
       o->json = v;
     else if (strcmp(a, "--configs") == 0)
       o->configs = v;
-    else if (strcmp(a, "--device") == 0)
-      o->base.device = v;
     else if (strcmp(a, "--tokens") == 0)
       rc = eng_parse_int(a, v, 16, 1 << 20, &o->tokens, err);
-    else if (strcmp(a, "--dtype") == 0) {
-      if (strcmp(v, "f16") && strcmp(v, "f32"))
-        rc = eng_fail(err, "--dtype: \"%s\" is not f16 or f32", v);
-      o->base.f32 = strcmp(v, "f32") == 0;
-    } else
-      rc = eng_fail(err, "unknown flag %s", a);
+    else
+      rc = eng_common_flag(a, v, &o->model, &o->tok, &o->base, err);
     if (rc)
       return -1;
   }

@@ -40,18 +40,12 @@ static int parse(int argc, char **argv, run_opts *o, eng_err *err) {
     if (eng_flag_value(argc, argv, &i, &v, err))
       return -1;
     int rc = 0;
-    if (strcmp(a, "--model") == 0)
-      o->model = v;
-    else if (strcmp(a, "--tokenizer") == 0)
-      o->tok = v;
-    else if (strcmp(a, "--prompt") == 0)
+    if (strcmp(a, "--prompt") == 0)
       o->prompt = v;
     else if (strcmp(a, "--prompt-file") == 0)
       o->prompt_file = v;
     else if (strcmp(a, "--cache") == 0)
       o->cache = v;
-    else if (strcmp(a, "--device") == 0)
-      o->x.device = v;
     else if (strcmp(a, "--max-new") == 0)
       rc = eng_parse_int(a, v, 0, 1 << 20, &o->max_new, err);
     else if (strcmp(a, "--group") == 0)
@@ -70,12 +64,8 @@ static int parse(int argc, char **argv, run_opts *o, eng_err *err) {
       rc = eng_parse_float(a, v, 0.0, 100.0, &o->temp, err);
     else if (strcmp(a, "--top-p") == 0)
       rc = eng_parse_float(a, v, 0.0, 1.0, &o->top_p, err);
-    else if (strcmp(a, "--dtype") == 0) {
-      if (strcmp(v, "f16") && strcmp(v, "f32"))
-        rc = eng_fail(err, "--dtype: \"%s\" is not f16 or f32", v);
-      o->x.f32 = strcmp(v, "f32") == 0;
-    } else
-      rc = eng_fail(err, "unknown flag %s", a);
+    else
+      rc = eng_common_flag(a, v, &o->model, &o->tok, &o->x, err);
     if (rc)
       return -1;
   }

@@ -2,6 +2,7 @@
  * against an independent plain-loop forward pass (no BLAS, llama2.c
  * style: RoPE applied to q and k at each position, post-RoPE key cache),
  * and xKV at full rank against the exact cache's logits. */
+#include "cli.h"
 #include "eval.h"
 #include "generate.h"
 
@@ -237,8 +238,41 @@ START_TEST(xkv_ratio_and_errors) {
 }
 END_TEST
 
+/* The flags xkv-run and xkv-eval share store their values; a bad dtype
+ * and a flag neither tool knows are refused, naming the flag. */
+START_TEST(common_flags) {
+  const char *model = NULL, *tok = NULL;
+  eng_xkv_opts x = {.device = "auto"};
+  eng_err err;
+  static const char *const set[][2] = {{"--model", "m.gguf"},
+                                       {"--tokenizer", "t.bin"},
+                                       {"--device", "cpu"},
+                                       {"--dtype", "f32"}};
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(
+        eng_common_flag(set[i][0], set[i][1], &model, &tok, &x, &err), 0);
+  ck_assert_str_eq(model, "m.gguf");
+  ck_assert_str_eq(tok, "t.bin");
+  ck_assert_str_eq(x.device, "cpu");
+  ck_assert_int_eq(x.f32, 1);
+  ck_assert_int_eq(eng_common_flag("--dtype", "f16", &model, &tok, &x, &err),
+                   0);
+  ck_assert_int_eq(x.f32, 0);
+  ck_assert_int_eq(eng_common_flag("--dtype", "f8", &model, &tok, &x, &err),
+                   -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "--dtype: \"f8\""));
+  ck_assert_int_eq(x.f32, 0);
+  ck_assert_int_eq(eng_common_flag("--modle", "m", &model, &tok, &x, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "unknown flag --modle"));
+  ck_assert_str_eq(model, "m.gguf");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("engine");
+  TCase *cli = tcase_create("cli");
+  tcase_add_test(cli, common_flags);
+  suite_add_tcase(s, cli);
   TCase *tc = tcase_create("stories260K");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 120);

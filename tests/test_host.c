@@ -45,6 +45,24 @@ static int jit_func(const xk_func *f, jitted *j, xk_diag *d) {
   return 0;
 }
 
+/* f, JIT-compiled, on every test size of kernel_cases.c's `kernel` */
+static void check_cases(const char *kernel, const xk_func *f) {
+  xk_diag d;
+  jitted j;
+  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s: %s", kernel, d.msg);
+  for (int s = 0; s < xk_case_nsizes(kernel); s++) {
+    xk_case c;
+    double err;
+    ck_assert_msg(xk_case_setup(kernel, f, s, &c, &d) == 0, "%s", d.msg);
+    xk_case_run_host(&c, j.fn);
+    int rc = xk_case_check(&c, &err, &d);
+    printf("host %-9s %-60s err %.2e\n", kernel, c.desc, err);
+    ck_assert_msg(rc == 0, "%s", d.msg);
+    xk_case_free(&c);
+  }
+  xk_jit_free(j.jit);
+}
+
 static void run1(jitted *j, void **args) {
   int32_t pid[3] = {0, 0, 0}, np[3] = {1, 1, 1};
   j->fn(args, pid, np);
@@ -249,19 +267,8 @@ END_TEST
 START_TEST(test_vadd_handbuilt) {
   static const int blocks[] = {16, 128, 1024};
   for (int b = 0; b < 3; b++) {
-    xk_diag d;
     xk_func *f = hand_vadd(blocks[b]);
-    jitted j;
-    ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
-    for (int s = 0; s < xk_case_nsizes("vadd"); s++) {
-      xk_case c;
-      double err;
-      ck_assert_msg(xk_case_setup("vadd", f, s, &c, &d) == 0, "%s", d.msg);
-      xk_case_run_host(&c, j.fn);
-      ck_assert_msg(xk_case_check(&c, &err, &d) == 0, "%s", d.msg);
-      xk_case_free(&c);
-    }
-    xk_jit_free(j.jit);
+    check_cases("vadd", f);
     xk_func_free(f);
   }
 }
@@ -734,19 +741,7 @@ START_TEST(test_kernel_config) {
   xk_func *f;
   ck_assert_msg(xk_dsl_trace(dsl, k, cf->over, cf->n, &f, &d) == 0, "%s",
                 d.msg);
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s: %s", cf->kernel, d.msg);
-  for (int s = 0; s < xk_case_nsizes(cf->kernel); s++) {
-    xk_case c;
-    double err;
-    ck_assert_msg(xk_case_setup(cf->kernel, f, s, &c, &d) == 0, "%s", d.msg);
-    xk_case_run_host(&c, j.fn);
-    int rc = xk_case_check(&c, &err, &d);
-    printf("host %-9s %-60s err %.2e\n", cf->kernel, c.desc, err);
-    ck_assert_msg(rc == 0, "%s", d.msg);
-    xk_case_free(&c);
-  }
-  xk_jit_free(j.jit);
+  check_cases(cf->kernel, f);
   xk_func_free(f);
 }
 END_TEST

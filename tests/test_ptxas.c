@@ -62,22 +62,13 @@ static int compile(const xk_func *f, const char *sm, result *r, xk_diag *d) {
     return -1;
   ck_assert_int_eq(info.threads, 32 * f->num_warps);
   r->shared_bytes = info.shared_bytes;
+  if (getenv("XK_DUMP_PTX"))
+    fprintf(stderr, "%s\n", r->ptx);
   const char *px = ptxas_path();
   if (!px)
     return 0;
-  char path[] = "/tmp/xk_ptxas_XXXXXX";
-  int fd = mkstemp(path);
-  ck_assert_int_ge(fd, 0);
-  FILE *fp = fdopen(fd, "w");
-  fwrite(r->ptx, 1, len, fp);
-  fclose(fp);
   xk_ptxas_info pi;
-  rc = xk_ptxas_run(px, sm, path, "/dev/null", &pi, d);
-  if (getenv("XK_KEEP_PTX"))
-    fprintf(stderr, "kept %s\n", path);
-  else
-    unlink(path);
-  if (rc)
+  if (xk_ptxas_run_text(px, sm, r->ptx, len, &pi, d))
     return -1;
   r->ran_ptxas = 1;
   r->registers = pi.registers;
@@ -170,6 +161,31 @@ static int vbcast2(xk_func *f, int blk, int a, int m, int n) {
   int32_t sh[2] = {m, n};
   return vbcast(f, blk, a, 2, sh);
 }
+/* program_id(axis) * n + arange(n) */
+static int vprog_range(xk_func *f, int blk, int axis, int n) {
+  int base = v2(f, blk, XK_OP_MUL, vpid(f, blk, axis),
+                vconst_i(f, blk, XK_I32, n, 0, NULL));
+  return v2(f, blk, XK_OP_ADD, vbcast(f, blk, base, 1, (int32_t[]){n}),
+            varange(f, blk, n));
+}
+/* rows[:, None] * stride + cols[None, :] over [m, n]; stride a scalar */
+static int voff2(xk_func *f, int blk, int rows, int stride, int cols, int m,
+                 int n) {
+  int r = v2(f, blk, XK_OP_MUL, vexpand(f, blk, rows, 1),
+             vbcast(f, blk, stride, 2, (int32_t[]){m, 1}));
+  return v2(f, blk, XK_OP_ADD, vbcast2(f, blk, r, m, n),
+            vbcast2(f, blk, vexpand(f, blk, cols, 0), m, n));
+}
+/* (rows[:, None] < nr) & (cols[None, :] < nc) over [m, n] */
+static int vmask2(xk_func *f, int blk, int rows, int nr, int cols, int nc,
+                  int m, int n) {
+  int r = vcmp(f, blk, XK_LT, vexpand(f, blk, rows, 1),
+               vbcast(f, blk, nr, 2, (int32_t[]){m, 1}));
+  int c = vcmp(f, blk, XK_LT, vexpand(f, blk, cols, 0),
+               vbcast(f, blk, nc, 2, (int32_t[]){1, n}));
+  return v2(f, blk, XK_OP_AND, vbcast2(f, blk, r, m, n),
+            vbcast2(f, blk, c, m, n));
+}
 static int vreduce(xk_func *f, int blk, int a, int axis, int red) {
   xk_type t = xk_vtype(f, a);
   for (int i = axis; i + 1 < t.rank; i++)
@@ -211,10 +227,7 @@ static xk_func *k_vadd(int block, int nw) {
   int Z = xk_func_add_arg(f, "Z", xk_type_ptr(XK_F32));
   int N = xk_func_add_arg(f, "N", xk_type_scalar(XK_I32));
   int32_t sh[1] = {block};
-  int base = v2(f, 0, XK_OP_MUL, vpid(f, 0, 0),
-                vconst_i(f, 0, XK_I32, block, 0, NULL));
-  int offs =
-      v2(f, 0, XK_OP_ADD, vbcast(f, 0, base, 1, sh), varange(f, 0, block));
+  int offs = vprog_range(f, 0, 0, block);
   int mask = vcmp(f, 0, XK_LT, offs, vbcast(f, 0, N, 1, sh));
   int x = vload(f, 0, vptradd(f, 0, vbcast(f, 0, X, 1, sh), offs), mask, -1);
   int y = vload(f, 0, vptradd(f, 0, vbcast(f, 0, Y, 1, sh), offs), mask, -1);
@@ -256,12 +269,7 @@ static xk_func *k_rows(int bm, int bn, int nw) {
   int S = xk_func_add_arg(f, "S", xk_type_ptr(XK_F32));
   int rm = varange(f, 0, bm), rn = varange(f, 0, bn);
   int32_t sh[2] = {bm, bn};
-  int offs = v2(f, 0, XK_OP_ADD,
-                vbcast2(f, 0,
-                        v2(f, 0, XK_OP_MUL, vexpand(f, 0, rm, 1),
-                           vconst_i(f, 0, XK_I32, bn, 2, (int32_t[]){bm, 1})),
-                        bm, bn),
-                vbcast2(f, 0, vexpand(f, 0, rn, 0), bm, bn));
+  int offs = voff2(f, 0, rm, vconst_i(f, 0, XK_I32, bn, 0, NULL), rn, bm, bn);
   int x = vload(f, 0, vptradd(f, 0, vbcast(f, 0, X, 2, sh), offs), -1, -1);
   int mx = vreduce(f, 0, x, 1, XK_RED_MAX);
   int d = v2(f, 0, XK_OP_SUB, x, vbcast2(f, 0, vexpand(f, 0, mx, 1), bm, bn));
@@ -277,12 +285,7 @@ static xk_func *k_rows(int bm, int bn, int nw) {
       xk_emit(f, 0, XK_OP_TRANS, &d, 1, xk_type_tile(XK_F32, 2, tsh), at, L0);
   /* store xt with row-major offsets of the transposed tile: the offsets are
    * pure, xt's layout is the permuted one */
-  int toffs = v2(f, 0, XK_OP_ADD,
-                 vbcast2(f, 0,
-                         v2(f, 0, XK_OP_MUL, vexpand(f, 0, rn, 1),
-                            vconst_i(f, 0, XK_I32, bm, 2, (int32_t[]){bn, 1})),
-                         bn, bm),
-                 vbcast2(f, 0, vexpand(f, 0, rm, 0), bn, bm));
+  int toffs = voff2(f, 0, rn, vconst_i(f, 0, XK_I32, bm, 0, NULL), rm, bn, bm);
   int xtp = v2(f, 0, XK_OP_ADD, xt, vconst_f(f, 0, XK_F32, 1.0, 2, tsh));
   vstore(f, 0, vptradd(f, 0, vbcast(f, 0, Y, 2, tsh), toffs), xtp, -1);
   /* a reshape through shared memory, stored flat */
@@ -302,18 +305,7 @@ static xk_func *k_gemm(int dt, int bm, int bn, int bk, int nw) {
   int M = xk_func_add_arg(f, "M", xk_type_scalar(XK_I32));
   int N = xk_func_add_arg(f, "N", xk_type_scalar(XK_I32));
   int K = xk_func_add_arg(f, "K", xk_type_scalar(XK_I32));
-  int rm = v2(f, 0, XK_OP_ADD,
-              vbcast(f, 0,
-                     v2(f, 0, XK_OP_MUL, vpid(f, 0, 0),
-                        vconst_i(f, 0, XK_I32, bm, 0, NULL)),
-                     1, (int32_t[]){bm}),
-              varange(f, 0, bm));
-  int rn = v2(f, 0, XK_OP_ADD,
-              vbcast(f, 0,
-                     v2(f, 0, XK_OP_MUL, vpid(f, 0, 1),
-                        vconst_i(f, 0, XK_I32, bn, 0, NULL)),
-                     1, (int32_t[]){bn}),
-              varange(f, 0, bn));
+  int rm = vprog_range(f, 0, 0, bm), rn = vprog_range(f, 0, 1, bn);
   int32_t csh[2] = {bm, bn};
   int acc0 = vconst_f(f, 0, XK_F32, 0.0, 2, csh);
   int opnd[4] = {vconst_i(f, 0, XK_I32, 0, 0, NULL), K,
@@ -328,40 +320,14 @@ static xk_func *k_gemm(int dt, int bm, int bn, int bk, int nw) {
   int rk = v2(f, body, XK_OP_ADD, vbcast(f, body, k0, 1, (int32_t[]){bk}),
               varange(f, body, bk));
   /* a: [bm, bk] */
-  int aoff = v2(f, body, XK_OP_ADD,
-                vbcast2(f, body,
-                        v2(f, body, XK_OP_MUL, vexpand(f, body, rm, 1),
-                           vbcast(f, body, K, 2, (int32_t[]){bm, 1})),
-                        bm, bk),
-                vbcast2(f, body, vexpand(f, body, rk, 0), bm, bk));
-  int amask = v2(f, body, XK_OP_AND,
-                 vbcast2(f, body,
-                         vcmp(f, body, XK_LT, vexpand(f, body, rm, 1),
-                              vbcast(f, body, M, 2, (int32_t[]){bm, 1})),
-                         bm, bk),
-                 vbcast2(f, body,
-                         vcmp(f, body, XK_LT, vexpand(f, body, rk, 0),
-                              vbcast(f, body, K, 2, (int32_t[]){1, bk})),
-                         bm, bk));
+  int aoff = voff2(f, body, rm, K, rk, bm, bk);
+  int amask = vmask2(f, body, rm, M, rk, K, bm, bk);
   int a =
       vload(f, body,
             vptradd(f, body, vbcast(f, body, A, 2, (int32_t[]){bm, bk}), aoff),
             amask, vconst_f(f, body, dt, 0.0, 2, (int32_t[]){bm, bk}));
-  int boff = v2(f, body, XK_OP_ADD,
-                vbcast2(f, body,
-                        v2(f, body, XK_OP_MUL, vexpand(f, body, rk, 1),
-                           vbcast(f, body, N, 2, (int32_t[]){bk, 1})),
-                        bk, bn),
-                vbcast2(f, body, vexpand(f, body, rn, 0), bk, bn));
-  int bmask = v2(f, body, XK_OP_AND,
-                 vbcast2(f, body,
-                         vcmp(f, body, XK_LT, vexpand(f, body, rk, 1),
-                              vbcast(f, body, K, 2, (int32_t[]){bk, 1})),
-                         bk, bn),
-                 vbcast2(f, body,
-                         vcmp(f, body, XK_LT, vexpand(f, body, rn, 0),
-                              vbcast(f, body, N, 2, (int32_t[]){1, bn})),
-                         bk, bn));
+  int boff = voff2(f, body, rk, N, rn, bk, bn);
+  int bmask = vmask2(f, body, rk, K, rn, N, bk, bn);
   int b =
       vload(f, body,
             vptradd(f, body, vbcast(f, body, B, 2, (int32_t[]){bk, bn}), boff),
@@ -371,21 +337,8 @@ static xk_func *k_gemm(int dt, int bm, int bn, int bk, int nw) {
   int nacc = xk_emit(f, body, XK_OP_DOT, dop, 3, accty, z, L0);
   xk_op_new(f, body, XK_OP_YIELD, &nacc, 1, NULL, 0, z, L0);
   int res = f->ops[fop].res[0];
-  int coff = v2(f, 0, XK_OP_ADD,
-                vbcast2(f, 0,
-                        v2(f, 0, XK_OP_MUL, vexpand(f, 0, rm, 1),
-                           vbcast(f, 0, N, 2, (int32_t[]){bm, 1})),
-                        bm, bn),
-                vbcast2(f, 0, vexpand(f, 0, rn, 0), bm, bn));
-  int cmask = v2(f, 0, XK_OP_AND,
-                 vbcast2(f, 0,
-                         vcmp(f, 0, XK_LT, vexpand(f, 0, rm, 1),
-                              vbcast(f, 0, M, 2, (int32_t[]){bm, 1})),
-                         bm, bn),
-                 vbcast2(f, 0,
-                         vcmp(f, 0, XK_LT, vexpand(f, 0, rn, 0),
-                              vbcast(f, 0, N, 2, (int32_t[]){1, bn})),
-                         bm, bn));
+  int coff = voff2(f, 0, rm, N, rn, bm, bn);
+  int cmask = vmask2(f, 0, rm, M, rn, N, bm, bn);
   int out =
       dt == XK_F32 ? res : v1(f, 0, XK_OP_CAST, res, xk_type_tile(dt, 2, csh));
   vstore(f, 0, vptradd(f, 0, vbcast(f, 0, C, 2, csh), coff), out, cmask);

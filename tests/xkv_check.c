@@ -8,9 +8,7 @@
 #include "kernel_cases.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <time.h>
-#include <unistd.h>
 
 static double now_ms(void) {
   struct timespec t;
@@ -50,34 +48,6 @@ static int run_host(const xk_func *f, xk_jit *jit, LLVMTargetMachineRef tm,
   return 0;
 }
 
-static int run_ptxas(const xk_func *f, LLVMTargetMachineRef tm,
-                     xk_ptxas_info *pi, xk_nvptx_info *info, xk_diag *d) {
-  char sym[128], path[] = "/tmp/xkv-check-XXXXXX";
-  LLVMModuleRef mod;
-  char *ptx;
-  size_t len;
-  xk_variant_symbol(f, "sm_90", sym, sizeof sym);
-  if (xk_compile_llvm(f, "sm_90", tm, sym, 1, &mod, info, d))
-    return -1;
-  int rc = xk_target_emit(mod, tm, 0, &ptx, &len, d);
-  LLVMDisposeModule(mod);
-  if (rc)
-    return -1;
-  const char *ptxas = xk_ptxas_find();
-  int fd = ptxas ? mkstemp(path) : -1;
-  if (fd >= 0) {
-    rc = write(fd, ptx, len) == (ssize_t)len ? 0 : -1;
-    close(fd);
-    rc = rc ? xk_diag_set(d, "%s: write failed", path)
-            : xk_ptxas_run(ptxas, "sm_90", path, "/dev/null", pi, d);
-    unlink(path);
-  } else {
-    pi->registers = -1; /* no ptxas: PTX emitted but not assembled */
-  }
-  free(ptx);
-  return rc;
-}
-
 int main(int argc, char **argv) {
   const char *src = argc > 1 ? argv[1] : "kernels.xk";
   xk_diag d;
@@ -102,20 +72,22 @@ int main(int argc, char **argv) {
     const char *name = xk_dsl_kernel(dsl, k)->name;
     int ok = xk_compile_ir(dsl, k, NULL, 0, &f, &d) == 0;
     ok = ok && run_host(f, jit, host, &err, &tol, &ms, &sizes, &d) == 0;
-    ok = ok && run_ptxas(f, gpu, &pi, &info, &d) == 0;
+    ok = ok && xk_ptxas_func(f, "sm_90", gpu, &pi, &info, &d) == 0;
     if (!ok) {
       printf("%-22s FAILED: %s\n", name, d.msg);
       bad++;
     } else {
-      char regs[16] = "n/a";
-      if (pi.registers >= 0)
+      char regs[16] = "n/a", spills[16] = "n/a"; /* no ptxas */
+      if (pi.registers >= 0) {
         snprintf(regs, sizeof regs, "%d", pi.registers);
+        snprintf(spills, sizeof spills, "%d", pi.spill_bytes);
+      }
       if (sizes)
-        printf("%-22s %5d %11.2e %8.0e %9.3f | %6s %6d %7d %5s\n", name, sizes,
-               err, tol, ms, regs, pi.spill_bytes, info.shared_bytes, "yes");
+        printf("%-22s %5d %11.2e %8.0e %9.3f | %6s %6s %7d %5s\n", name, sizes,
+               err, tol, ms, regs, spills, info.shared_bytes, "yes");
       else /* checked through the xKV cache tests (tests/test_xkv_*) */
-        printf("%-22s %5s %11s %8s %9s | %6s %6d %7d %5s\n", name, "-", "-",
-               "-", "-", regs, pi.spill_bytes, info.shared_bytes, "yes");
+        printf("%-22s %5s %11s %8s %9s | %6s %6s %7d %5s\n", name, "-", "-",
+               "-", "-", regs, spills, info.shared_bytes, "yes");
     }
     xk_func_free(f);
   }

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 int xkv_dsim_kernel_build(xk_dsl *dsl, const char *name,
                           const xk_constexpr *over, int nover,
@@ -45,45 +44,6 @@ void xkv_dsim_kernel_free(xkv_dsim_kernel *k) {
   xk_jit_free(k->jit);
   xk_func_free(k->f);
   memset(k, 0, sizeof *k);
-}
-
-int xkv_dsim_ptxas(const xkv_dsim_kernel *k, xk_ptxas_info *pi, xk_diag *d) {
-  pi->registers = pi->spill_bytes = -1;
-  pi->shared_bytes = k->info.shared_bytes;
-  const char *px = xk_ptxas_find();
-  if (!px)
-    return 0;
-  LLVMTargetMachineRef tm;
-  LLVMModuleRef m;
-  char *ptx = NULL;
-  size_t len = 0;
-  if (xk_target_machine("sm_90", &tm, d))
-    return -1;
-  int rc = xk_compile_llvm(k->f, "sm_90", tm, k->f->name, 1, &m, NULL, d);
-  if (!rc) {
-    rc = xk_target_emit(m, tm, 0, &ptx, &len, d);
-    LLVMDisposeModule(m);
-  }
-  LLVMDisposeTargetMachine(tm);
-  if (rc)
-    return -1;
-  char path[] = "/tmp/xkv_dsim_XXXXXX";
-  int fd = mkstemp(path);
-  FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
-  if (!fp) {
-    if (fd >= 0) {
-      close(fd);
-      unlink(path);
-    }
-    free(ptx);
-    return xk_diag_set(d, "xkv_dsim: cannot write a temporary PTX file");
-  }
-  fwrite(ptx, 1, len, fp);
-  fclose(fp);
-  free(ptx);
-  rc = xk_ptxas_run(px, "sm_90", path, "/dev/null", pi, d);
-  unlink(path);
-  return rc;
 }
 
 int64_t xkv_dsim_const(const xkv_dsim_kernel *k, const char *name) {

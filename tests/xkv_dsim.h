@@ -28,9 +28,6 @@ int xkv_dsim_kernel_build(xk_dsl *dsl, const char *name,
                           const xk_constexpr *over, int nover,
                           xkv_dsim_kernel *k, xk_diag *d);
 void xkv_dsim_kernel_free(xkv_dsim_kernel *k);
-/* ptxas's registers and spills for k's variant compiled for sm_90 (what the
- * H100 perf model needs); registers -1 when no ptxas is found. */
-int xkv_dsim_ptxas(const xkv_dsim_kernel *k, xk_ptxas_info *pi, xk_diag *d);
 /* A const of k's variant (-1 when it has none). */
 int64_t xkv_dsim_const(const xkv_dsim_kernel *k, const char *name);
 
