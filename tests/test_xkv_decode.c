@@ -2,7 +2,7 @@
  * rebuilt from the cache's factors plus the exact appended tokens
  * (xkv_ref.c); L not a multiple of the tiles, head_dim 64 and 128, ranks
  * 32..576, GQA 1, 4, 8, f16 factors; and the exact (uncompressed) cache
- * against attention over the original K/V. */
+ * against attention over the original K/V; both RoPE styles. */
 #include "xkv.h"
 #include "xkv_ref.h"
 
@@ -16,16 +16,33 @@
 typedef struct {
   int d, hq, hkv, W, L, rk, rv, tail, exact;
   xkv_dtype dt;
+  int half; /* XKV_ROPE_HALF (HF-style pairs (i, i + d/2)) */
 } dcase;
 
 static const dcase cases[] = {
-    {64, 4, 4, 2, 150, 32, 48, 3, 0, XKV_F16},    /* GQA 1 */
-    {128, 8, 2, 2, 201, 100, 160, 2, 0, XKV_F16}, /* GQA 4 */
-    {64, 16, 2, 4, 333, 64, 200, 5, 0, XKV_BF16}, /* GQA 8 */
-    {128, 8, 2, 4, 590, 576, 96, 1, 0, XKV_F16},  /* rank 576 */
-    {64, 8, 2, 2, 77, 0, 0, 4, 1, XKV_F32},       /* exact cache */
-    {128, 4, 1, 1, 45, 0, 0, 2, 1, XKV_F16},      /* exact, f16 */
+    {64, 4, 4, 2, 150, 32, 48, 3, 0, XKV_F16, 0},    /* GQA 1 */
+    {128, 8, 2, 2, 201, 100, 160, 2, 0, XKV_F16, 0}, /* GQA 4 */
+    {64, 16, 2, 4, 333, 64, 200, 5, 0, XKV_BF16, 0}, /* GQA 8 */
+    {128, 8, 2, 4, 590, 576, 96, 1, 0, XKV_F16, 0},  /* rank 576 */
+    {64, 8, 2, 2, 77, 0, 0, 4, 1, XKV_F32, 0},       /* exact cache */
+    {128, 4, 1, 1, 45, 0, 0, 2, 1, XKV_F16, 0},      /* exact, f16 */
+    {64, 8, 2, 2, 120, 40, 56, 3, 0, XKV_F16, 1},    /* HF-style RoPE */
+    {64, 4, 2, 1, 50, 0, 0, 2, 1, XKV_F32, 1},       /* exact, HF-style */
 };
+
+/* rows x [rows, d] with HF-style RoPE pairs (i, i + d/2) moved next to each
+ * other: the interleaved layout whose RoPE is the same rotation */
+static void to_pairs(float *x, size_t rows, int d) {
+  float t[256];
+  for (size_t r = 0; r < rows; r++) {
+    float *p = x + r * d;
+    for (int i = 0; i < d / 2; i++) {
+      t[2 * i] = p[i];
+      t[2 * i + 1] = p[i + d / 2];
+    }
+    memcpy(p, t, (size_t)d * sizeof *t);
+  }
+}
 
 static void fill(float *x, size_t n, uint64_t *s, double scale) {
   for (size_t i = 0; i < n; i++)
@@ -49,6 +66,8 @@ START_TEST(decode_matches_reference) {
                         .exact = t->exact,
                         .dtype = t->dt,
                         .rope_theta = 10000,
+                        .rope_style =
+                            t->half ? XKV_ROPE_HALF : XKV_ROPE_INTERLEAVED,
                         .seed = 3};
   xkv_cache *c;
   ck_assert_msg(xkv_cache_create(ctx, &f, &c) == XKV_OK, "%s",
@@ -88,15 +107,20 @@ START_TEST(decode_matches_reference) {
       ck_assert_int_eq(xkv_ref_reconstruct(c, l, rk, rv), 0);
     ck_assert_msg(xkv_attention(c, l, q, T, out) == XKV_OK, "%s",
                   xkv_last_error(ctx));
+    if (t->half) { /* the factors' rows are already in pair order */
+      int first = t->exact ? 0 : t->L;
+      to_pairs(rk + (size_t)first * hd, (size_t)(T - first) * t->hkv, t->d);
+      to_pairs(q, (size_t)t->hq, t->d);
+    }
     xkv_ref_attention(q, rk, rv, T, t->hq, t->hkv, t->d, T, 10000, ref);
     size_t no = (size_t)t->hq * t->d;
     double err = xkv_ref_rel_err(out, ref, no),
            cs = xkv_ref_cosine(out, ref, no);
     double tol = t->dt == XKV_F32 ? 1e-4 : 2e-2;
-    printf("d=%d Hq=%d Hkv=%d W=%d L=%d+%d rk=%d rv=%d %s layer %d: rel err "
-           "%.2e cosine %.6f\n",
+    printf("d=%d Hq=%d Hkv=%d W=%d L=%d+%d rk=%d rv=%d %s%s layer %d: rel "
+           "err %.2e cosine %.6f\n",
            t->d, t->hq, t->hkv, t->W, t->L, t->tail, t->rk, t->rv,
-           t->exact ? "exact" : "xkv", l, err, cs);
+           t->exact ? "exact" : "xkv", t->half ? " half-RoPE" : "", l, err, cs);
     ck_assert_double_lt(err, tol);
     ck_assert_double_gt(cs, 0.99);
   }

@@ -82,7 +82,7 @@ static int rebuild(xkv_cache *c, const void *a_dev, const void *b_dev, int L,
 int xkv_ref_reconstruct(xkv_cache *c, int layer, float *k, float *v) {
   const xkv_group *g = &c->groups[layer / c->cfg.group];
   const xkv_layer *y = &c->layers[layer];
-  if (!g->rank_k || c->cfg.rope_style != XKV_ROPE_INTERLEAVED)
+  if (!g->rank_k)
     return -1;
   return rebuild(c, g->ak, y->bk, g->L, g->rank_k, k) ||
                  rebuild(c, g->av, y->bv, g->L, g->rank_v, v)

@@ -13,7 +13,8 @@ double xkv_ref_gauss(uint64_t *s);
 int xkv_ref_svd(const float *x, int m, int n, int r, double *best_err,
                 double *norm, double *sigma);
 /* Layer l's pre-RoPE keys and values [L, Hkv, d] rebuilt from the cache's
- * factors (A B_l, f32), for an interleaved-RoPE cache; -1 on failure. */
+ * factors (A B_l, f32), keys in the cache's pair order (the input order
+ * for interleaved RoPE); -1 on failure. */
 int xkv_ref_reconstruct(xkv_cache *c, int layer, float *k, float *v);
 /* n storage-dtype elements of device memory dev as f32 host memory (to
  * free); NULL on failure. */
