@@ -24,7 +24,7 @@
  * registers and shared memory into a time; the HBM roofline column is
  * bytes / 3.35 TB/s (H100 SXM).
  *
- *   decode_model [KERNELS.xk]
+ *   decode_model [KERNELS.xk [RANK_K RANK_V]]
  *
  * Writes bench/results/decode-model-h100-<date>.csv. */
 #include "../tests/xkv_dsim.h"
@@ -39,8 +39,8 @@
 #define HQ 32
 #define HKV 8
 #define HEAD_D 128
-#define RK 384
-#define RV 576
+/* the ranks; `decode_model KERNELS RK RV` models others */
+static int RK = 384, RV = 576;
 #define ESZ 2 /* f16 */
 #define UNITS 132
 #define HBM_BW 3.35e12
@@ -330,6 +330,15 @@ int main(int argc, char **argv) {
   const char *src = argc > 1 ? argv[1] : XK_SRC "/kernels.xk";
   xk_dsl *dsl = NULL;
   xk_diag d = {{0}};
+  int ranks = argc > 3; /* other ranks: no tune sweep, own results file */
+  if (ranks) {
+    RK = atoi(argv[2]);
+    RV = atoi(argv[3]);
+    if (RK < 1 || RV < 1) {
+      fprintf(stderr, "decode_model: ranks must be positive integers\n");
+      return 1;
+    }
+  }
   kern lr = {0}, ex = {0}, cb = {0};
   int rc = 1;
   FILE *csv = NULL;
@@ -349,9 +358,10 @@ int main(int argc, char **argv) {
   if (measure_fit(&lr, 1, &flr, &d) || measure_fit(&ex, 0, &fex, &d))
     goto out;
   printf("sim distinct bytes of the reduced runs match the analytic counts\n");
-  char path[512];
-  csv = xk_bench_results_open("decode-model-h100", "csv", path, sizeof path,
-                              NULL);
+  char path[512], stem[64] = "decode-model-h100";
+  if (ranks)
+    snprintf(stem, sizeof stem, "decode-model-h100-r%dx%d", RK, RV);
+  csv = xk_bench_results_open(stem, "csv", path, sizeof path, NULL);
   if (!csv) {
     xk_diag_set(&d, "cannot write %s", path);
     goto out;
@@ -427,7 +437,7 @@ int main(int argc, char **argv) {
       }
     }
   }
-  if (tune_lr(dsl, &d))
+  if (!ranks && tune_lr(dsl, &d))
     goto out;
   printf("\nspeedup = modeled exact / modeled xKV; bytes = exact / xKV "
          "distinct bytes; roof = the same at %.2f TB/s (xKV bytes include "
