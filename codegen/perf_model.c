@@ -6,9 +6,14 @@
  *   (registers are allocated per warp in 256s; each block also reserves
  *   1 KB of shared memory for the system)
  *   waves    = ceil(blocks / (132 * blocks_per_sm))
- *   wave_eff = blocks / (waves * 132 * blocks_per_sm)
+ *   wave_eff = blocks / (waves * 132 * blocks_per_sm) when the grid fills
+ *              the block slots; a smaller grid keeps min(blocks, 132) SMs
+ *              busy: wave_eff = min(blocks, 132) / 132 (an SM's pipes do
+ *              not split per block slot)
  *   hide     = min(1, resident warps per SM / 8): two warps per scheduler
- *              keep the pipes and memory busy for these tiled kernels
+ *              keep the pipes and memory busy for these tiled kernels;
+ *              resident blocks per SM = min(blocks_per_sm,
+ *              ceil(blocks / 132))
  *   t_dram   = unique bytes / 3.0 TB/s (every distinct byte crosses DRAM
  *              once: reuse between blocks hits the 50 MB L2)
  *   t_l2     = 32 * sectors / 5.5 TB/s (what the requests move, so poor
@@ -60,8 +65,12 @@ int xk_perf_model(const xk_sim_counters *c, const xk_perf_launch *l,
   e->occupancy = (double)(by[k] * warps) / 64.0;
   double slots = (double)SMS * by[k];
   e->waves = (double)((l->blocks + (int64_t)slots - 1) / (int64_t)slots);
-  e->wave_eff = (double)l->blocks / (e->waves * slots);
-  e->hide = by[k] * warps >= 8 ? 1.0 : by[k] * warps / 8.0;
+  int64_t resident = (l->blocks + SMS - 1) / SMS;
+  resident = resident < by[k] ? resident : by[k];
+  e->wave_eff = e->waves > 1
+                    ? (double)l->blocks / (e->waves * slots)
+                    : (double)(l->blocks < SMS ? l->blocks : SMS) / SMS;
+  e->hide = resident * warps >= 8 ? 1.0 : (double)(resident * warps) / 8.0;
   e->t_dram = (double)c->unique_bytes / DRAM_BW;
   e->t_l2 = 32.0 * (double)(c->gld_sectors + c->gst_sectors) / L2_BW;
   e->t_tensor = 4096.0 * (double)c->inst[XK_SIM_MMA] / TENSOR_FLOPS;

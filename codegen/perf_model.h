@@ -17,7 +17,7 @@ typedef struct {
   const char *limiter; /* "threads", "registers", "shared", "blocks" */
   double occupancy;    /* resident warps / 64 */
   double waves;        /* grid / (SMs * blocks_per_sm), rounded up */
-  double wave_eff;     /* busy fraction of the block slots over the waves */
+  double wave_eff;     /* busy fraction of the machine over the waves */
   double hide;         /* latency hiding from resident warps, <= 1 */
   /* the throughput bounds at full machine rate, seconds */
   double t_dram, t_l2, t_tensor, t_fma;
