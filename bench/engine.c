@@ -3,6 +3,7 @@
  * in one run on this CPU. stories260K at its 512 limit; SmolLM2 at 2K (and
  * 8K with --long) when models/ has it. Writes bench/results/engine-*.json.
  * usage: engine [--long] */
+#include "cli.h"
 #include "generate.h"
 #include "results_file.h"
 
@@ -74,6 +75,7 @@ static int bench(FILE *js, int *first, const char *name, const char *path,
 }
 
 int main(int argc, char **argv) {
+  eng_blas_spin_limit(argv);
   int lng = argc > 1 && strcmp(argv[1], "--long") == 0;
   char day[11], path[512];
   FILE *js =

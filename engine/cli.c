@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int eng_parse_int(const char *flag, const char *s, long lo, long hi, int *out,
                   eng_err *err) {
@@ -68,8 +69,16 @@ int eng_read_text(const char *path, char **out, eng_err *err) {
   return 0;
 }
 
+void eng_blas_spin_limit(char **argv) {
+  if (getenv("OPENBLAS_THREAD_TIMEOUT") ||
+      setenv("OPENBLAS_THREAD_TIMEOUT", "20", 1))
+    return;
+  execv("/proc/self/exe", argv);
+}
+
 int eng_cli_main(const char *tool, const char *usage, int argc, char **argv,
                  void *opts, eng_parse_fn parse, eng_run_fn run) {
+  eng_blas_spin_limit(argv);
   eng_err err = {{0}};
   if (parse(argc, argv, opts, &err)) {
     if (strcmp(err.msg, "help") == 0) {
