@@ -16,6 +16,7 @@
  * XKV_BENCH_DEVICE (default cpu) picks the device, e.g. cuda on a lent GPU;
  * XKV_BENCH_LENGTHS="16384,32768" overrides the context lengths. */
 #include "../runtime/xkv_cache_int.h"
+#include "cli.h"
 #include "results_file.h"
 #include "xkv.h"
 
@@ -183,6 +184,7 @@ static int lengths(int *Ls) {
 }
 
 int main(int argc, char **argv) {
+  eng_blas_spin_limit(argv); /* idle OpenBLAS threads made timings bimodal */
   const char *sh = getenv("XKV_BENCH_SHAPE");
   int llama = sh && !strcmp(sh, "llama8b");
   shape s = llama ? (shape){32, 8, 128, 32, 4, 384, 576}
