@@ -113,14 +113,14 @@ static xkv_status check_config(xkv_context *ctx, const xkv_cache_config *f) {
 }
 
 /* Registers the embedded kernels once per context. */
-static xkv_status register_kernels(xkv_context *ctx) {
+static xkv_status register_kernels(xkv_context *ctx,
+                                   const xkv_device_info *di) {
   xkv_kernel *k;
   if (xkv_kernel_find(ctx, "xkv_decode_combine", NULL, 0, &k) == XKV_OK)
     return XKV_OK;
-  xkv_device_info di;
-  xkv_status s = xkv_device_get_info(ctx, &di);
   const xkv_embedded *const *t =
-      di.kind == XKV_DEVICE_CPU ? host_tables : gpu_tables;
+      di->kind == XKV_DEVICE_CPU ? host_tables : gpu_tables;
+  xkv_status s = XKV_OK;
   for (int i = 0; !s && i < 3; i++)
     s = xkv_registry_add_embedded(ctx, t[i]);
   return s;
@@ -210,7 +210,7 @@ xkv_status xkv_cache_create(xkv_context *ctx, const xkv_cache_config *cfg,
   xkv_device_info di;
   s = s ? s : xkv_device_get_info(ctx, &di);
   c->units = s ? 1 : di.units;
-  s = s ? s : register_kernels(ctx);
+  s = s ? s : register_kernels(ctx, &di);
   s = s ? s : find_kernels(c);
   s = s ? s : rope_tables(c);
   size_t hq = (size_t)cfg->n_heads;
