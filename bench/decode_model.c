@@ -27,6 +27,7 @@
  *   decode_model [KERNELS.xk [RANK_K RANK_V]]
  *
  * Writes bench/results/decode-model-h100-<date>.csv. */
+#include "../runtime/xkv_cache_int.h"
 #include "../tests/xkv_dsim.h"
 #include "perf_model.h"
 #include "results_file.h"
@@ -44,25 +45,15 @@ static int RK = 384, RV = 576;
 #define ESZ 2 /* f16 */
 #define UNITS 132
 #define HBM_BW 3.35e12
-/* the runtime's split rule (runtime/xkv_cache_attn.c, xkv_cache_int.h) */
-#define RT_BLOCK_G 8
-#define MIN_SPLIT_TOKENS 256
-#define SOURCE_SPLITS 64
-#define MAX_SPLITS 128
 
 static const int lens[] = {16384, 32768, 65536, 131072};
 static const int batches[] = {1, 2, 4, 8, 16};
 #define NLENS (int)(sizeof lens / sizeof *lens)
 #define NBATCH (int)(sizeof batches / sizeof *batches)
 
-/* nsplits() of runtime/xkv_cache_attn.c with units = 132 SMs */
+/* the runtime's split rule on an H100's 132 SMs */
 static int nsplits(int T) {
-  int progs = HKV * ((HQ / HKV + RT_BLOCK_G - 1) / RT_BLOCK_G);
-  int n = (2 * UNITS + progs - 1) / progs;
-  int most = (T + MIN_SPLIT_TOKENS - 1) / MIN_SPLIT_TOKENS;
-  n = n < most ? n : most;
-  n = n < SOURCE_SPLITS ? n : SOURCE_SPLITS;
-  return n > 0 ? n : 1;
+  return xkv_cache_nsplits(UNITS, HQ, HKV, T);
 }
 
 static int64_t cdiv(int64_t a, int64_t b) {
@@ -163,7 +154,7 @@ static int measure_split(const kern *k, int lr, int nb, xk_sim_counters *c,
                       .tail = lr ? 0 : n,
                       .ns_lr = lr ? 2 : 0,
                       .ns_ex = lr ? 0 : 2,
-                      .ldo = MAX_SPLITS,
+                      .ldo = XKV_MAX_SPLITS,
                       .theta = 500000.0,
                       .seed = 7};
   xkv_dsim p;
@@ -173,7 +164,7 @@ static int measure_split(const kern *k, int lr, int nb, xk_sim_counters *c,
   int rc = lr ? xkv_dsim_lr(&p, &k->k, grid, c, d)
               : xkv_dsim_exact(&p, &k->k, grid, c, d);
   xkv_dsim_free(&p);
-  int64_t qc = G < RT_BLOCK_G ? G : RT_BLOCK_G;
+  int64_t qc = G < XKV_DECODE_BLOCK_G ? G : XKV_DECODE_BLOCK_G;
   *want_bytes = lr ? bytes_lr(n, 1, qc, 2) : bytes_exact(n, 1, qc, 2);
   return rc;
 }
@@ -204,15 +195,15 @@ static int measure_combine(const kern *k, int ns, xk_sim_counters *c,
                       .d = HEAD_D,
                       .L = 0,
                       .ns_lr = ns,
-                      .ldo = MAX_SPLITS,
+                      .ldo = XKV_MAX_SPLITS,
                       .theta = 500000.0,
                       .seed = 9};
   xkv_dsim p;
   if (xkv_dsim_init(&p, &s, d))
     return -1;
-  for (int i = 0; i < HQ * MAX_SPLITS; i++) /* finite partials */
+  for (int i = 0; i < HQ * XKV_MAX_SPLITS; i++) /* finite partials */
     p.M[i] = p.Lsum[i] = 1.0f;
-  for (int i = 0; i < HQ * MAX_SPLITS * HEAD_D; i++)
+  for (int i = 0; i < HQ * XKV_MAX_SPLITS * HEAD_D; i++)
     p.O[i] = 1.0f;
   int32_t grid[3] = {2, 1, 1};
   int rc = xkv_dsim_combine(&p, &k->k, grid, c, d);

@@ -10,21 +10,24 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define BLOCK_G 8            /* the split kernels' default GQA tile */
 #define MIN_SPLIT_TOKENS 256 /* keeps a split's fixed work (q, B_v) small */
 
-/* Splits for T tokens of one source: enough programs to fill the device
- * twice over, each with at least MIN_SPLIT_TOKENS tokens. */
-static int nsplits(const xkv_cache *c, int T) {
+/* Enough programs to fill the device twice over, each split with at least
+ * MIN_SPLIT_TOKENS tokens. */
+int xkv_cache_nsplits(int units, int n_heads, int n_kv_heads, int T) {
   if (T <= 0)
     return 0;
-  int G = c->cfg.n_heads / c->cfg.n_kv_heads;
-  int progs = c->cfg.n_kv_heads * ((G + BLOCK_G - 1) / BLOCK_G);
-  int n = (2 * c->units + progs - 1) / progs;
+  int G = n_heads / n_kv_heads, bg = XKV_DECODE_BLOCK_G;
+  int progs = n_kv_heads * ((G + bg - 1) / bg);
+  int n = (2 * units + progs - 1) / progs;
   int most = (T + MIN_SPLIT_TOKENS - 1) / MIN_SPLIT_TOKENS;
   n = n < most ? n : most;
   n = n < XKV_SOURCE_SPLITS ? n : XKV_SOURCE_SPLITS;
   return n > 0 ? n : 1;
+}
+
+static int nsplits(const xkv_cache *c, int T) {
+  return xkv_cache_nsplits(c->units, c->cfg.n_heads, c->cfg.n_kv_heads, T);
 }
 
 /* the compressed prompt of layer y into splits 0..ns-1 */

@@ -16,6 +16,8 @@
 /* decode: splits per source (compressed prompt, exact rows) and in all */
 #define XKV_SOURCE_SPLITS 64
 #define XKV_MAX_SPLITS (2 * XKV_SOURCE_SPLITS)
+/* the split kernels' default GQA tile (BLOCK_G in kernels.xk) */
+#define XKV_DECODE_BLOCK_G 8
 /* selective reconstruction: tokens per chunk (the kernels' CHUNK) */
 #define XKV_SR_CHUNK 8
 
@@ -102,6 +104,9 @@ xkv_status xkv_cache_sr_prepare(xkv_cache *c, int layer, const char *where);
 xkv_status xkv_cache_sr_select(xkv_cache *c, int layer);
 void xkv_cache_sr_free(xkv_cache *c, xkv_layer *y);
 
+/* xkv_cache_attn.c: decode splits for T tokens of one source on a device
+ * of `units` SMs or CPU threads (also what bench/decode_model models). */
+int xkv_cache_nsplits(int units, int n_heads, int n_kv_heads, int T);
 /* xkv_cache_attn.c: S[h*G+g, n] = q . K[n, h] over T exact rows K [T, Hkv,
  * d] (row stride lds of S), and the row softmax of S [rows, n] in place. */
 xkv_status xkv_cache_scores_exact(xkv_cache *c, const void *k, int T, float *s,
