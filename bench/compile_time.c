@@ -1,8 +1,8 @@
 /* Compile time per kernel variant of kernels.xk: trace + passes, then
  * lowering + O3 + emission for the host (object) and for sm_90 (PTX).
  * Prints a table and writes CSV to argv[2] when given. */
-#include "../codegen/compile.h"
-#include "../codegen/variants.h"
+#include "compile.h"
+#include "variants.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -21,8 +21,8 @@
  *
  * Writes bench/results/gemm-model-h100-<date>.csv. Ratios are against the
  * default config of the same kernel, measured in the same run. */
-#include "../dsl/dsl.h"
 #include "compile.h"
+#include "dsl.h"
 #include "perf_model.h"
 #include "ptxas.h"
 #include "results_file.h"

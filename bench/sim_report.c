@@ -6,11 +6,11 @@
  *   sim_report [KERNELS.xk] [--variants default|all] [--kernel NAME]
  *              [--csv FILE]
  */
-#include "../codegen/compile.h"
-#include "../codegen/perf_model.h"
-#include "../codegen/ptxas.h"
-#include "../codegen/variants.h"
 #include "../tests/kernel_cases.h"
+#include "compile.h"
+#include "perf_model.h"
+#include "ptxas.h"
+#include "variants.h"
 
 #include <stdio.h>
 #include <string.h>

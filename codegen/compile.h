@@ -3,7 +3,7 @@
 #ifndef XK_COMPILE_H
 #define XK_COMPILE_H
 
-#include "../dsl/dsl.h"
+#include "dsl.h"
 #include "lower.h"
 
 /* Trace kernel `k` with overrides and run the passes. */
@@ -13,9 +13,6 @@ int xk_compile_ir(xk_dsl *dsl, int k, const xk_constexpr *over, int nover,
  * argument i's run-time value is known to satisfy (see xk_spec_apply). */
 int xk_compile_ir_spec(xk_dsl *dsl, int k, const xk_constexpr *over, int nover,
                        const int *spec, xk_func **out, xk_diag *d);
-/* spec.c: records spec in f's args and replaces XK_SPEC_ONE args by the
- * constant 1 (before the passes); -1 when a bit does not fit its arg. */
-int xk_spec_apply(xk_func *f, const int *spec, xk_diag *d);
 /* Lower `f` as `sym` for `target` and optimize (O3) unless opt is 0.
  * info may be NULL; it is filled for GPU targets and sim. */
 int xk_compile_llvm(const xk_func *f, const char *target,

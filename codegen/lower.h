@@ -27,7 +27,7 @@ int xk_lower_nvptx(const xk_func *f, LLVMModuleRef mod, const char *sym,
 int xk_lower_sim(const xk_func *f, LLVMModuleRef mod, const char *sym,
                  xk_nvptx_info *info, xk_diag *d);
 
-/* spec.c: tells LLVM an argument's ALIGN16/DIV16 facts (llvm.assume);
+/* target.c: tells LLVM an argument's ALIGN16/DIV16 facts (llvm.assume);
  * the lowerings call it on each argument value in their entry block. */
 void xk_spec_assume(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef v,
                     int spec);

@@ -2,7 +2,7 @@
 #ifndef XK_MANIFEST_H
 #define XK_MANIFEST_H
 
-#include "../dsl/dsl.h"
+#include "dsl.h"
 
 typedef struct {
   const xk_func *f;

@@ -155,3 +155,26 @@ int xk_target_emit(LLVMModuleRef mod, LLVMTargetMachineRef tm, int object,
   *len = n;
   return 0;
 }
+
+/* An argument's ALIGN16/DIV16 facts as llvm.assume. */
+void xk_spec_assume(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef v,
+                    int spec) {
+  LLVMContextRef c = LLVMGetModuleContext(mod);
+  LLVMTypeRef ty = LLVMTypeOf(v);
+  LLVMValueRef x = v;
+  if (spec & XK_SPEC_ALIGN16 && LLVMGetTypeKind(ty) == LLVMPointerTypeKind)
+    x = LLVMBuildPtrToInt(b, v, LLVMInt64TypeInContext(c), "");
+  else if (!(spec & XK_SPEC_DIV16) ||
+           LLVMGetTypeKind(ty) != LLVMIntegerTypeKind)
+    return;
+  LLVMTypeRef xt = LLVMTypeOf(x);
+  LLVMValueRef low = LLVMBuildAnd(b, x, LLVMConstInt(xt, 15, 0), "");
+  LLVMValueRef cond =
+      LLVMBuildICmp(b, LLVMIntEQ, low, LLVMConstNull(xt), "spec");
+  LLVMTypeRef i1 = LLVMInt1TypeInContext(c);
+  LLVMTypeRef ft = LLVMFunctionType(LLVMVoidTypeInContext(c), &i1, 1, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(mod, "llvm.assume");
+  if (!fn)
+    fn = LLVMAddFunction(mod, "llvm.assume", ft);
+  LLVMBuildCall2(b, ft, fn, &cond, 1, "");
+}

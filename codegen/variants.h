@@ -3,7 +3,7 @@
 #ifndef XK_VARIANTS_H
 #define XK_VARIANTS_H
 
-#include "../dsl/dsl.h"
+#include "dsl.h"
 
 typedef struct {
   xk_constexpr *over;

@@ -3,7 +3,7 @@
 #ifndef XK_DSL_H
 #define XK_DSL_H
 
-#include "../codegen/ir.h"
+#include "ir.h"
 
 typedef struct xk_dsl xk_dsl;
 

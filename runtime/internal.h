@@ -2,8 +2,8 @@
 #ifndef XKV_INTERNAL_H
 #define XKV_INTERNAL_H
 
-#include "../codegen/text.h"
 #include "include/xkv.h"
+#include "text.h"
 
 #include <stdarg.h>
 

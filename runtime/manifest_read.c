@@ -1,9 +1,9 @@
 /* manifest.json (format "xkv-manifest-1", written by codegen/manifest.c)
  * into registry variants. Every field is checked: a corrupt manifest is an
  * error naming the file, the variant and the field, never a crash later. */
-#include "../codegen/text.h"
 #include "internal.h"
 #include "json.h"
+#include "text.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -10,7 +10,7 @@
 #ifndef XK_KERNEL_CASES_H
 #define XK_KERNEL_CASES_H
 
-#include "../codegen/lower.h"
+#include "lower.h"
 
 #include <stddef.h>
 #include <stdint.h>

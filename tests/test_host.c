@@ -1,7 +1,7 @@
 /* Host lowering: JIT every kernels.xk kernel in several configs against the
  * C references in kernel_cases.c, plus hand-built IR for the tricky parts
  * (loop-carried swaps, masked loads of unmapped memory, bf16 rounding). */
-#include "../dsl/dsl.h"
+#include "dsl.h"
 #include "kernel_cases.h"
 
 #include "check_main.h"

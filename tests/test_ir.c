@@ -1,8 +1,8 @@
 /* IR core: verifier rules, passes, printer goldens, grid rules. */
-#include "../codegen/grid.h"
-#include "../codegen/passes.h"
-#include "../codegen/text.h"
-#include "../dsl/dsl.h"
+#include "dsl.h"
+#include "grid.h"
+#include "passes.h"
+#include "text.h"
 
 #include "check_main.h"
 #include <stdio.h>

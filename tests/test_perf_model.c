@@ -1,7 +1,7 @@
 /* The H100 model (codegen/perf_model.c) against its documented formulas:
  * occupancy limits, the small-grid and multi-wave efficiencies, latency
  * hiding, the bound, and the launches that cannot fit. */
-#include "../codegen/perf_model.h"
+#include "perf_model.h"
 
 #include "check_main.h"
 #include <math.h>

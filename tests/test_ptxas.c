@@ -2,8 +2,8 @@
  * every lowering path, and every kernel of kernels.xk over its tune space,
  * for sm_80 and sm_90. No GPU is needed; without ptxas the test only checks
  * that lowering, O3 and PTX emission succeed. */
-#include "../dsl/dsl.h"
 #include "compile.h"
+#include "dsl.h"
 #include "lower.h"
 #include "ptxas.h"
 

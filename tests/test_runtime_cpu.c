@@ -1,8 +1,8 @@
 /* The CPU device runs kernels over its thread pool: results against plain
  * C references, through a manifest directory and an embedded table. */
-#include "../codegen/text.h"
 #include "rt_kernels.h"
 #include "rt_util.h"
+#include "text.h"
 #include "xkv.h"
 
 #include "check_main.h"

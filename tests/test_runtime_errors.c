@@ -1,8 +1,8 @@
 /* Error paths: every bad input gives an error status and a sentence naming
  * the cause, never a crash. */
-#include "../codegen/text.h"
 #include "rt_kernels.h"
 #include "rt_util.h"
+#include "text.h"
 #include "xkv.h"
 
 #include "check_main.h"

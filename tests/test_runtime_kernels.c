@@ -2,7 +2,7 @@
  * through the runtime's CPU device (from the output directory and from the
  * --embed table linked into this test) and compared with the plain C
  * references of kernel_cases.c. */
-#include "../dsl/dsl.h"
+#include "dsl.h"
 #include "kernel_cases.h"
 #include "xkv.h"
 

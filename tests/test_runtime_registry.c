@@ -1,10 +1,10 @@
 /* The kernel registry: manifests and embedded tables, grouping into
  * configurations, variant choice (constexprs, num_warps, argument
  * specialization), and the JSON reader underneath. */
-#include "../codegen/text.h"
 #include "../runtime/json.h"
 #include "rt_kernels.h"
 #include "rt_util.h"
+#include "text.h"
 #include "xkv.h"
 
 #include "check_main.h"

@@ -2,10 +2,10 @@
  * and the SIMT emulator against kernel_cases.c's references; the counters
  * against counts derived by plain C from addresses and layouts; the
  * emulator's semantics and its errors (deadlock, bad launches). */
-#include "../codegen/compile.h"
-#include "../codegen/layout.h"
-#include "../codegen/sim.h"
+#include "compile.h"
 #include "kernel_cases.h"
+#include "layout.h"
+#include "sim.h"
 
 #include "check_main.h"
 #include <math.h>

@@ -3,9 +3,9 @@
  * C references over ragged sizes) and for sm_90 (PTX checked by ptxas for
  * registers, spills and shared memory). Exit status 1 when any check fails.
  * usage: xkv-check [kernels.xk] */
-#include "../codegen/compile.h"
-#include "../codegen/ptxas.h"
+#include "compile.h"
 #include "kernel_cases.h"
+#include "ptxas.h"
 
 #include <stdio.h>
 #include <time.h>

@@ -12,9 +12,9 @@
 #ifndef XKV_DSIM_H
 #define XKV_DSIM_H
 
-#include "../codegen/compile.h"
-#include "../codegen/ptxas.h"
-#include "../codegen/sim.h"
+#include "compile.h"
+#include "ptxas.h"
+#include "sim.h"
 
 /* A kernel variant compiled for sim and JIT'd. */
 typedef struct {

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "diag.h"
+
 #define XK_MAX_RANK 3
 
 typedef enum {
@@ -167,13 +169,6 @@ typedef struct xk_func {
   xk_block *blocks;
   int nblocks, cap_blocks;
 } xk_func;
-
-/* Diagnostics: errors are returned, never printed deep inside. */
-typedef struct {
-  char msg[1024];
-} xk_diag;
-int xk_diag_set(xk_diag *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3))); /* returns -1 */
 
 /* types */
 xk_type xk_type_scalar(xk_dtype dt);

@@ -6,16 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int xk_diag_set(xk_diag *d, const char *fmt, ...) {
-  if (d) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(d->msg, sizeof d->msg, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
 static void *xk_grow(void *p, int *cap, int need, size_t elt) {
   if (need <= *cap)
     return p;

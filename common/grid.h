@@ -3,7 +3,10 @@
 #ifndef XK_GRID_H
 #define XK_GRID_H
 
-#include "ir.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
 
 /* Looks a name up; returns 0 and sets *v, or -1 when the name is unknown. */
 typedef int (*xk_grid_lookup)(void *ctx, const char *name, int64_t *v);

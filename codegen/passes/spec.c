@@ -1,7 +1,7 @@
 /* Argument specialization: XK_SPEC_ONE arguments become the constant 1 in
  * the IR (folding then removes the work they guarded or scaled);
- * ALIGN16/DIV16 become facts LLVM can use (alignment, llvm.assume). */
-#include "compile.h"
+ * ALIGN16/DIV16 are recorded for the lowerings (alignment, llvm.assume). */
+#include "passes.h"
 
 #include <string.h>
 
@@ -33,26 +33,4 @@ int xk_spec_apply(xk_func *f, const int *spec, xk_diag *d) {
     xk_func_replace_uses(f, f->blocks[0].args[i], one);
   }
   return 0;
-}
-
-void xk_spec_assume(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef v,
-                    int spec) {
-  LLVMContextRef c = LLVMGetModuleContext(mod);
-  LLVMTypeRef ty = LLVMTypeOf(v);
-  LLVMValueRef x = v;
-  if (spec & XK_SPEC_ALIGN16 && LLVMGetTypeKind(ty) == LLVMPointerTypeKind)
-    x = LLVMBuildPtrToInt(b, v, LLVMInt64TypeInContext(c), "");
-  else if (!(spec & XK_SPEC_DIV16) ||
-           LLVMGetTypeKind(ty) != LLVMIntegerTypeKind)
-    return;
-  LLVMTypeRef xt = LLVMTypeOf(x);
-  LLVMValueRef low = LLVMBuildAnd(b, x, LLVMConstInt(xt, 15, 0), "");
-  LLVMValueRef cond =
-      LLVMBuildICmp(b, LLVMIntEQ, low, LLVMConstNull(xt), "spec");
-  LLVMTypeRef i1 = LLVMInt1TypeInContext(c);
-  LLVMTypeRef ft = LLVMFunctionType(LLVMVoidTypeInContext(c), &i1, 1, 0);
-  LLVMValueRef fn = LLVMGetNamedFunction(mod, "llvm.assume");
-  if (!fn)
-    fn = LLVMAddFunction(mod, "llvm.assume", ft);
-  LLVMBuildCall2(b, ft, fn, &cond, 1, "");
 }

@@ -2,7 +2,10 @@
 #ifndef XK_TEXT_H
 #define XK_TEXT_H
 
-#include "ir.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
 
 /* The whole file, NUL-terminated past *len (len may be NULL); NULL with a
  * diag naming the path and the cause. */
