@@ -6,7 +6,7 @@ pkgs=(cmake pkg-config llvm-19-dev liblua5.4-dev check liblapacke-dev
       libopenblas-dev libcjson-dev clang-format)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] ||
     missing+=("$p")
 done
 if ((${#missing[@]})); then

@@ -16,8 +16,8 @@ bad)
     rc=$?
     [ $rc -eq 1 ] || fail "$f: exit $rc (want 1): $out"
     name=$(basename "$f")
-    echo "$out" | grep -q "$name:[0-9]" || fail "$f: no $name:LINE in: $out"
-    [ -z "$want" ] || echo "$out" | grep -qF -- "$want" || fail "$f: '$want' not in: $out"
+    grep -q "$name:[0-9]" <<<"$out" || fail "$f: no $name:LINE in: $out"
+    [ -z "$want" ] || grep -qF -- "$want" <<<"$out" || fail "$f: '$want' not in: $out"
     n=$((n + 1))
   done
   [ $n -ge 12 ] || fail "only $n malformed kernels"
@@ -34,9 +34,10 @@ usage)
     out=$("$gen" $args 2>&1)
     rc=$?
     [ $rc -eq 1 ] || fail "'$args': exit $rc: $out"
-    echo "$out" | grep -q "xkvgen" || fail "'$args': unclear error: $out"
+    grep -q "xkvgen" <<<"$out" || fail "'$args': unclear error: $out"
   done
-  "$gen" --help | grep -q "usage: xkvgen" || fail "--help"
+  out=$("$gen" --help) || fail "--help: exit $?"
+  grep -q "usage: xkvgen" <<<"$out" || fail "--help: $out"
   echo "usage errors ok"
   ;;
 manifest)
