@@ -43,6 +43,7 @@ static const char usage[] =
     "  --specialize      also build each variant's twin for 16-byte aligned\n"
     "                    pointers and i32 args divisible by 16\n"
     "  --list            list the kernels, their args, consts and tune space\n"
+    "  --version         the xkv release this xkvgen belongs to\n"
     "  -h, --help        this text\n";
 
 static int parse_def(options *o, const char *s) {
@@ -64,6 +65,9 @@ static int parse_args(int argc, char **argv, options *o) {
     const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       fputs(usage, stdout);
+      exit(0);
+    } else if (!strcmp(a, "--version")) {
+      printf("xkvgen %s\n", XK_VERSION);
       exit(0);
     } else if (!strcmp(a, "--list")) {
       o->list = 1;

@@ -1,5 +1,6 @@
 #include "cli.h"
 #include "model.h"
+#include "xkv.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -78,6 +79,11 @@ void eng_blas_spin_limit(char **argv) {
 
 int eng_cli_main(const char *tool, const char *usage, int argc, char **argv,
                  void *opts, eng_parse_fn parse, eng_run_fn run) {
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--version") == 0) {
+      printf("%s %s\n", tool, xkv_version());
+      return 0;
+    }
   eng_blas_spin_limit(argv);
   eng_err err = {{0}};
   if (parse(argc, argv, opts, &err)) {

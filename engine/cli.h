@@ -26,8 +26,9 @@ int eng_flag_value(int argc, char **argv, int *i, const char **out,
  * main(), so when it is unset this sets it and re-executes the program;
  * if that fails the program simply goes on. Call first thing in main(). */
 void eng_blas_spin_limit(char **argv);
-/* main() of a tool: parse (which fails with the message "help" for -h),
- * then run; prints usage or the error, returns the exit status. */
+/* main() of a tool: --version anywhere prints the tool's name and the
+ * library's version; else parse (which fails with the message "help" for
+ * -h), then run; prints usage or the error, returns the exit status. */
 typedef int (*eng_parse_fn)(int argc, char **argv, void *opts, eng_err *err);
 typedef int (*eng_run_fn)(const void *opts, eng_err *err);
 int eng_cli_main(const char *tool, const char *usage, int argc, char **argv,

@@ -32,7 +32,8 @@ static const char usage[] =
     "usage: xkv-eval --model M [--tokenizer T] --text F [--tokens L]\n"
     "                [--configs \"exact;W=1,ratio=4;W=4,rank_k=16,rank_v=16\"]"
     "\n                [--haystack F] [--json OUT] [--dtype f16|f32] "
-    "[--device auto|cpu|cuda]\n";
+    "[--device auto|cpu|cuda]\n"
+    "       xkv-eval --version\n";
 
 typedef struct {
   char label[64];

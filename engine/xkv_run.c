@@ -15,7 +15,8 @@ static const char usage[] =
     "               [--rank-v R] [--ratio X] [--dtype f16|f32] [--device "
     "auto|cpu|cuda]\n"
     "               [--sr-budget TOKENS] [--seed S] [--temp T] [--top-p P]\n"
-    "               [--no-chat]\n";
+    "               [--no-chat]\n"
+    "       xkv-run --version\n";
 
 typedef struct {
   const char *model, *tok, *prompt, *prompt_file, *cache;

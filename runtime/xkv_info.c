@@ -7,7 +7,8 @@
 #include <string.h>
 
 static void usage(FILE *o) {
-  fputs("usage: xkv-info [--device auto|cpu|cuda|cuda:N] [DIR...]\n"
+  fputs("usage: xkv-info [--version] [--device auto|cpu|cuda|cuda:N] "
+        "[DIR...]\n"
         "  prints the device (driver, compute capability, memory) and the\n"
         "  kernel variants in each xkvgen output DIR\n",
         o);
@@ -42,6 +43,10 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);
+      return 0;
+    }
+    if (!strcmp(argv[i], "--version")) {
+      printf("xkv-info %s\n", xkv_version());
       return 0;
     }
     if (!strcmp(argv[i], "--device") && i + 1 < argc) {

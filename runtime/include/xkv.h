@@ -16,6 +16,18 @@
 extern "C" {
 #endif
 
+/* The release; CMake's project(VERSION) is read from these three lines. */
+#define XKV_VERSION_MAJOR 0
+#define XKV_VERSION_MINOR 1
+#define XKV_VERSION_PATCH 0
+#define XKV_VERSION_STR_(a, b, c) #a "." #b "." #c
+#define XKV_VERSION_STR(a, b, c) XKV_VERSION_STR_(a, b, c)
+#define XKV_VERSION                                                            \
+  XKV_VERSION_STR(XKV_VERSION_MAJOR, XKV_VERSION_MINOR, XKV_VERSION_PATCH)
+/* The library's version, "MAJOR.MINOR.PATCH": what the program runs
+ * against, which can differ from the XKV_VERSION it was compiled with. */
+const char *xkv_version(void);
+
 typedef enum {
   XKV_OK = 0,
   XKV_ERR_INVALID,       /* NULL handle, bad device name, bad setting */
