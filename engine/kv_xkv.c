@@ -98,6 +98,8 @@ static int xk_stats(eng_kv *kv, eng_kv_stats *o, eng_err *err) {
   o->rank_v_min = s.rank_v_min;
   o->rank_v_max = s.rank_v_max;
   o->sr_hit_rate = s.sr_hit_rate;
+  o->groups_compressed = s.groups_compressed;
+  o->groups_exact = s.groups_exact;
   return 0;
 }
 

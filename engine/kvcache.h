@@ -14,6 +14,9 @@ typedef struct {
   double ratio;                /* exact_bytes / bytes */
   int tokens, rank_k_min, rank_k_max, rank_v_min, rank_v_max;
   double sr_hit_rate; /* selective reconstruction: reused chunks / selected */
+  /* xKV: layer groups compressed, and kept exact because the prompt is
+   * shorter than the fixed ranks */
+  int groups_compressed, groups_exact;
 } eng_kv_stats;
 
 typedef struct eng_kv eng_kv;

@@ -95,6 +95,33 @@ static void progress(void *user, int done, int total) {
     fputc('\n', stderr);
 }
 
+/* The cache's size in terms a user can act on: the exact cache is
+ * uncompressed (f32); xKV's against an exact f16 cache, and why a group
+ * stayed uncompressed. */
+static void print_cache_size(const run_opts *o, int n, const eng_kv_stats *st) {
+  double kib = st->bytes / 1024.0, f16_kib = st->exact_bytes / 1024.0;
+  if (strcmp(o->cache, "xkv") != 0) {
+    printf("cache size: %.1f KiB, uncompressed f32 (%.1f KiB in f16); --cache "
+           "xkv compresses the prompt\n",
+           kib, f16_kib);
+    return;
+  }
+  if (st->ratio >= 1.005)
+    printf("cache size: %.1f KiB, %.2fx smaller than an exact f16 cache "
+           "(%.1f KiB)\n",
+           kib, st->ratio, f16_kib);
+  else
+    printf("cache size: %.1f KiB, no smaller than an exact f16 cache (%.1f "
+           "KiB)\n",
+           kib, f16_kib);
+  if (st->groups_exact)
+    printf("note: the prompt (%d tokens) is shorter than the ranks (k %d, v "
+           "%d): %d of %d layer groups keep it exact, uncompressed; "
+           "generated tokens are always exact\n",
+           n, o->x.rank_k, o->x.rank_v, st->groups_exact,
+           st->groups_exact + st->groups_compressed);
+}
+
 static int run(const run_opts *o, eng_err *err) {
   eng_model m;
   if (eng_model_open(o->model, o->tok, &m, err))
@@ -148,18 +175,19 @@ static int run(const run_opts *o, eng_err *err) {
          m.format, m.cfg.n_layers, m.cfg.n_heads, m.cfg.n_kv_heads,
          m.cfg.head_dim);
   printf("cache: %s", o->cache);
-  if (strcmp(o->cache, "xkv") == 0)
+  if (strcmp(o->cache, "xkv") == 0 && st.groups_compressed)
     printf(" (W=%d, ranks k %d..%d v %d..%d, device %s)", o->x.group,
            st.rank_k_min, st.rank_k_max, st.rank_v_min, st.rank_v_max,
+           eng_kv_xkv_device(kv));
+  else if (strcmp(o->cache, "xkv") == 0)
+    printf(" (W=%d, no group compressed, device %s)", o->x.group,
            eng_kv_xkv_device(kv));
   printf("\nprefill: %d tokens in %.3f s = %.1f tokens/s\n", n, r.t_prefill,
          n / (r.t_prefill > 0 ? r.t_prefill : 1e-9));
   printf("decode: %d tokens in %.3f s = %.1f tokens/s (attention %.1f%%)\n",
          steps, r.t_decode, steps / (r.t_decode > 0 ? r.t_decode : 1e-9),
          r.t_decode > 0 ? 100.0 * r.t_attn / r.t_decode : 0.0);
-  printf("cache bytes: %llu (exact f16: %llu), compression ratio %.2fx\n",
-         (unsigned long long)st.bytes, (unsigned long long)st.exact_bytes,
-         st.ratio);
+  print_cache_size(o, n, &st);
   if (o->x.sr_budget > 0)
     printf("selective reconstruction: budget %d tokens, chunk reuse %.1f%%\n",
            o->x.sr_budget, 100 * st.sr_hit_rate);

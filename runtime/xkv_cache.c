@@ -367,6 +367,19 @@ static xkv_status stage(xkv_cache *c, xkv_layer *y, const float *k,
                             c->cfg.n_kv_heads, 0, 1, 0, 1.0f);
 }
 
+/* 1 when fixed ranks exceed min(L, F) for group g (F = W * n_kv_heads *
+ * d): rank-r factors take r (L + F) elements against the prompt's L F, so
+ * past min(L, F) they are larger than the prompt and no more accurate. A
+ * prompt shorter than the ranks (a short chat turn) is then kept exact:
+ * not refused, and not factorized at a clamped rank that would still store
+ * more than the tokens. xkv_cache_stats counts such groups. */
+static int short_prompt(const xkv_cache *c, int g, int L) {
+  int f = xkv_cache_group_size(c, g) * c->cfg.n_kv_heads * c->cfg.head_dim;
+  int full = L < f ? L : f;
+  return c->cfg.policy == XKV_RANK_FIXED &&
+         (c->cfg.rank_k > full || c->cfg.rank_v > full);
+}
+
 xkv_status xkv_cache_prefill(xkv_cache *c, int layer, const float *k_pre_rope,
                              const float *v, int L) {
   if (!c)
@@ -389,8 +402,11 @@ xkv_status xkv_cache_prefill(xkv_cache *c, int layer, const float *k_pre_rope,
                   "xkv_cache_prefill: layer %d has %d tokens, layer 0 had %d",
                   layer, L, c->prompt_len);
   xkv_layer *y = &c->layers[layer];
+  int g = layer / c->cfg.group;
+  xkv_group *gr = &c->groups[g];
+  gr->exact = c->cfg.exact || short_prompt(c, g, L);
   xkv_status s = alloc_exact(c, y);
-  if (!s && c->cfg.exact)
+  if (!s && gr->exact)
     s = store_exact(c, y, k_pre_rope, v, L, 0);
   else if (!s)
     s = stage(c, y, k_pre_rope, v, L);
@@ -400,8 +416,7 @@ xkv_status xkv_cache_prefill(xkv_cache *c, int layer, const float *k_pre_rope,
   y->prefilled = 1;
   y->len = L;
   c->next_layer++;
-  int g = layer / c->cfg.group;
-  if (c->cfg.exact ||
+  if (gr->exact ||
       layer != xkv_cache_group_first(c, g) + xkv_cache_group_size(c, g) - 1)
     return XKV_OK;
   char where[96];
@@ -443,6 +458,7 @@ xkv_status xkv_cache_get_stats(const xkv_cache *c, xkv_cache_stats *out) {
   out->rank_k_min = out->rank_v_min = INT32_MAX;
   for (int g = 0; g < c->n_groups; g++) {
     const xkv_group *gr = &c->groups[g];
+    out->groups_exact += gr->exact && !c->cfg.exact;
     if (!gr->rank_k)
       continue;
     out->groups_compressed++;

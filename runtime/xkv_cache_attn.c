@@ -126,7 +126,7 @@ xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
                   c->cfg.max_tokens - 1);
   xkv_layer *y = &c->layers[layer];
   const xkv_group *gr = &c->groups[layer / c->cfg.group];
-  if (!y->prefilled || (!c->cfg.exact && !gr->rank_k))
+  if (!y->prefilled || (!gr->exact && !gr->rank_k))
     return rt_err(ctx, XKV_ERR_INVALID,
                   "xkv_attention: layer %d is not ready (its prefill, or its "
                   "group's last layer's prefill, has not arrived)",
@@ -139,7 +139,7 @@ xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
     ns0 = nsplits(c, lp);
     s = xkv_cache_sr_select(c, layer);
     s = s ? s : split_exact(c, y->sr.kr, y->sr.vr, lp, 0, ns0);
-  } else if (!s && !c->cfg.exact) {
+  } else if (!s && !gr->exact) {
     ns0 = nsplits(c, gr->L);
     s = split_lr(c, gr, y, ns0);
   }

@@ -25,6 +25,8 @@ typedef struct {
   int L;              /* prompt tokens */
   int rank_k, rank_v; /* 0 until compressed */
   void *ak, *av;      /* [L, rank] storage dtype */
+  int exact;          /* 1: its layers keep the prompt exact in kx, vx (a prompt
+                         shorter than the fixed ranks; see xkv_cache_prefill) */
 } xkv_group;
 
 /* Selective reconstruction state of one layer (xkv_cache_sr.c). Rows of

@@ -2,7 +2,8 @@
  * rebuilt from the cache's factors plus the exact appended tokens
  * (xkv_ref.c); L not a multiple of the tiles, head_dim 64 and 128, ranks
  * 32..576, GQA 1, 4, 8, f16 factors; and the exact (uncompressed) cache
- * against attention over the original K/V; both RoPE styles. */
+ * against attention over the original K/V; both RoPE styles; a prompt
+ * shorter than the fixed ranks, which the cache keeps exact. */
 #include "xkv.h"
 #include "xkv_ref.h"
 
@@ -28,6 +29,8 @@ static const dcase cases[] = {
     {128, 4, 1, 1, 45, 0, 0, 2, 1, XKV_F16, 0},      /* exact, f16 */
     {64, 8, 2, 2, 120, 40, 56, 3, 0, XKV_F16, 1},    /* HF-style RoPE */
     {64, 4, 2, 1, 50, 0, 0, 2, 1, XKV_F32, 1},       /* exact, HF-style */
+    {64, 8, 2, 2, 5, 8, 8, 3, 0, XKV_F16, 0},        /* L 5 < ranks 8 */
+    {64, 8, 2, 2, 7, 4, 8, 2, 0, XKV_F16, 1},        /* L 7 < rank_v 8 */
 };
 
 /* rows x [rows, d] with HF-style RoPE pairs (i, i + d/2) moved next to each
@@ -51,6 +54,8 @@ static void fill(float *x, size_t n, uint64_t *s, double scale) {
 
 START_TEST(decode_matches_reference) {
   const dcase *t = &cases[_i];
+  /* the prompt stays exact: an exact cache, or one shorter than a rank */
+  int kept = t->exact || t->rk > t->L || t->rv > t->L;
   xkv_context *ctx;
   ck_assert_int_eq(xkv_open(&ctx, xk_test_device()), XKV_OK);
   int hd = t->hkv * t->d, T = t->L + t->tail, nl = t->W;
@@ -103,12 +108,12 @@ START_TEST(decode_matches_reference) {
     float *kl = k + (size_t)l * T * hd, *vl = v + (size_t)l * T * hd;
     memcpy(rk, kl, (size_t)T * hd * 4);
     memcpy(rv, vl, (size_t)T * hd * 4);
-    if (!t->exact) /* prompt from the factors; the tail stays exact */
+    if (!kept) /* prompt from the factors; the tail stays exact */
       ck_assert_int_eq(xkv_ref_reconstruct(c, l, rk, rv), 0);
     ck_assert_msg(xkv_attention(c, l, q, T, out) == XKV_OK, "%s",
                   xkv_last_error(ctx));
     if (t->half) { /* the factors' rows are already in pair order */
-      int first = t->exact ? 0 : t->L;
+      int first = kept ? 0 : t->L;
       to_pairs(rk + (size_t)first * hd, (size_t)(T - first) * t->hkv, t->d);
       to_pairs(q, (size_t)t->hq, t->d);
     }
@@ -124,6 +129,13 @@ START_TEST(decode_matches_reference) {
     ck_assert_double_lt(err, tol);
     ck_assert_double_gt(cs, 0.99);
   }
+  xkv_cache_stats st;
+  ck_assert_int_eq(xkv_cache_get_stats(c, &st), XKV_OK);
+  ck_assert_int_eq(st.groups_exact, kept && !t->exact);
+  ck_assert_int_eq(st.groups_compressed, !kept);
+  if (kept) /* every token once, K and V, in the storage dtype */
+    ck_assert_uint_eq(st.bytes,
+                      2ull * nl * T * hd * (t->dt == XKV_F32 ? 4 : 2));
   free(q);
   free(out);
   free(ref);

@@ -291,6 +291,10 @@ typedef struct {
   int tokens;           /* prompt + appended */
   int prompt_tokens;
   int groups_compressed;
+  /* groups that keep their prompt exact because it is shorter than the
+   * fixed ranks (rank-r factors of L < r tokens would store more than the
+   * tokens themselves); counted in bytes like appended tokens */
+  int groups_exact;
   int rank_k_min, rank_k_max, rank_v_min, rank_v_max;
   /* selective reconstruction, over the xkv_attention calls that selected
    * chunks: chunks selected (per KV head) that the reuse cache held, and
