@@ -44,4 +44,26 @@ PKG_CONFIG_PATH="$prefix/lib/pkgconfig" CFLAGS="$flags" LDFLAGS="$flags" \
 so=$(ldd "$tmp/pc/xkv-example" | awk '$1 == "libxkv.so.0" {print $3}')
 [ "$(readlink -f "$so")" = "$(readlink -f "$prefix/lib/libxkv.so.0")" ] ||
   { echo "FAIL: runs with '$so', not the installed libxkv.so"; exit 1; }
+echo "== xkv_add_kernels without EMBED (artifact directories, KERNELS)"
+mkdir -p "$tmp/dirs"
+cat >"$tmp/dirs/CMakeLists.txt" <<CMAKE
+cmake_minimum_required(VERSION 3.20)
+project(dirs C)
+find_package(xkv REQUIRED)
+add_executable(where where.c)
+xkv_add_kernels(TARGET where SOURCES $src/examples/engine/kernels.xk
+                TARGETS host sm_90 KERNELS rmsnorm NAME dir_kernels)
+CMAKE
+printf '#include <stdio.h>\nint main(void) { puts(DIR_KERNELS_DIR); }\n' \
+  >"$tmp/dirs/where.c"
+cmake -S "$tmp/dirs" -B "$tmp/dirs/b" -DCMAKE_PREFIX_PATH="$prefix" \
+  >"$tmp/dirs.log" && cmake --build "$tmp/dirs/b" >>"$tmp/dirs.log" ||
+  { cat "$tmp/dirs.log"; exit 1; }
+dir=$("$tmp/dirs/b/where")
+info=$("$prefix/bin/xkv-info" --device cpu "$dir/host") ||
+  { echo "FAIL: xkv-info cannot load $dir/host: $info"; exit 1; }
+grep -q "rmsnorm" <<<"$info" || { echo "FAIL: no rmsnorm in: $info"; exit 1; }
+ls "$dir"/sm_90/rmsnorm_*.ptx >/dev/null ||
+  { echo "FAIL: no sm_90 PTX in $dir/sm_90"; exit 1; }
+echo "artifact directories for host and sm_90 in $dir"
 echo "install test: ok"

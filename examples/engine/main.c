@@ -9,9 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What both `xkv_add_kernels(... NAME example_kernels EMBED)` and
- * `xkvgen kernels.xk --embed example_kernels_host` define. */
-extern const xkv_embedded example_kernels_host;
+/* The tables `xkv_add_kernels(... TARGETS host sm_90 EMBED NAME
+ * example_kernels)` defines, as `xkvgen kernels.xk --target T --embed
+ * example_kernels_T` does. */
+extern const xkv_embedded example_kernels_host, example_kernels_sm_90;
+
+/* Adds the table built for ctx's device; the registry refuses the others
+ * with XKV_ERR_TARGET. */
+static xkv_status register_kernels(xkv_context *ctx) {
+  const xkv_embedded *tables[] = {&example_kernels_host,
+                                  &example_kernels_sm_90};
+  xkv_status s = XKV_ERR_TARGET;
+  for (size_t i = 0; i < sizeof tables / sizeof *tables; i++)
+    if ((s = xkv_registry_add_embedded(ctx, tables[i])) != XKV_ERR_TARGET)
+      return s;
+  return s;
+}
 
 enum { LAYERS = 2, HEADS = 4, KV_HEADS = 2, DIM = 64, PROMPT = 40, NEW = 3 };
 enum { KV = KV_HEADS * DIM, RANK = 4 };
@@ -179,7 +192,7 @@ int main(void) {
   xkv_context *ctx;
   xkv_status s = xkv_open(&ctx, "cpu");
   if (!s)
-    s = xkv_registry_add_embedded(ctx, &example_kernels_host);
+    s = register_kernels(ctx);
   int rc = s ? fail(ctx, "setup", s) : check_rmsnorm(ctx);
   if (!s) {
     int rc2 = check_cache(ctx);
