@@ -13,7 +13,7 @@
 
 #define GUARD_BYTES 64 /* kernel_cases.c's guard after every buffer */
 
-extern const xkv_embedded xk_host_table;
+extern const xkv_embedded xk_kernels_host;
 
 /* Runs every case of every registered variant; returns the case count. */
 static int run_registry(xkv_context *ctx) {
@@ -102,9 +102,9 @@ END_TEST
 START_TEST(kernels_from_embedded_table) {
   xkv_context *ctx;
   ck_assert_int_eq(xkv_open(&ctx, "cpu"), XKV_OK);
-  xkv_status s = xkv_registry_add_embedded(ctx, &xk_host_table);
+  xkv_status s = xkv_registry_add_embedded(ctx, &xk_kernels_host);
   ck_assert_msg(s == XKV_OK, "%s", xkv_last_error(ctx));
-  ck_assert_int_eq(xkv_num_variants(ctx), xk_host_table.nvariants);
+  ck_assert_int_eq(xkv_num_variants(ctx), xk_kernels_host.nvariants);
   int n = run_registry(ctx);
   printf("embedded table: %d cases passed\n", n);
   ck_assert_int_ge(n, 5);
