@@ -3,7 +3,7 @@
 #
 # Compiles kernels.xk with xkvgen at build time, once per xkvgen target
 # (default: host), for the program or library tgt (which links xkv::xkv or
-# xkv::xkv_shared itself).
+# xkv::xkv_shared itself; its project enables C: the tables are C files).
 #   EMBED    the artifacts go into tgt as C tables, so it needs no files at
 #            run time: `const xkv_embedded NAME_<target>` for each target
 #            (as xkvgen --embed NAME_<target>), for
