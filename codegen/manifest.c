@@ -62,12 +62,19 @@ static void put_entry(FILE *o, const xk_manifest_entry *e) {
   }
   if (nspec)
     fprintf(o, "}");
-  fprintf(o, ",\n     \"grid\": [");
-  for (int i = 0; i < 3; i++) {
-    fprintf(o, "%s", i ? ", " : "");
-    put_str(o, e->spec->grid[i] ? e->spec->grid[i] : "1");
+  /* null: the spec has no grid rule, so a launch must give the grid */
+  const char *const *g = (const char *const *)e->spec->grid;
+  if (!g[0] && !g[1] && !g[2]) {
+    fprintf(o, ",\n     \"grid\": null");
+  } else {
+    fprintf(o, ",\n     \"grid\": [");
+    for (int i = 0; i < 3; i++) {
+      fprintf(o, "%s", i ? ", " : "");
+      put_str(o, g[i] ? g[i] : "1");
+    }
+    fprintf(o, "]");
   }
-  fprintf(o, "], \"key\": [");
+  fprintf(o, ", \"key\": [");
   for (int i = 0; i < e->spec->nkey; i++) {
     fprintf(o, "%s", i ? ", " : "");
     put_str(o, e->spec->key[i]);

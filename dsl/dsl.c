@@ -7,6 +7,7 @@
  * registration or by xk_dsl_close), so an error at any point leaks nothing. */
 #include "dsl_priv.h"
 
+#include <errno.h>
 #include <lualib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +53,28 @@ static void *xmalloc(size_t n) {
 static char *xstrdup(const char *s) {
   size_t n = strlen(s) + 1;
   return memcpy(xmalloc(n), s, n);
+}
+
+/* "the float 0.5", "the string \"relu\"", "a table": a value in a
+ * message. (lua_tostring would turn a number on the stack into a string,
+ * and then its type name with it.) */
+typedef struct {
+  char s[96];
+} described;
+
+static described describe(lua_State *L, int idx) {
+  described r;
+  int t = lua_type(L, idx);
+  if (t == LUA_TNUMBER && !lua_isinteger(L, idx))
+    snprintf(r.s, sizeof r.s, "the float %.17g", (double)lua_tonumber(L, idx));
+  else if (t == LUA_TSTRING)
+    snprintf(r.s, sizeof r.s, "the string \"%.60s\"", lua_tostring(L, idx));
+  else if (t == LUA_TBOOLEAN)
+    snprintf(r.s, sizeof r.s, "the boolean %s",
+             lua_toboolean(L, idx) ? "true" : "false");
+  else
+    snprintf(r.s, sizeof r.s, "a %s", luaL_typename(L, idx));
+  return r;
 }
 
 static void spec_free(xk_kernel_spec *s) {
@@ -322,9 +345,8 @@ static void parse_consts(lua_State *L, xk_dsl *D, kentry *e, int idx) {
     lua_rawgeti(L, -2, 2);
     const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : 0;
     if (!lua_isinteger(L, -1))
-      decl_fail(L, D, e, "const '%s' must be an integer (got %s %s)",
-                name ? name : "?", luaL_typename(L, -1),
-                lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : "");
+      decl_fail(L, D, e, "const '%s' must be an integer (got %s)",
+                name ? name : "?", describe(L, -1).s);
     lua_Integer v = lua_tointeger(L, -1);
     if (name && is_launch_param(name)) {
       if (!check_launch_value(name, v))
@@ -557,6 +579,41 @@ static int open_fail(xk_dsl *D, xk_diag *d, const char *m) {
   return -1;
 }
 
+/* Loads the kernel file with its conditions guarded (cond_lint.c). */
+static int load_linted(lua_State *L, const char *path) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp) {
+    lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
+    return LUA_ERRFILE;
+  }
+  size_t n = 0, cap = 1 << 16;
+  char *src = malloc(cap);
+  for (size_t got; src && (got = fread(src + n, 1, cap - n, fp)) > 0;) {
+    n += got;
+    if (n == cap) {
+      char *p = cap < MAX_LUA_BYTES ? realloc(src, cap *= 2) : NULL;
+      if (!p)
+        free(src);
+      src = p;
+    }
+  }
+  int err = ferror(fp);
+  fclose(fp);
+  size_t ln = 0;
+  char *lint = src && !err ? xk_cond_lint(src, n, &ln) : NULL;
+  free(src);
+  if (!lint) {
+    lua_pushfstring(L, "cannot read %s (%s)", path,
+                    err ? "read error" : "too large or out of memory");
+    return LUA_ERRFILE;
+  }
+  const char *name = lua_pushfstring(L, "@%s", path);
+  int rc = luaL_loadbufferx(L, lint, ln, name, "t");
+  free(lint);
+  lua_remove(L, -2);
+  return rc;
+}
+
 int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
   *out = NULL;
   if (!path)
@@ -613,7 +670,7 @@ int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
   }
   D->loading = 1;
   D->ticks = 0;
-  int rc = luaL_loadfilex(L, path, "t");
+  int rc = load_linted(L, path);
   if (rc == LUA_ERRFILE)
     return open_fail(D, d, lua_tostring(L, -1));
   if (rc != LUA_OK) /* syntax errors, binary chunks */

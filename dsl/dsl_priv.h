@@ -13,6 +13,7 @@
 #define XK_REG_TRACE "xk.trace" /* light userdata: xk_trace * or nil */
 #define XK_REG_MSGH "xk.msgh"   /* the message handler (a C closure) */
 #define XK_TILE_MT "xk.tile"    /* metatable of tile userdata */
+#define XK_SHAPE_MT "xk.shape"  /* metatable of x.shape tables (0-based) */
 
 /* The state of one trace: the function being built and where ops go. */
 typedef struct {
@@ -92,5 +93,10 @@ int xk_materialize(lua_State *L, xk_trace *t, xk_opnd o, int dtype,
 
 /* ops.c registers the ops that are not operators */
 void xk_ops_open(lua_State *L);
+/* cond_lint.c: the kernel file's source with its Lua conditions guarded
+ * against tiles (malloc'd, NUL-terminated; NULL when out of memory) */
+char *xk_cond_lint(const char *src, size_t n, size_t *outn);
+/* control.c: if_, exit and the guards the lint calls */
+void xk_control_open(lua_State *L);
 
 #endif

@@ -16,6 +16,14 @@
  * the lowering allocate without end. */
 #define MAX_NUMEL (1 << 20)
 
+/* The IR lives in C memory, outside the Lua state's allocation cap and
+ * cheap in Lua instructions (one `i = i + 1` records an op in a handful),
+ * so an endless Lua loop over tiles would grow it until the process
+ * aborts. Every op starts in xk_cur, and each op's own memory is bounded
+ * (MAX_NUMEL, XK_MAX_RANK, 64 carried values), so capping the op count
+ * caps the C side of a trace; real kernels record a few thousand ops. */
+#define XK_MAX_TRACE_OPS (1 << 18)
+
 typedef struct {
   int v;
   unsigned serial;
@@ -55,6 +63,11 @@ xk_trace *xk_cur(lua_State *L, const char *op) {
     luaL_error(L, "%s: only allowed inside a kernel body", op);
   t->op = op;
   t->line = xk_lua_file_line(L, t->path);
+  if (t->f->nops >= XK_MAX_TRACE_OPS)
+    xk_fail(L, t,
+            "the kernel grew past %d IR ops: a Lua loop that never ends on "
+            "tiles? (device loops are for_range)",
+            XK_MAX_TRACE_OPS);
   return t;
 }
 
@@ -124,11 +137,16 @@ static int tile_value(lua_State *L, xk_trace *t, tile_ud *u) {
     xk_fail(L, t,
             "a tile from another trace was kept (tiles live only "
             "while their kernel body runs)");
-  if (!in_scope(t, u->v))
+  if (!in_scope(t, u->v)) {
+    int p = t->f->blocks[t->f->values[u->v].def_block].parent_op;
+    int loop = p >= 0 && t->f->ops[p].code == XK_OP_FOR;
     xk_fail(L, t,
-            "%s made inside a for_range body is used outside it (return it "
-            "from the body to carry it out)",
-            xk_tn(xk_tvt(t, u->v)).s);
+            "%s made inside %s is used outside it (return it from the %s "
+            "to carry it out)",
+            xk_tn(xk_tvt(t, u->v)).s,
+            loop ? "a for_range body" : "an if_ branch",
+            loop ? "body" : "branch");
+  }
   return u->v;
 }
 
@@ -179,13 +197,22 @@ xk_type xk_shape_arg(lua_State *L, xk_trace *t, int idx, const char *what) {
     sh[0] = n > 0 && n <= MAX_NUMEL ? (int32_t)n : -1;
     rank = 1;
   } else if (lua_type(L, idx) == LUA_TTABLE) {
-    lua_Unsigned n = lua_rawlen(L, idx);
+    /* a list {64, 32} counts from 1, a tile's x.shape from 0 */
+    int base = 1;
+    if (lua_getmetatable(L, idx)) {
+      luaL_getmetatable(L, XK_SHAPE_MT);
+      base = !lua_rawequal(L, -1, -2);
+      lua_pop(L, 2);
+    }
+    lua_len(L, idx);
+    lua_Unsigned n = (lua_Unsigned)lua_tointeger(L, -1);
+    lua_pop(L, 1);
     if (n > XK_MAX_RANK)
       xk_fail(L, t, "%s has %llu dims; tiles have at most %d", what,
               (unsigned long long)n, XK_MAX_RANK);
     rank = (int)n;
     for (int i = 0; i < rank; i++) {
-      lua_rawgeti(L, idx, i + 1);
+      lua_rawgeti(L, idx, i + base);
       if (!lua_isinteger(L, -1))
         xk_fail(L, t, "%s must be a list of integers (dim %d is a %s)", what, i,
                 luaL_typename(L, -1));
@@ -626,11 +653,12 @@ static int tile_index(lua_State *L) {
     xk_type ty = xk_tvt(t, u->v);
     char b[80];
     if (!strcmp(k, "shape")) {
-      lua_createtable(L, ty.rank, 0);
+      lua_createtable(L, ty.rank, 1);
       for (int i = 0; i < ty.rank; i++) {
         lua_pushinteger(L, ty.shape[i]);
-        lua_rawseti(L, -2, i + 1);
+        lua_rawseti(L, -2, i);
       }
+      luaL_setmetatable(L, XK_SHAPE_MT);
       return 1;
     }
     if (!strcmp(k, "dtype")) {
@@ -654,6 +682,31 @@ static int tile_index(lua_State *L) {
           "tiles have no field or method '%s' (shape, dtype, rank, "
           "col, row, to, lt, le, gt, ge, eq, ne, sum, max, min)",
           k ? k : luaL_typename(L, 2));
+}
+
+/* x.shape counts from 0 like axis, trans and Triton; #x.shape is the rank.
+ * Reading past it (x.shape[x.rank], the 1-based habit) is an error. */
+static int shape_len(lua_State *L) {
+  lua_Integer n = 0;
+  while (lua_rawgeti(L, 1, n) != LUA_TNIL) {
+    lua_pop(L, 1);
+    n++;
+  }
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+static int shape_index(lua_State *L) {
+  lua_len(L, 1);
+  lua_Integer n = lua_tointeger(L, -1);
+  xk_trace *t = xk_cur(L, "shape");
+  if (lua_isinteger(L, 2))
+    xk_fail(L, t,
+            "shape[%lld] is out of range: shapes count from 0 like axis "
+            "(dims 0..%lld)",
+            (long long)lua_tointeger(L, 2), (long long)n - 1);
+  xk_fail(L, t, "shapes are indexed by dim numbers 0..%lld (got a %s)",
+          (long long)n - 1, luaL_typename(L, 2));
 }
 
 static int tile_newindex(lua_State *L) {
@@ -697,6 +750,12 @@ void xk_trace_open(lua_State *L) {
       {"lt", l_lt},           {"le", l_le},           {"gt", l_gt},
       {"ge", l_ge},           {"eq", l_eq},           {"ne", l_ne},
       {"maximum", l_maximum}, {"minimum", l_minimum}, {NULL, NULL}};
+  luaL_newmetatable(L, XK_SHAPE_MT);
+  lua_pushcfunction(L, shape_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushcfunction(L, shape_index);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   luaL_newmetatable(L, XK_TILE_MT);
   luaL_setfuncs(L, meta, 0);
   lua_pushliteral(L, "tile"); /* getmetatable(t) must not expose it */
@@ -712,4 +771,5 @@ void xk_trace_open(lua_State *L) {
   luaL_setfuncs(L, globals, 0);
   lua_pop(L, 1);
   xk_ops_open(L);
+  xk_control_open(L);
 }

@@ -35,7 +35,7 @@ Tiles: arithmetic and bitwise operators (numpy broadcasting and promotion
 i1 < i32 < i64 < f16, bf16 < f32), '/' divides truly, '//' and '%' are C
 integer division and remainder; comparisons are methods (x:lt(y), ...)
 because Lua turns < into a boolean; x:col(), x:row(), x:to(dtype),
-x.shape, x.dtype, x.rank. Ops: see DESIGN.md and the helpers below.
+x.shape (dims counted from 0, like axis), x.dtype, x.rank. Ops: see DESIGN.md and the helpers below.
 barrier() makes the program's stores before it visible to all of its
 threads' loads after it (CUDA's __syncthreads): a tile stored to global
 memory and loaded back in another shape or as a dot operand needs one in
@@ -70,7 +70,7 @@ end
 -- permuted, which needs no register shuffles), and cos_t/sin_t hold
 -- cos/sin of pair d // 2 for every column d.
 function rope(k, k_pair, cos_t, sin_t)
-  local d = arange(k.shape[k.rank])
+  local d = arange(k.shape[k.rank - 1])
   local sign = where((d & 1):eq(0), -1.0, 1.0)
   return k * cos_t + k_pair * sin_t * sign
 end
@@ -84,6 +84,17 @@ function online_softmax(m, s, x, axis)
   local m_new = maximum(m, max(x, axis))
   local p = exp(x - expand_dims(m_new, axis))
   return m_new, s * exp(m - m_new) + sum(p, axis)
+end
+
+-- when(cond, fn): if_ without an else branch and without results
+function when(cond, fn)
+  if_(cond, fn)
+end
+
+-- return_if(cond): ends the program when the scalar cond holds (Triton's
+-- early `return` under an `if`)
+function return_if(cond)
+  if_(cond, exit)
 end
 
 -- Reading an undefined global is a typo, not nil.

@@ -239,6 +239,12 @@ static int fast_rule(const rt_rule *r, const rt_variant *v, const xkv_arg *args,
 static xkv_status grid_of(xkv_context *ctx, const rt_variant *v,
                           const xkv_arg *args, uint32_t g[3]) {
   grid_env env = {v, args};
+  if (v->no_grid)
+    return rt_err(ctx, XKV_ERR_GRID,
+                  "xkv_launch(%s): the kernel has no grid rule (no grid = "
+                  "{...} in its kernels.xk spec), so the launch must pass "
+                  "an explicit xkv_grid",
+                  v->kernel);
   for (int i = 0; i < 3; i++) {
     xk_diag d;
     int64_t x;

@@ -38,8 +38,9 @@ typedef struct rt_variant {
   int nargs;
   char **arg_names;
   uint8_t *arg_ptr, *arg_dtype, *arg_spec;
-  int nspec; /* how many arguments are specialized */
-  char *grid[3];
+  int nspec;     /* how many arguments are specialized */
+  char *grid[3]; /* "none" for each when no_grid */
+  int no_grid;   /* the kernel has no grid rule: launches must give one */
   rt_rule rule[3];
   char *signature, *spec_str;
   /* artifacts: embedded ones are borrowed, directory ones are paths */

@@ -311,9 +311,16 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
   }
 
   const json_val *grid = json_get(o, "grid");
-  if (!grid || grid->t != JSON_ARR || grid->n != 3)
-    return bad(m, "'grid' missing or not 3 rules");
-  for (int i = 0; i < 3; i++) {
+  if (grid && grid->t == JSON_NULL) { /* no rule: launches give the grid */
+    v->no_grid = 1;
+    for (int i = 0; i < 3; i++)
+      if (!(v->grid[i] = rt_strdup("none")))
+        return bad(m, "out of memory");
+    grid = NULL;
+  } else if (!grid || grid->t != JSON_ARR || grid->n != 3) {
+    return bad(m, "'grid' missing, not null and not 3 rules");
+  }
+  for (int i = 0; grid && i < 3; i++) {
     if (grid->items[i].t != JSON_STR || !*grid->items[i].str)
       return bad(m, "grid rule %d is not a string", i);
     if (!(v->grid[i] = rt_strdup(grid->items[i].str)))

@@ -387,7 +387,8 @@ START_TEST(promotion_and_broadcast) {
           "  expect(dot(broadcast(h:col(), {8, 16}), broadcast(h:row(), {16, "
           "8})),\n"
           "         'tile<f32[8,8]>')\n"
-          "  assert(x.dtype == f32 and x.rank == 1 and x.shape[1] == 16)\n"
+          "  assert(x.dtype == f32 and x.rank == 1 and x.shape[0] == 16 and "
+          "#x.shape == 1)\n"
           "  assert((a.X + i).dtype == 'ptr<f32>')\n"
           "  assert(cdiv(10, 4) == 3)\n"
           "  expect(cdiv(a.N, 4), 'tile<i32>')\n"
@@ -522,7 +523,8 @@ START_TEST(errors_and_recovery) {
   xk_func_free(f);
   ck_assert_int_eq(xk_dsl_trace(D, 0, NULL, 0, &f, &d), -1);
   ck_assert_ptr_nonnull(strstr(d.msg, "from another trace"));
-  ck_assert_ptr_nonnull(strstr(d.msg, ".xk:3: in kernel 'k': store:"));
+  /* the Lua `if` on the kept tile is where it is first met */
+  ck_assert_ptr_nonnull(strstr(d.msg, ".xk:3: in kernel 'k': if:"));
   xk_dsl_close(D);
   unlink(path);
   free(path);
@@ -753,6 +755,54 @@ START_TEST(robustness) {
 }
 END_TEST
 
+/* The condition guards (cond_lint.c) keep what Lua conditions on Lua
+ * values mean: the trace stores 1 only when every check below held. */
+START_TEST(lua_conditions_keep_meaning) {
+  const char *src =
+      "kernel 'k' { args = { {'X', ptr(i32)} }, consts = { {'B', 64} } }"
+      "(function(a, c)\n"
+      "  local ok, s, n = 1, 'if x then', 0\n"
+      "  --[[ if a.X then end ]] -- if a.X == 0 then\n"
+      "  if not c.B == false then else ok = 0 end\n"
+      "  if c.B == 64 and not (c.B ~= 64) or false then else ok = 0 end\n"
+      "  if s == \"if x then\" and #s == 9 then else ok = 0 end\n"
+      "  if c.B ~= 64 then ok = 0 elseif c.B == 2 ^ 6 then n = 1 end\n"
+      "  while n < 4 and n ~= 9 do n = n + 1 end\n"
+      "  if n ~= 4 or [[x]] ~= 'x' then ok = 0 end\n"
+      "  if a.X.dtype == 'ptr<i32>' then else ok = 0 end\n"
+      "  store(a.X, ok)\n"
+      "end)\n";
+  xk_func *f = NULL;
+  xk_diag d = {{0}};
+  ck_assert_msg(trace_src(src, NULL, 0, &f, &d) == 0, "%s", d.msg);
+  const xk_op *st = nth_op(f, XK_OP_STORE, 0);
+  const xk_op *k = &f->ops[f->values[st->opnd[1]].def_op];
+  ck_assert_int_eq(k->code, XK_OP_CONST);
+  ck_assert_int_eq(k->attr.i, 1);
+  xk_func_free(f);
+}
+END_TEST
+
+/* x.shape[0] is the first dim, like axis 0; #x.shape is the rank, and a
+ * shape table feeds the ops that take shapes. */
+START_TEST(shape_counts_from_zero) {
+  const char *src =
+      "kernel 'k' { args = { {'X', ptr(f32)} } }(function(a, c)\n"
+      "  local x = zeros({ 4, 8 })\n"
+      "  assert(x.shape[0] == 4 and x.shape[1] == 8 and #x.shape == 2)\n"
+      "  assert(sum(x, 0).shape[0] == x.shape[1])\n"
+      "  local y = zeros(x.shape, i32)\n"
+      "  assert(y.shape[0] == 4 and y.shape[1] == 8)\n"
+      "  store(a.X + arange(4):col() * 8 + arange(8):row(), reshape(x, "
+      "x.shape))\n"
+      "end)\n";
+  xk_func *f = NULL;
+  xk_diag d = {{0}};
+  ck_assert_msg(trace_src(src, NULL, 0, &f, &d) == 0, "%s", d.msg);
+  xk_func_free(f);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("dsl");
   TCase *tc = tcase_create("dsl");
@@ -769,6 +819,8 @@ static Suite *suite(void) {
   tcase_add_test(tc, for_range_rules);
   tcase_add_test(tc, errors_and_recovery);
   tcase_add_test(tc, robustness);
+  tcase_add_test(tc, lua_conditions_keep_meaning);
+  tcase_add_test(tc, shape_counts_from_zero);
   suite_add_tcase(s, tc);
   return s;
 }

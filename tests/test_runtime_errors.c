@@ -119,6 +119,35 @@ START_TEST(grid_rule_errors) {
 }
 END_TEST
 
+/* A kernel without a grid rule ("grid": null) runs only with an explicit
+ * grid: launching it without one used to run one program and say OK. */
+START_TEST(no_grid_rule) {
+  char *m =
+      rt_replace(grid_manifest, "[\"cdiv(4, N)\", \"1 +\", \"1\"]", "null");
+  xkv_context *ctx;
+  ck_assert_int_eq(xkv_open(&ctx, "cpu"), XKV_OK);
+  xkv_embedded_variant v = {"rt_empty", rt_empty, 0, 0, 0};
+  xkv_embedded e = {m, "host", 1, &v};
+  ck_assert_int_eq(xkv_registry_add_embedded(ctx, &e), XKV_OK);
+  float f;
+  xkv_arg a[] = {xkv_arg_ptr(XKV_F32, &f), xkv_arg_i32(4)};
+  ASSERT_ERR(xkv_launch_named(ctx, "g", NULL, 0, NULL, a, 2, NULL),
+             XKV_ERR_GRID,
+             "xkv_launch(g): the kernel has no grid rule (no grid = {...} in "
+             "its kernels.xk spec), so the launch must pass an explicit "
+             "xkv_grid");
+  xkv_kernel *k;
+  xkv_grid out;
+  ck_assert_int_eq(xkv_kernel_find(ctx, "g", NULL, 0, &k), XKV_OK);
+  ASSERT_ERR(xkv_kernel_grid(ctx, k, a, 2, &out), XKV_ERR_GRID,
+             "has no grid rule");
+  xkv_grid g = {3, 1, 1};
+  ck_assert_int_eq(xkv_launch_named(ctx, "g", NULL, 0, &g, a, 2, NULL), XKV_OK);
+  xkv_close(ctx);
+  free(m);
+}
+END_TEST
+
 /* Mutations of the good manifest and the error each must give. */
 static const struct {
   const char *from, *to, *fragment;
@@ -321,6 +350,7 @@ int main(void) {
   TCase *tc = tcase_create("errors");
   tcase_add_test(tc, launch_errors);
   tcase_add_test(tc, grid_rule_errors);
+  tcase_add_test(tc, no_grid_rule);
   tcase_add_test(tc, corrupt_manifests);
   tcase_add_test(tc, memory_errors);
   tcase_add_test(tc, open_errors);

@@ -270,6 +270,80 @@ out:
   return rc;
 }
 
+/* IF: scalar results are phis; tile results live in buffers that each
+ * branch's yield fills. */
+static int lower_if(xk_hl *h, const xk_op *op) {
+  const xk_func *f = h->f;
+  int n = op->nres, blk[2] = {op->body, op->orelse};
+  LLVMValueRef *buf = calloc((size_t)n + 1, sizeof *buf);
+  LLVMValueRef *val = calloc(2 * (size_t)n + 1, sizeof *val);
+  int rc = -1;
+  if (!buf || !val) {
+    rc = xk_hl_err(h, op, "out of memory");
+    goto out;
+  }
+  for (int j = 0; j < n; j++) {
+    xk_type t = xk_vtype(f, op->res[j]);
+    if (t.rank && !(buf[j] = xk_hl_buf(h, t.dtype, xk_type_numel(t)))) {
+      rc = xk_hl_err(h, op, "out of memory");
+      goto out;
+    }
+  }
+  LLVMBasicBlockRef bb[2], from[2];
+  bb[0] = LLVMAppendBasicBlockInContext(h->c, h->fn, "then");
+  bb[1] = LLVMAppendBasicBlockInContext(h->c, h->fn, "else");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(h->c, h->fn, "");
+  LLVMBuildCondBr(h->b, h->vals[op->opnd[0]].v, bb[0], bb[1]);
+  for (int k = 0; k < 2; k++) {
+    LLVMPositionBuilderAtEnd(h->b, bb[k]);
+    const xk_op *y = yield_of(f, blk[k]);
+    if (!y || y->nopnd != n) {
+      rc = xk_hl_err(h, op, "a branch does not end with a matching yield");
+      goto out;
+    }
+    if (lower_block(h, blk[k]))
+      goto out;
+    for (int j = 0; j < n; j++)
+      if (buf[j])
+        xk_hl_copy_into(h, buf[j], y->opnd[j]);
+      else
+        val[k * n + j] = h->vals[y->opnd[j]].v;
+    from[k] = LLVMGetInsertBlock(h->b);
+    LLVMBuildBr(h->b, join);
+  }
+  LLVMPositionBuilderAtEnd(h->b, join);
+  for (int j = 0; j < n; j++) {
+    xk_hval *r = &h->vals[op->res[j]];
+    memset(r, 0, sizeof *r);
+    if (buf[j]) {
+      r->kind = HV_BUF;
+      r->v = buf[j];
+      continue;
+    }
+    xk_type t = xk_vtype(f, op->res[j]);
+    LLVMValueRef in[2] = {val[j], val[n + j]};
+    r->kind = HV_SCALAR;
+    r->v = LLVMBuildPhi(h->b, xk_hl_reg_type(h, t.dtype), "");
+    LLVMAddIncoming(r->v, in, from, 2);
+  }
+  rc = 0;
+out:
+  free(buf);
+  free(val);
+  return rc;
+}
+
+/* EXIT jumps to the function's return; what follows it in its block goes
+ * into a block nothing reaches. */
+static int lower_exit(xk_hl *h) {
+  if (!h->ret)
+    h->ret = LLVMAppendBasicBlockInContext(h->c, h->fn, "ret");
+  LLVMBuildBr(h->b, h->ret);
+  LLVMPositionBuilderAtEnd(h->b,
+                           LLVMAppendBasicBlockInContext(h->c, h->fn, ""));
+  return 0;
+}
+
 static int lower_op(xk_hl *h, const xk_op *op) {
   for (int k = 0; k < op->nopnd; k++)
     if (h->vals[op->opnd[k]].kind == HV_NONE)
@@ -333,8 +407,12 @@ static int lower_op(xk_hl *h, const xk_op *op) {
     return 0; /* a program runs as one thread, each op over its whole tile */
   case XK_OP_FOR:
     return lower_for(h, op);
+  case XK_OP_IF:
+    return lower_if(h, op);
+  case XK_OP_EXIT:
+    return lower_exit(h);
   case XK_OP_YIELD:
-    return 0; /* done by the FOR that owns the block */
+    return 0; /* done by the FOR or IF that owns the block */
   default:
     if (xk_op_is_elementwise(op->code))
       return xk_hl_elementwise(h, op);
@@ -361,7 +439,8 @@ static void add_attr(xk_hl *h, LLVMValueRef fn, LLVMAttributeIndex idx,
 /* Frees heap tiles on the way out; a failed malloc returns before running
  * the program (there is no channel to report it through the ABI). */
 static void finish(xk_hl *h, LLVMBasicBlockRef start) {
-  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(h->c, h->fn, "");
+  LLVMBasicBlockRef exit =
+      h->ret ? h->ret : LLVMAppendBasicBlockInContext(h->c, h->fn, "");
   LLVMBuildBr(h->b, exit);
   LLVMPositionBuilderAtEnd(h->b, exit);
   for (int i = 0; i < h->nheap; i++) {

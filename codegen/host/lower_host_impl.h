@@ -32,6 +32,7 @@ typedef struct {
   LLVMBuilderRef ab; /* allocations, at the end of the entry block */
   LLVMValueRef fn;
   LLVMBasicBlockRef entry;
+  LLVMBasicBlockRef ret; /* frees the heap tiles and returns; for EXIT */
   xk_hval *vals;
   size_t stack_bytes; /* alloca'd so far */
   LLVMValueRef *heap; /* malloc'd buffers, freed on return */

@@ -220,6 +220,7 @@ int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
   op->nres = nres;
   op->res = nres ? malloc((size_t)nres * sizeof(int)) : NULL;
   op->body = -1;
+  op->orelse = -1;
   op->block = block;
   op->attr = attr;
   op->loc = loc;
@@ -231,6 +232,17 @@ int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
   b->ops = xk_grow(b->ops, &b->cap, b->nops + 1, sizeof *b->ops);
   b->ops[b->nops++] = id;
   return id;
+}
+
+int xk_op_add_result(xk_func *f, int op, xk_type t) {
+  int v = new_value(f, t, op, f->ops[op].block);
+  xk_op *o = &f->ops[op];
+  int *r = realloc(o->res, (size_t)(o->nres + 1) * sizeof *r);
+  if (!r)
+    abort();
+  o->res = r;
+  o->res[o->nres++] = v;
+  return v;
 }
 
 int xk_emit(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
@@ -247,13 +259,14 @@ void xk_func_replace_uses(xk_func *f, int from, int to) {
 }
 
 static const char *const op_names[XK_NOPS] = {
-    "const",       "program_id", "num_programs", "arange", "add",  "sub",
-    "mul",         "div",        "rem",          "min",    "max",  "and",
-    "or",          "xor",        "shl",          "shr",    "cmp",  "neg",
-    "not",         "exp",        "exp2",         "log",    "sqrt", "rsqrt",
-    "sin",         "cos",        "abs",          "select", "cast", "broadcast",
-    "expand_dims", "reshape",    "trans",        "reduce", "dot",  "load",
-    "store",       "atomic_add", "barrier",      "for",    "yield"};
+    "const",       "program_id", "num_programs", "arange", "add",   "sub",
+    "mul",         "div",        "rem",          "min",    "max",   "and",
+    "or",          "xor",        "shl",          "shr",    "cmp",   "neg",
+    "not",         "exp",        "exp2",         "log",    "sqrt",  "rsqrt",
+    "sin",         "cos",        "abs",          "select", "cast",  "broadcast",
+    "expand_dims", "reshape",    "trans",        "reduce", "dot",   "load",
+    "store",       "atomic_add", "barrier",      "for",    "yield", "if",
+    "exit"};
 
 const char *xk_op_name(int code) {
   return code >= 0 && code < XK_NOPS ? op_names[code] : "?";
@@ -261,6 +274,15 @@ const char *xk_op_name(int code) {
 
 int xk_op_is_elementwise(int code) {
   return code >= XK_OP_ADD && code <= XK_OP_CAST;
+}
+
+int xk_op_is_control(int code) {
+  return code == XK_OP_FOR || code == XK_OP_IF || code == XK_OP_EXIT ||
+         code == XK_OP_YIELD;
+}
+
+int xk_op_is_region(int code) {
+  return code == XK_OP_FOR || code == XK_OP_IF;
 }
 
 int xk_op_orders_memory(int code) {

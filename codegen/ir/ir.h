@@ -4,7 +4,9 @@
  * them by index, so passes can append without invalidating references.
  * Block 0 is the entry; its arguments are the kernel arguments (scalars).
  * A FOR op owns a body block whose arguments are (induction var, carried...)
- * and whose last op is YIELD(carried...). Elementwise ops require operands of
+ * and whose last op is YIELD(carried...). An IF op owns a then block and an
+ * else block, neither with arguments, each ending with YIELD(results...).
+ * Elementwise ops require operands of
  * identical shape: the front end inserts BROADCAST ops explicitly. */
 #ifndef XK_IR_H
 #define XK_IR_H
@@ -86,7 +88,14 @@ typedef enum {
   XK_OP_BARRIER,
   /* control */
   XK_OP_FOR,   /* (lo, hi, step, init...) -> carried...; body block */
-  XK_OP_YIELD, /* terminates a FOR body */
+  XK_OP_YIELD, /* terminates a FOR body or an IF branch */
+  /* (i1 scalar cond) -> results...; body block when cond, orelse block
+   * otherwise. A scalar is the same in every thread of a program, so the
+   * branch is uniform and may hold barriers and exchanges. */
+  XK_OP_IF,
+  /* ends the program instance (Triton's early return); never inside a
+   * FOR body. Ops after it in its block do not run. */
+  XK_OP_EXIT,
   XK_NOPS
 } xk_opcode;
 
@@ -112,10 +121,11 @@ typedef struct {
 typedef struct {
   uint16_t code;
   int nres, nopnd;
-  int *res;  /* value ids */
-  int *opnd; /* value ids */
-  int body;  /* block id for FOR, else -1 */
-  int block; /* block that contains this op */
+  int *res;   /* value ids */
+  int *opnd;  /* value ids */
+  int body;   /* block id for FOR, then block of IF, else -1 */
+  int orelse; /* else block of IF, else -1 */
+  int block;  /* block that contains this op */
   xk_attr attr;
   xk_loc loc;
   int dead; /* removed by a pass; skipped everywhere */
@@ -124,7 +134,7 @@ typedef struct {
 typedef struct {
   int nargs, *args; /* value ids */
   int nops, cap, *ops;
-  int parent_op; /* FOR op owning this block, -1 for the entry */
+  int parent_op; /* FOR or IF op owning this block, -1 for the entry */
 } xk_block;
 
 typedef struct {
@@ -195,6 +205,9 @@ int xk_block_add_arg(xk_func *f, int block, xk_type t); /* value id */
 /* Appends an op to a block; results get the given types. Returns op id. */
 int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
               const xk_type *res, int nres, xk_attr attr, xk_loc loc);
+/* Adds a result of type t to op (an IF, whose types are known only after
+ * its branches are traced); returns the value id. */
+int xk_op_add_result(xk_func *f, int op, xk_type t);
 /* Single-result convenience: returns the result value id. */
 int xk_emit(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
             xk_type res, xk_attr attr, xk_loc loc);
@@ -207,6 +220,10 @@ int xk_op_is_elementwise(int code);
 /* STORE, ATOMIC_ADD, BARRIER: ops that are kept without uses and that
  * loads must not be moved across */
 int xk_op_orders_memory(int code);
+/* FOR, IF, EXIT, YIELD: structure; never removed or merged */
+int xk_op_is_control(int code);
+/* FOR, IF: ops owning blocks, which may hold memory ops of any kind */
+int xk_op_is_region(int code);
 
 /* Replace every use of value `from` by `to`. */
 void xk_func_replace_uses(xk_func *f, int from, int to);

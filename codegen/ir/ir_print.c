@@ -123,6 +123,17 @@ static void put_op(printer *p, const xk_func *f, const xk_op *op, int depth) {
     put(p, ")");
     put_block(p, f, op->body, depth);
   }
+  if (op->code == XK_OP_IF) {
+    put(p, " -> (");
+    for (int i = 0; i < op->nres; i++) {
+      put(p, "%s", i ? ", " : "");
+      put_type(p, xk_vtype(f, op->res[i]));
+    }
+    put(p, ")");
+    put_block(p, f, op->body, depth);
+    put(p, " else");
+    put_block(p, f, op->orelse, depth);
+  }
   put(p, "\n");
 }
 

@@ -10,6 +10,7 @@ typedef struct {
   const xk_func *f;
   xk_diag *d;
   char *live; /* value id -> visible at this point */
+  int in_for; /* FOR bodies around the block being checked */
 } verifier;
 
 static int fail(verifier *v, const xk_op *op, const char *why) {
@@ -185,6 +186,23 @@ static int check_dot(verifier *v, const xk_op *op) {
 
 static int check_block(verifier *v, int b);
 
+/* The last live op of region block b is a YIELD of op's result types. */
+static int check_yield(verifier *v, const xk_op *op, int b) {
+  const xk_block *body = &v->f->blocks[b];
+  int last = -1;
+  for (int i = body->nops - 1; i >= 0 && last < 0; i--)
+    if (!v->f->ops[body->ops[i]].dead)
+      last = body->ops[i];
+  NEED(last >= 0 && v->f->ops[last].code == XK_OP_YIELD,
+       "region must end with yield");
+  const xk_op *y = &v->f->ops[last];
+  NEED(y->nopnd == op->nres, "yield count differs from the result count");
+  for (int i = 0; i < op->nres; i++)
+    NEED(xk_type_eq(xk_vtype(v->f, y->opnd[i]), R(i)),
+         "yielded type differs from the result type");
+  return 0;
+}
+
 static int check_for(verifier *v, const xk_op *op) {
   NEED(op->nopnd >= 3 && op->nres == op->nopnd - 3,
        "for takes (lo, hi, step, init...) and returns one value per init");
@@ -202,18 +220,27 @@ static int check_for(verifier *v, const xk_op *op) {
   for (int i = 0; i < op->nres; i++)
     NEED(xk_type_eq(xk_vtype(v->f, body->args[i + 1]), R(i)),
          "body argument type differs from the carried type");
-  int last = -1;
-  for (int i = body->nops - 1; i >= 0 && last < 0; i--)
-    if (!v->f->ops[body->ops[i]].dead)
-      last = body->ops[i];
-  NEED(last >= 0 && v->f->ops[last].code == XK_OP_YIELD,
-       "body must end with yield");
-  const xk_op *y = &v->f->ops[last];
-  NEED(y->nopnd == op->nres, "yield count differs from the carried count");
-  for (int i = 0; i < op->nres; i++)
-    NEED(xk_type_eq(xk_vtype(v->f, y->opnd[i]), R(i)),
-         "yielded type differs from the carried type");
-  return check_block(v, op->body);
+  if (check_yield(v, op, op->body))
+    return -1;
+  v->in_for++;
+  int rc = check_block(v, op->body);
+  v->in_for--;
+  return rc;
+}
+
+static int check_if(verifier *v, const xk_op *op) {
+  NEED(op->nopnd == 1 && xk_type_eq(T(0), xk_type_scalar(XK_I1)),
+       "if takes one i1 scalar condition");
+  int br[2] = {op->body, op->orelse};
+  for (int k = 0; k < 2; k++) {
+    NEED(br[k] > 0 && br[k] < v->f->nblocks, "if without its two branches");
+    const xk_block *b = &v->f->blocks[br[k]];
+    NEED(b->parent_op == op - v->f->ops && b->nargs == 0,
+         "branch block not owned by this if, or with arguments");
+    if (check_yield(v, op, br[k]) || check_block(v, br[k]))
+      return -1;
+  }
+  return 0;
 }
 
 static int check_op(verifier *v, const xk_op *op, int is_last) {
@@ -275,9 +302,15 @@ static int check_op(verifier *v, const xk_op *op, int is_last) {
   } else if (c == XK_OP_FOR) {
     if (check_for(v, op))
       return -1;
+  } else if (c == XK_OP_IF) {
+    if (check_if(v, op))
+      return -1;
+  } else if (c == XK_OP_EXIT) {
+    NEED(op->nopnd == 0 && op->nres == 0, "exit takes no operands");
+    NEED(!v->in_for, "exit inside a for body");
   } else if (c == XK_OP_YIELD) {
     NEED(is_last && v->f->blocks[op->block].parent_op >= 0,
-         "yield must end a loop body");
+         "yield must end a loop body or a branch");
   } else {
     NEED(0, "unknown opcode");
   }
@@ -322,7 +355,7 @@ static int check_block(verifier *v, int b) {
 }
 
 int xk_func_verify(const xk_func *f, xk_diag *d) {
-  verifier v = {f, d, calloc((size_t)f->nvalues + 1, 1)};
+  verifier v = {f, d, calloc((size_t)f->nvalues + 1, 1), 0};
   if (!v.live)
     return xk_diag_set(d, "verifier: out of memory");
   int rc = f->nblocks > 0 && f->blocks[0].parent_op < 0

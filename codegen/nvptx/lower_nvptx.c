@@ -905,6 +905,79 @@ static int lower_for(nv *s, const xk_op *op) {
   return 0;
 }
 
+/* IF: a branch on a uniform scalar. Scalar results are phis; a tile
+ * result takes the layout of the then branch's value (or the default one)
+ * and the else branch converts into it. Shared memory staged before the
+ * branch may be overwritten on one path only, so nothing staged is
+ * assumed after it. */
+static int lower_if(nv *s, const xk_op *op) {
+  const xk_func *f = s->f;
+  int n = op->nres, blk[2] = {op->body, op->orelse};
+  LLVMValueRef cond = s->vals[op->opnd[0]].s;
+  if (s->vals[op->opnd[0]].kind != NV_SCALAR || !cond)
+    return nv_err(s, "the condition must be a scalar");
+  xk_layout *lay = nv_alloc(s, (size_t)(n + 1) * sizeof *lay);
+  LLVMValueRef **val = nv_alloc(s, (size_t)(2 * n + 1) * sizeof *val);
+  LLVMBasicBlockRef bb[2], from[2];
+  bb[0] = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "then");
+  bb[1] = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "else");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "fi");
+  LLVMBuildCondBr(s->b, cond, bb[0], bb[1]);
+  for (int k = 0; k < 2; k++) {
+    LLVMPositionBuilderAtEnd(s->b, bb[k]);
+    s->staged_a = -1;
+    if (lower_block(s, blk[k]))
+      return -1;
+    const xk_block *b = &f->blocks[blk[k]];
+    const xk_op *y = NULL;
+    for (int i = b->nops - 1; i >= 0 && !y; i--)
+      if (!f->ops[b->ops[i]].dead)
+        y = &f->ops[b->ops[i]];
+    if (!y || y->code != XK_OP_YIELD || y->nopnd != n)
+      return nv_err(s, "a branch does not end with a matching yield");
+    s->op = y;
+    for (int j = 0; j < n; j++) {
+      int v = y->opnd[j];
+      if (!xk_vtype(f, v).rank) {
+        if (s->vals[v].kind != NV_SCALAR)
+          return nv_err(s, "scalar result %d is not a scalar", j);
+        val[k * n + j] = &s->vals[v].s;
+      } else if (!(val[k * n + j] =
+                       k ? nv_get(s, v, &lay[j]) : nv_get_any(s, v, &lay[j]))) {
+        return -1;
+      }
+    }
+    from[k] = LLVMGetInsertBlock(s->b);
+    LLVMBuildBr(s->b, join);
+  }
+  LLVMPositionBuilderAtEnd(s->b, join);
+  s->staged_a = -1;
+  for (int j = 0; j < n; j++) {
+    xk_type t = xk_vtype(f, op->res[j]);
+    int cnt = t.rank ? xk_layout_nregs(&lay[j]) : 1;
+    LLVMValueRef *r = nv_alloc(s, (size_t)cnt * sizeof *r);
+    for (int i = 0; i < cnt; i++) {
+      LLVMValueRef in[2] = {val[j][i], val[n + j][i]};
+      r[i] = LLVMBuildPhi(s->b, nv_reg_ty(s, t.dtype), "");
+      LLVMAddIncoming(r[i], in, from, 2);
+    }
+    if (t.rank)
+      set_mat(s, op->res[j], &lay[j], r);
+    else
+      set_scalar(s, op->res[j], r[0]);
+  }
+  return 0;
+}
+
+/* EXIT: every thread of the program returns here (the branches around it
+ * are uniform), so no barrier waits for a thread that left. */
+static int lower_exit(nv *s) {
+  LLVMBuildRetVoid(s->b);
+  LLVMPositionBuilderAtEnd(s->b,
+                           LLVMAppendBasicBlockInContext(s->ctx, s->fn, ""));
+  return 0;
+}
+
 int nv_lower_op(nv *s, const xk_op *op) {
   s->op = op;
   xk_type rt = op->nres ? xk_vtype(s->f, op->res[0]) : xk_type_scalar(XK_I32);
@@ -947,11 +1020,16 @@ int nv_lower_op(nv *s, const xk_op *op) {
     return lower_store(s, op);
   case XK_OP_BARRIER:
     /* bar.sync also orders the block's global accesses (membar.cta);
-     * FOR bodies run in uniform control flow, so every thread reaches it */
+     * FOR bodies and IF branches run in uniform control flow, so every
+     * thread reaches it */
     s->pr->barrier(s);
     return 0;
   case XK_OP_FOR:
     return lower_for(s, op);
+  case XK_OP_IF:
+    return lower_if(s, op);
+  case XK_OP_EXIT:
+    return lower_exit(s);
   case XK_OP_YIELD:
     return 0;
   default:

@@ -79,7 +79,8 @@ int nv_pipe_plan(nv *s, const xk_op *loop, nv_pipe *p) {
     const xk_op *op = &f->ops[body->ops[i]];
     /* loads run ahead of the body's stores and barriers: only loops
      * without any */
-    if (!op->dead && (xk_op_orders_memory(op->code) || op->code == XK_OP_FOR))
+    if (!op->dead &&
+        (xk_op_orders_memory(op->code) || xk_op_is_region(op->code)))
       return 0;
     if (op->dead || op->code != XK_OP_DOT)
       continue;

@@ -39,7 +39,7 @@ void nv_find_deferrable(nv *s) {
       }
       for (int k = i + 1; k < last && !bad; k++) {
         int c = f->ops[b->ops[k]].code;
-        bad = xk_op_orders_memory(c) || c == XK_OP_FOR;
+        bad = xk_op_orders_memory(c) || xk_op_is_region(c);
       }
       s->defer[v] = dots > 0 && !bad;
     }
@@ -101,7 +101,7 @@ void nv_find_lazy(nv *s) {
     const xk_block *b = &f->blocks[d->block];
     for (int i = pos[k] + 1; i < pos[last]; i++) {
       int c = f->ops[b->ops[i]].code;
-      if (xk_op_orders_memory(c) || c == XK_OP_FOR)
+      if (xk_op_orders_memory(c) || xk_op_is_region(c))
         s->lazy[d->res[0]] = 0;
     }
   }

@@ -8,7 +8,7 @@
 
 static int is_pure(int code) {
   return code != XK_OP_LOAD && !xk_op_orders_memory(code) &&
-         code != XK_OP_FOR && code != XK_OP_YIELD;
+         !xk_op_is_control(code);
 }
 
 static int attr_eq(const xk_attr *a, const xk_attr *b) {
@@ -46,8 +46,10 @@ static int cse_block(xk_func *f, int b, scope *s) {
     xk_op *op = &f->ops[f->blocks[b].ops[i]];
     if (op->dead)
       continue;
-    if (op->code == XK_OP_FOR) {
+    if (op->code == XK_OP_FOR || op->code == XK_OP_IF) {
       changed += cse_block(f, op->body, s);
+      if (op->code == XK_OP_IF)
+        changed += cse_block(f, f->ops[op - f->ops].orelse, s);
       continue;
     }
     if (!is_pure(op->code) || op->nres != 1)
@@ -64,7 +66,7 @@ static int cse_block(xk_func *f, int b, scope *s) {
       s->ops[s->n++] = (int)(op - f->ops);
     }
   }
-  s->n = base; /* a body's ops do not dominate what follows the loop */
+  s->n = base; /* a region's ops do not dominate what follows it */
   return changed;
 }
 
