@@ -92,5 +92,7 @@ int xk_materialize(lua_State *L, xk_trace *t, xk_opnd o, int dtype,
 
 /* ops.c registers the ops that are not operators */
 void xk_ops_open(lua_State *L);
+/* ops_scan.c: argmax/argmin, scans, sort/topk (called by xk_ops_open) */
+void xk_ops_scan_open(lua_State *L);
 
 #endif

@@ -668,4 +668,5 @@ void xk_ops_open(lua_State *L) {
     lua_setfield(L, -3, reds[i].name);
   }
   lua_pop(L, 2);
+  xk_ops_scan_open(L);
 }

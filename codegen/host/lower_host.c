@@ -320,6 +320,9 @@ static int lower_op(xk_hl *h, const xk_op *op) {
   case XK_OP_RESHAPE:
   case XK_OP_TRANS:
     return xk_hl_shape_op(h, op);
+  case XK_OP_SHIFT:
+  case XK_OP_XORPERM:
+    return xk_hl_axis_perm(h, op);
   case XK_OP_REDUCE:
     return xk_hl_reduce(h, op);
   case XK_OP_DOT:

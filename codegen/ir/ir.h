@@ -73,9 +73,15 @@ typedef enum {
   XK_OP_BROADCAST,   /* size-1 dims (same rank) or scalar -> result shape */
   XK_OP_EXPAND_DIMS, /* attr.axis: insert a size-1 dim */
   XK_OP_RESHAPE,     /* same element count, row-major order */
-  XK_OP_TRANS,       /* attr.perm: result dim i = operand dim perm[i] */
-  XK_OP_REDUCE,      /* attr.axis, attr.red: drops the axis */
-  XK_OP_DOT,         /* (a [M,K], b [K,N], acc f32 [M,N]) -> f32 [M,N] */
+  /* along attr.axis of size n, result element c reads operand element
+   * c - attr.i when that is in [0, n), else c itself (the scans' step) */
+  XK_OP_SHIFT,
+  /* along attr.axis, result element c reads operand element c ^ attr.i,
+   * attr.i a power of two below n (the sorting network's exchange) */
+  XK_OP_XORPERM,
+  XK_OP_TRANS,  /* attr.perm: result dim i = operand dim perm[i] */
+  XK_OP_REDUCE, /* attr.axis, attr.red: drops the axis */
+  XK_OP_DOT,    /* (a [M,K], b [K,N], acc f32 [M,N]) -> f32 [M,N] */
   /* memory */
   XK_OP_LOAD,       /* (ptr, [mask], [other]); attr.has_mask/has_other */
   XK_OP_STORE,      /* (ptr, value, [mask]); no result */

@@ -66,6 +66,10 @@ static void put_attr(printer *p, const xk_func *f, const xk_op *op) {
   case XK_OP_EXPAND_DIMS:
     put(p, " axis=%d", a->axis);
     break;
+  case XK_OP_SHIFT:
+  case XK_OP_XORPERM:
+    put(p, " axis=%d by=%lld", a->axis, (long long)a->i);
+    break;
   case XK_OP_ARANGE:
     put(p, " %d, %d", a->lo, a->hi);
     break;

@@ -115,6 +115,20 @@ static int check_shape_op(verifier *v, const xk_op *op) {
   case XK_OP_RESHAPE:
     NEED(xk_type_numel(a) == xk_type_numel(r), "reshape changes numel");
     return 0;
+  case XK_OP_SHIFT:
+  case XK_OP_XORPERM: {
+    int ax = op->attr.axis;
+    int64_t by = op->attr.i;
+    NEED(xk_type_eq(a, r) && ax >= 0 && ax < a.rank,
+         "shift/xorperm keep the type and need an axis of the operand");
+    if (op->code == XK_OP_SHIFT)
+      NEED(by > -a.shape[ax] && by < a.shape[ax] && by,
+           "shift amount must be nonzero and below the axis length");
+    else
+      NEED(by > 0 && by < a.shape[ax] && !(by & (by - 1)),
+           "xorperm mask must be a power of two below the axis length");
+    return 0;
+  }
   case XK_OP_TRANS: {
     int seen[XK_MAX_RANK] = {0};
     NEED(a.rank == r.rank && a.rank >= 2, "trans needs a rank >= 2 tile");

@@ -231,14 +231,20 @@ void nv_find_lazy(nv *s);
 
 /* lower_nvptx_xfer.c: data movement between threads */
 typedef struct {
-  int code; /* XK_OP_BROADCAST, EXPAND_DIMS, RESHAPE, TRANS, or -1 (same) */
+  /* XK_OP_BROADCAST, EXPAND_DIMS, RESHAPE, TRANS, SHIFT, XORPERM, or -1
+   * (same) */
+  int code;
   int src_rank, dst_rank;
   int32_t src_shape[XK_MAX_RANK], dst_shape[XK_MAX_RANK];
   int axis, perm[XK_MAX_RANK];
+  int by; /* SHIFT, XORPERM: attr.i */
 } nv_map;
 /* Registers of dst layout `l` for a source tile in layout `sl` whose
  * element at map(c) is wanted at dst coordinate c: a register permutation
  * when every thread already holds what it needs, else via shared memory. */
+/* The operand coordinate along the axis of SHIFT or XORPERM (`code`, by
+ * attr.i) for result coordinate c, n the axis length. */
+LLVMValueRef nv_axis_perm_coord(nv *s, int code, int by, int n, LLVMValueRef c);
 int nv_gather(nv *s, const LLVMValueRef *src, const xk_layout *sl, int dtype,
               const nv_map *m, const xk_layout *l, LLVMValueRef *out);
 int nv_lower_reduce(nv *s, const xk_op *op);

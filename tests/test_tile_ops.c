@@ -1,0 +1,388 @@
+/* The axis ops of the DSL (argmax/argmin, cumsum/cumprod,
+ * associative_scan, sort, topk) on the host and sim targets against plain
+ * C references, at ragged sizes with masks, ties and NaNs
+ * (tests/data/ops_kernels.xk). */
+#include "compile.h"
+#include "sim.h"
+
+#include "check_main.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static xk_dsl *dsl;
+
+typedef struct {
+  xk_func *f;
+  xk_jit *hjit, *sjit;
+  xk_host_fn host;
+  xk_sim_fn sim;
+  xk_nvptx_info info;
+} prog;
+
+static xk_jit *jit_target(const xk_func *f, const char *target,
+                          xk_nvptx_info *info, xk_host_fn *fn) {
+  LLVMTargetMachineRef tm;
+  LLVMModuleRef m;
+  xk_jit *j;
+  xk_diag d;
+  ck_assert_msg(xk_target_machine(target, &tm, &d) == 0, "%s", d.msg);
+  int rc = xk_compile_llvm(f, target, tm, f->name, 1, &m, info, &d);
+  LLVMDisposeTargetMachine(tm);
+  ck_assert_msg(rc == 0, "%s %s: %s", f->name, target, d.msg);
+  ck_assert_msg(xk_jit_new(&j, &d) == 0, "%s", d.msg);
+  ck_assert_msg(xk_jit_add(j, m, &d) == 0 &&
+                    xk_jit_lookup(j, f->name, fn, &d) == 0,
+                "%s", d.msg);
+  return j;
+}
+
+static prog build(const char *kernel, const xk_constexpr *over, int nover) {
+  prog p;
+  xk_diag d;
+  xk_host_fn sfn;
+  ck_assert_msg(dsl != NULL, "ops_kernels.xk did not load");
+  int k = xk_dsl_find(dsl, kernel);
+  ck_assert_msg(k >= 0, "no kernel %s", kernel);
+  ck_assert_msg(xk_compile_ir(dsl, k, over, nover, &p.f, &d) == 0, "%s", d.msg);
+  p.hjit = jit_target(p.f, "host", NULL, &p.host);
+  p.sjit = jit_target(p.f, "sim", &p.info, &sfn);
+  p.sim = (xk_sim_fn)(void (*)(void))sfn;
+  return p;
+}
+
+static void release(prog *p) {
+  xk_jit_free(p->hjit);
+  xk_jit_free(p->sjit);
+  xk_func_free(p->f);
+}
+
+/* on_sim 0: every program in order on this thread; 1: the SIMT emulator */
+static void launch(const prog *p, int on_sim, void **args, int32_t g0) {
+  int32_t grid[3] = {g0, 1, 1};
+  if (on_sim) {
+    xk_diag d;
+    ck_assert_msg(xk_sim_launch(p->sim, args, grid, p->info.threads,
+                                p->info.shared_bytes, NULL, &d) == 0,
+                  "%s", d.msg);
+    return;
+  }
+  int32_t pid[3] = {0, 0, 0};
+  for (pid[0] = 0; pid[0] < g0; pid[0]++)
+    p->host(args, pid, grid);
+}
+
+static const char *target_name(int on_sim) {
+  return on_sim ? "sim" : "host";
+}
+
+/* splitmix64 */
+static uint64_t rng(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* Few distinct values so that ties are common; NaN now and then when
+ * nan_every > 0. */
+static void fill_ties(float *x, int n, uint64_t seed, int nan_every) {
+  for (int i = 0; i < n; i++) {
+    uint64_t r = rng(&seed);
+    x[i] = (float)((int)(r % 9) - 4) * 0.5f;
+    if (nan_every && r % (uint64_t)nan_every == 1)
+      x[i] = NAN;
+  }
+}
+
+/* The order the sort ops promise: larger first when desc, NaN the
+ * largest, ties by index. 1 when (a, ia) goes before (b, ib). */
+static int goes_before(float a, int ia, float b, int ib, int desc) {
+  int na = isnan(a), nb = isnan(b);
+  if (na || nb) {
+    if (na && nb)
+      return ia < ib;
+    return desc ? na : nb;
+  }
+  if (a != b)
+    return desc ? a > b : a < b;
+  return ia < ib;
+}
+
+/* Stable sort of the indices of x[0..n) (insertion sort: tests are small). */
+static void ref_order(const float *x, int n, int desc, int *order) {
+  for (int i = 0; i < n; i++) {
+    int j = i;
+    while (j > 0 && goes_before(x[i], i, x[order[j - 1]], order[j - 1], desc)) {
+      order[j] = order[j - 1];
+      j--;
+    }
+    order[j] = i;
+  }
+}
+
+static int same_float(float a, float b) {
+  return (isnan(a) && isnan(b)) || a == b;
+}
+
+START_TEST(test_argmax_argmin_rows) {
+  static const int ns[] = {1, 37, 64};
+  prog p = build("argext_rows", NULL, 0);
+  for (int s = 0; s < 3; s++)
+    for (int on_sim = 0; on_sim < 2; on_sim++) {
+      int32_t M = 9, N = ns[s];
+      float *x = malloc(sizeof *x * (size_t)(M * N));
+      int32_t I[9], J[9];
+      fill_ties(x, M * N, 17 + (uint64_t)s, 0);
+      /* row 1 has NaNs (the first one wins both), row 2 only -inf and
+       * +inf (ties with the padding go to the real elements) */
+      if (N > 3) {
+        x[N + 2] = NAN;
+        x[N + N - 1] = NAN;
+      }
+      for (int i = 0; M > 2 && i < N; i++)
+        x[2 * N + i] = i % 2 ? INFINITY : -INFINITY;
+      void *px = x, *pi = I, *pj = J;
+      void *args[4] = {&px, &pi, &pj, &N};
+      launch(&p, on_sim, args, M);
+      for (int r = 0; r < M; r++) {
+        int am = 0, an = 0, nan = -1;
+        for (int i = 0; i < N; i++) {
+          float v = x[r * N + i];
+          if (isnan(v) && nan < 0)
+            nan = i;
+          if (v > x[r * N + am])
+            am = i;
+          if (v < x[r * N + an])
+            an = i;
+        }
+        if (nan >= 0)
+          am = an = nan;
+        ck_assert_msg(I[r] == am && J[r] == an,
+                      "%s N=%d row %d: argmax %d (want %d) argmin %d (want %d)",
+                      target_name(on_sim), N, r, I[r], am, J[r], an);
+      }
+      free(x);
+    }
+  release(&p);
+}
+END_TEST
+
+START_TEST(test_argmax_cols) {
+  static const int32_t sizes[][2] = {{1, 1}, {19, 11}, {32, 16}};
+  prog p = build("argmax_cols", NULL, 0);
+  for (int s = 0; s < 3; s++)
+    for (int on_sim = 0; on_sim < 2; on_sim++) {
+      int32_t M = sizes[s][0], N = sizes[s][1], I[16];
+      int32_t *x = malloc(sizeof *x * (size_t)(M * N));
+      uint64_t seed = 5;
+      for (int i = 0; i < M * N; i++)
+        x[i] = (int32_t)(rng(&seed) % 5) - 2;
+      void *px = x, *pi = I;
+      void *args[4] = {&px, &pi, &M, &N};
+      launch(&p, on_sim, args, 1);
+      for (int c = 0; c < N; c++) {
+        int am = 0;
+        for (int r = 1; r < M; r++)
+          if (x[r * N + c] > x[am * N + c])
+            am = r;
+        ck_assert_msg(I[c] == am, "%s %dx%d col %d: %d, want %d",
+                      target_name(on_sim), M, N, c, I[c], am);
+      }
+      free(x);
+    }
+  release(&p);
+}
+END_TEST
+
+START_TEST(test_scans) {
+  static const int ns[] = {1, 45, 64};
+  prog p = build("scans", NULL, 0);
+  for (int s = 0; s < 3; s++)
+    for (int on_sim = 0; on_sim < 2; on_sim++) {
+      int32_t M = 7, N = ns[s], n = M * N;
+      int32_t *buf = malloc(sizeof *buf * (size_t)(6 * n)), *x = buf;
+      int32_t *S = x + n, *P = S + n, *R = P + n, *Q = R + n, *QI = Q + n;
+      uint64_t seed = 99 + (uint64_t)s;
+      for (int i = 0; i < n; i++) {
+        uint64_t r = rng(&seed) % 16;
+        x[i] = r < 7 ? 1 : r < 14 ? -1 : r == 14 ? 2 : 3;
+      }
+      void *ptr[6] = {x, S, P, R, Q, QI};
+      void *args[8] = {&ptr[0], &ptr[1], &ptr[2], &ptr[3],
+                       &ptr[4], &ptr[5], &M,      &N};
+      launch(&p, on_sim, args, (M + 3) / 4);
+      for (int r = 0; r < M; r++) {
+        int64_t sum = 0, prod = 1, rsum = 0;
+        int best = 0;
+        for (int c = 0; c < N; c++) {
+          int i = r * N + c;
+          sum += x[i];
+          prod *= x[i];
+          if (x[i] > x[r * N + best])
+            best = c;
+          ck_assert(prod > INT32_MIN && prod < INT32_MAX);
+          ck_assert_msg(S[i] == sum && P[i] == prod &&
+                            Q[i] == x[r * N + best] && QI[i] == best,
+                        "%s N=%d (%d,%d): cumsum %d/%lld cumprod %d/%lld max "
+                        "%d@%d/%d@%d",
+                        target_name(on_sim), N, r, c, S[i], (long long)sum,
+                        P[i], (long long)prod, Q[i], QI[i], x[r * N + best],
+                        best);
+        }
+        for (int c = N - 1; c >= 0; c--) {
+          rsum += x[r * N + c];
+          ck_assert_msg(R[r * N + c] == rsum,
+                        "%s N=%d reverse (%d,%d): %d/%lld", target_name(on_sim),
+                        N, r, c, R[r * N + c], (long long)rsum);
+        }
+      }
+      free(buf);
+    }
+  release(&p);
+}
+END_TEST
+
+START_TEST(test_cumsum_f32_cols) {
+  static const int32_t sizes[][2] = {{1, 3}, {50, 13}, {64, 16}};
+  prog p = build("cumsum_f32_cols", NULL, 0);
+  for (int s = 0; s < 3; s++)
+    for (int on_sim = 0; on_sim < 2; on_sim++) {
+      int32_t M = sizes[s][0], N = sizes[s][1];
+      float *x = malloc(sizeof *x * (size_t)(2 * M * N)), *S = x + M * N;
+      uint64_t seed = 3;
+      for (int i = 0; i < M * N; i++)
+        x[i] = (float)(rng(&seed) % 1000) / 250.0f - 2.0f;
+      void *px = x, *ps = S;
+      void *args[4] = {&px, &ps, &M, &N};
+      launch(&p, on_sim, args, (N + 7) / 8);
+      for (int c = 0; c < N; c++) {
+        double sum = 0;
+        for (int r = 0; r < M; r++) {
+          sum += x[r * N + c];
+          ck_assert_msg(fabs(S[r * N + c] - sum) < 1e-4,
+                        "%s %dx%d (%d,%d): %g, want %g", target_name(on_sim), M,
+                        N, r, c, S[r * N + c], sum);
+        }
+      }
+      free(x);
+    }
+  release(&p);
+}
+END_TEST
+
+START_TEST(test_sort_rows) {
+  static const int ns[] = {1, 37, 64};
+  prog p = build("sort_rows", NULL, 0);
+  for (int s = 0; s < 3; s++)
+    for (int on_sim = 0; on_sim < 2; on_sim++) {
+      int32_t M = 3, N = ns[s], n = M * N;
+      float *x = malloc(sizeof *x * (size_t)(3 * n)), *V = x + n, *D = V + n;
+      int32_t *I = malloc(sizeof *I * (size_t)(2 * n)), *DI = I + n;
+      fill_ties(x, n, 41 + (uint64_t)s, 0);
+      if (N > 4) { /* NaNs and infinities in row 1 */
+        x[N + 1] = NAN;
+        x[N + 3] = -INFINITY;
+        x[N + 4] = INFINITY;
+        x[2 * N - 1] = NAN;
+      }
+      void *ptr[5] = {x, V, I, D, DI};
+      void *args[6] = {&ptr[0], &ptr[1], &ptr[2], &ptr[3], &ptr[4], &N};
+      launch(&p, on_sim, args, M);
+      int order[64];
+      for (int r = 0; r < M; r++)
+        for (int desc = 0; desc < 2; desc++) {
+          const float *got = desc ? D : V;
+          const int32_t *gi = desc ? DI : I;
+          ref_order(x + r * N, N, desc, order);
+          for (int c = 0; c < N; c++)
+            ck_assert_msg(gi[r * N + c] == order[c] &&
+                              same_float(got[r * N + c], x[r * N + order[c]]),
+                          "%s N=%d row %d %s pos %d: %g@%d, want %g@%d",
+                          target_name(on_sim), N, r, desc ? "desc" : "asc", c,
+                          got[r * N + c], gi[r * N + c], x[r * N + order[c]],
+                          order[c]);
+        }
+      free(x);
+      free(I);
+    }
+  release(&p);
+}
+END_TEST
+
+static void check_topk(const char *what, const float *x, int N, int K,
+                       const float *v, const int32_t *idx) {
+  int order[1024];
+  ref_order(x, N, 1, order);
+  for (int k = 0; k < K && k < N; k++)
+    ck_assert_msg(idx[k] == order[k] && same_float(v[k], x[order[k]]),
+                  "%s N=%d K=%d pos %d: %g@%d, want %g@%d", what, N, K, k, v[k],
+                  idx[k], x[order[k]], order[k]);
+}
+
+START_TEST(test_topk_rows) {
+  static const int ns[] = {5, 100, 128};
+  prog p = build("topk_rows", NULL, 0);
+  for (int s = 0; s < 3; s++)
+    for (int on_sim = 0; on_sim < 2; on_sim++) {
+      int32_t M = 6, N = ns[s], K = 8;
+      float *x = malloc(sizeof *x * (size_t)(M * N)), V[6 * 8];
+      int32_t I[6 * 8];
+      fill_ties(x, M * N, 7 + (uint64_t)s, 23);
+      void *px = x, *pv = V, *pi = I;
+      void *args[5] = {&px, &pv, &pi, &M, &N};
+      launch(&p, on_sim, args, (M + 3) / 4);
+      for (int r = 0; r < M; r++)
+        check_topk(target_name(on_sim), x + r * N, N, K, V + r * K, I + r * K);
+      free(x);
+    }
+  release(&p);
+}
+END_TEST
+
+START_TEST(test_topk_vec) {
+  static const xk_constexpr over[] = {{"BN", 256}, {"K", 16}};
+  static const int ns[] = {16, 200, 256};
+  prog p = build("topk_vec", over, 2);
+  for (int s = 0; s < 3; s++)
+    for (int on_sim = 0; on_sim < 2; on_sim++) {
+      int32_t N = ns[s];
+      float x[256], V[16];
+      int32_t I[16];
+      fill_ties(x, N, 11 + (uint64_t)s, s == 1 ? 31 : 0);
+      void *px = x, *pv = V, *pi = I;
+      void *args[4] = {&px, &pv, &pi, &N};
+      launch(&p, on_sim, args, 1);
+      check_topk(target_name(on_sim), x, N, 16, V, I);
+    }
+  release(&p);
+}
+END_TEST
+
+static void open_dsl(void) {
+  xk_diag d;
+  if (xk_dsl_open(XK_SRC "/tests/data/ops_kernels.xk", &dsl, &d))
+    fprintf(stderr, "test_tile_ops: ops_kernels.xk not usable: %s\n", d.msg);
+}
+
+static void close_dsl(void) {
+  xk_dsl_close(dsl);
+  dsl = NULL;
+}
+
+int main(void) {
+  Suite *s = suite_create("tile_ops");
+  TCase *c = tcase_create("axis");
+  tcase_set_timeout(c, 600);
+  tcase_add_unchecked_fixture(c, open_dsl, close_dsl);
+  tcase_add_test(c, test_argmax_argmin_rows);
+  tcase_add_test(c, test_argmax_cols);
+  tcase_add_test(c, test_scans);
+  tcase_add_test(c, test_cumsum_f32_cols);
+  tcase_add_test(c, test_sort_rows);
+  tcase_add_test(c, test_topk_rows);
+  tcase_add_test(c, test_topk_vec);
+  suite_add_tcase(s, c);
+  return xk_check_run(s);
+}
