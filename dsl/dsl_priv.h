@@ -94,5 +94,7 @@ int xk_materialize(lua_State *L, xk_trace *t, xk_opnd o, int dtype,
 void xk_ops_open(lua_State *L);
 /* ops_scan.c: argmax/argmin, scans, sort/topk (called by xk_ops_open) */
 void xk_ops_scan_open(lua_State *L);
+/* ops_math.c: tanh, sigmoid, erf, pow, fma, umulhi */
+void xk_ops_math_open(lua_State *L);
 
 #endif

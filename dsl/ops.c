@@ -307,6 +307,15 @@ static int l_math(lua_State *L) {
     case XK_OP_COS:
       r = cos(x);
       break;
+    case XK_OP_LOG2:
+      r = log2(x);
+      break;
+    case XK_OP_FLOOR:
+      r = floor(x);
+      break;
+    case XK_OP_CEIL:
+      r = ceil(x);
+      break;
     default:
       r = fabs(x);
       break;
@@ -641,9 +650,11 @@ void xk_ops_open(lua_State *L) {
   static const struct {
     const char *name;
     xk_opcode code;
-  } math[] = {{"exp", XK_OP_EXP},   {"exp2", XK_OP_EXP2},   {"log", XK_OP_LOG},
-              {"sqrt", XK_OP_SQRT}, {"rsqrt", XK_OP_RSQRT}, {"sin", XK_OP_SIN},
-              {"cos", XK_OP_COS},   {"abs", XK_OP_ABS}};
+  } math[] = {
+      {"exp", XK_OP_EXP},     {"exp2", XK_OP_EXP2},   {"log", XK_OP_LOG},
+      {"sqrt", XK_OP_SQRT},   {"rsqrt", XK_OP_RSQRT}, {"sin", XK_OP_SIN},
+      {"cos", XK_OP_COS},     {"abs", XK_OP_ABS},     {"log2", XK_OP_LOG2},
+      {"floor", XK_OP_FLOOR}, {"ceil", XK_OP_CEIL}};
   static const struct {
     const char *name;
     int red;
@@ -669,4 +680,5 @@ void xk_ops_open(lua_State *L) {
   }
   lua_pop(L, 2);
   xk_ops_scan_open(L);
+  xk_ops_math_open(L);
 }

@@ -1,7 +1,9 @@
 /* The axis ops of the DSL (argmax/argmin, cumsum/cumprod,
  * associative_scan, sort, topk) on the host and sim targets against plain
  * C references, at ragged sizes with masks, ties and NaNs
- * (tests/data/ops_kernels.xk). */
+ * (tests/data/ops_kernels.xk); the math ops (log2, tanh, sigmoid, erf,
+ * floor, ceil, fma, pow, abs, umulhi) and where on pointers and integers
+ * against the C library. */
 #include "compile.h"
 #include "sim.h"
 
@@ -360,6 +362,92 @@ START_TEST(test_topk_vec) {
 }
 END_TEST
 
+static int close_to(double got, double want, double atol, double rtol) {
+  if (isnan(want) || isinf(want))
+    return isnan(want) ? isnan(got) : got == want;
+  return fabs(got - want) <= atol + rtol * fabs(want);
+}
+
+/* The reference of row k of math_ops and its tolerance (atol, rtol). */
+static double math_ref(int k, double x, double y, double z, double *atol,
+                       double *rtol) {
+  static const double tol[][2] = {
+      {0, 1e-6}, {0, 1e-6}, {2e-7, 1e-6},  {2e-7, 1e-6}, {3e-7, 1e-6}, {0, 0},
+      {0, 0},    {0, 0},    {1e-30, 2e-5}, {0, 0},       {1e-30, 2e-5}};
+  *atol = tol[k][0];
+  *rtol = tol[k][1];
+  switch (k) {
+  case 0:
+    return log2(x);
+  case 1:
+    return exp2(y);
+  case 2:
+    return tanh(y);
+  case 3:
+    return 1.0 / (1.0 + exp(-y));
+  case 4:
+    return erf(y);
+  case 5:
+    return floor(y);
+  case 6:
+    return ceil(y);
+  case 7:
+    return fmaf((float)x, (float)y, (float)z);
+  case 8:
+    return pow(y, z);
+  case 9:
+    return fabs(y);
+  default:
+    return pow(x, y);
+  }
+}
+
+START_TEST(test_math_ops) {
+  static const int ns[] = {1, 300};
+  prog p = build("math_ops", NULL, 0);
+  for (int s = 0; s < 2; s++)
+    for (int on_sim = 0; on_sim < 2; on_sim++) {
+      int32_t N = ns[s];
+      float *x = malloc(sizeof *x * (size_t)(14 * N)), *y = x + N, *z = y + N;
+      float *o = z + N;
+      int32_t *ia = malloc(sizeof *ia * (size_t)(4 * N)), *ib = ia + N;
+      int32_t *u = ib + N, *w = u + N;
+      uint64_t seed = 1234;
+      for (int i = 0; i < N; i++) {
+        x[i] = 0.1f + (float)(rng(&seed) % 1000) / 100.0f;
+        /* tiny, integral and half-integral values among the random ones */
+        y[i] = i % 7 == 0   ? (float)(i % 5) - 2.0f
+               : i % 7 == 1 ? 1e-5f * (float)(i % 3 + 1)
+               : i % 7 == 2 ? (float)(i % 9) * 0.5f - 2.0f
+                            : (float)(rng(&seed) % 8000) / 1000.0f - 4.0f;
+        z[i] = (float)((int)(rng(&seed) % 7) - 3);
+        ia[i] = (int32_t)rng(&seed);
+        ib[i] = i % 5 ? (int32_t)rng(&seed) : -1;
+      }
+      void *ptr[8] = {x, y, z, o, ia, ib, u, w};
+      void *args[9] = {&ptr[0], &ptr[1], &ptr[2], &ptr[3], &ptr[4],
+                       &ptr[5], &ptr[6], &ptr[7], &N};
+      launch(&p, on_sim, args, (N + 127) / 128);
+      for (int k = 0; k < 11; k++)
+        for (int i = 0; i < N; i++) {
+          double at, rt, want = math_ref(k, x[i], y[i], z[i], &at, &rt);
+          ck_assert_msg(close_to(o[k * N + i], want, at, rt),
+                        "%s row %d i %d (x %g y %g z %g): %.9g, want %.9g",
+                        target_name(on_sim), k, i, x[i], y[i], z[i],
+                        o[k * N + i], want);
+        }
+      for (int i = 0; i < N; i++) {
+        uint64_t prod = (uint64_t)(uint32_t)ia[i] * (uint32_t)ib[i];
+        ck_assert_int_eq(u[i], (int32_t)(uint32_t)(prod >> 32));
+        ck_assert_int_eq(w[i], (i % 2 ? ib[i] : ia[i]) + 7);
+      }
+      free(x);
+      free(ia);
+    }
+  release(&p);
+}
+END_TEST
+
 static void open_dsl(void) {
   xk_diag d;
   if (xk_dsl_open(XK_SRC "/tests/data/ops_kernels.xk", &dsl, &d))
@@ -383,6 +471,7 @@ int main(void) {
   tcase_add_test(c, test_sort_rows);
   tcase_add_test(c, test_topk_rows);
   tcase_add_test(c, test_topk_vec);
+  tcase_add_test(c, test_math_ops);
   suite_add_tcase(s, c);
   return xk_check_run(s);
 }

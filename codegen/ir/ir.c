@@ -247,15 +247,16 @@ void xk_func_replace_uses(xk_func *f, int from, int to) {
 }
 
 static const char *const op_names[XK_NOPS] = {
-    "const",       "program_id", "num_programs", "arange",  "add",
-    "sub",         "mul",        "div",          "rem",     "min",
-    "max",         "and",        "or",           "xor",     "shl",
-    "shr",         "cmp",        "neg",          "not",     "exp",
-    "exp2",        "log",        "sqrt",         "rsqrt",   "sin",
-    "cos",         "abs",        "select",       "cast",    "broadcast",
-    "expand_dims", "reshape",    "shift",        "xorperm", "trans",
-    "reduce",      "dot",        "load",         "store",   "atomic_add",
-    "barrier",     "for",        "yield"};
+    "const",   "program_id", "num_programs", "arange",     "add",
+    "sub",     "mul",        "div",          "rem",        "min",
+    "max",     "and",        "or",           "xor",        "shl",
+    "shr",     "cmp",        "neg",          "not",        "exp",
+    "exp2",    "log",        "sqrt",         "rsqrt",      "sin",
+    "cos",     "log2",       "floor",        "ceil",       "abs",
+    "select",  "fma",        "cast",         "broadcast",  "expand_dims",
+    "reshape", "shift",      "xorperm",      "trans",      "reduce",
+    "dot",     "load",       "store",        "atomic_add", "barrier",
+    "for",     "yield"};
 
 const char *xk_op_name(int code) {
   return code >= 0 && code < XK_NOPS ? op_names[code] : "?";

@@ -66,8 +66,12 @@ typedef enum {
   XK_OP_RSQRT,
   XK_OP_SIN,
   XK_OP_COS,
+  XK_OP_LOG2,
+  XK_OP_FLOOR,
+  XK_OP_CEIL,
   XK_OP_ABS,
   XK_OP_SELECT, /* (i1 cond, a, b), all same shape */
+  XK_OP_FMA,    /* (a, b, c) floats -> a * b + c rounded once */
   XK_OP_CAST,   /* to the result dtype, same shape */
   /* shape ops */
   XK_OP_BROADCAST,   /* size-1 dims (same rank) or scalar -> result shape */

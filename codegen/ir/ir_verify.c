@@ -267,6 +267,11 @@ static int check_op(verifier *v, const xk_op *op, int is_last) {
          "condition must be i1 of the result shape");
     NEED(xk_type_eq(T(1), R(0)) && xk_type_eq(T(2), R(0)),
          "select arms must have the result type");
+  } else if (c == XK_OP_FMA) {
+    NEED(op->nopnd == 3 && op->nres == 1, "fma takes (a, b, c)");
+    NEED(xk_type_eq(T(0), R(0)) && xk_type_eq(T(1), R(0)) &&
+             xk_type_eq(T(2), R(0)) && xk_dtype_is_float(R(0).dtype),
+         "fma operands must be floats of the result type");
   } else if (c == XK_OP_CAST) {
     NEED(op->nopnd == 1 && op->nres == 1, "cast takes one operand");
     NEED(xk_type_same_shape(T(0), R(0)), "cast keeps the shape");

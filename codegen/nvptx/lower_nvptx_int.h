@@ -27,7 +27,7 @@ typedef struct {
   void (*barrier)(nv *s);
   /* butterfly shuffle of an i32 across the full warp */
   LLVMValueRef (*shfl_bfly)(nv *s, LLVMValueRef v, int lanemask);
-  /* f32 math (EXP, EXP2, LOG, SQRT, RSQRT, SIN, COS) */
+  /* f32 math (EXP, EXP2, LOG, LOG2, SQRT, RSQRT, SIN, COS) */
   LLVMValueRef (*math)(nv *s, int code, LLVMValueRef x);
   /* marks `fn` as a kernel entry with `threads` threads per block */
   void (*mark_kernel)(nv *s, LLVMValueRef fn, int threads);

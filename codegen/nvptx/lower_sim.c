@@ -48,6 +48,8 @@ static LLVMValueRef p_math(nv *s, int code, LLVMValueRef x) {
     return nv_call(s, "llvm.exp2.f32", f, &x, 1);
   case XK_OP_LOG:
     return nv_call(s, "llvm.log.f32", f, &x, 1);
+  case XK_OP_LOG2:
+    return nv_call(s, "llvm.log2.f32", f, &x, 1);
   case XK_OP_SQRT:
     return nv_call(s, "llvm.sqrt.f32", f, &x, 1);
   case XK_OP_RSQRT:
