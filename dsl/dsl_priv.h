@@ -96,5 +96,7 @@ void xk_ops_open(lua_State *L);
 void xk_ops_scan_open(lua_State *L);
 /* ops_math.c: tanh, sigmoid, erf, pow, fma, umulhi */
 void xk_ops_math_open(lua_State *L);
+/* ops_atomic.c: atomic_add ... atomic_cas */
+void xk_ops_atomic_open(lua_State *L);
 
 #endif

@@ -201,10 +201,6 @@ static int store_op(lua_State *L, xk_opcode code, const char *name) {
   int elem = xk_tvt(t, p).elem;
   if (val.kind == XK_K_TILE && xk_tvt(t, val.v).dtype == XK_PTR)
     xk_fail(L, t, "cannot store a pointer (%s)", xk_opnd_str(t, val).s);
-  if (code == XK_OP_ATOMIC_ADD && elem != XK_F32 && elem != XK_I32 &&
-      elem != XK_I64)
-    xk_fail(L, t, "supports f32, i32 and i64 memory (%s)",
-            xk_tn(xk_tvt(t, p)).s);
   xk_type sh = xk_bcast_shape(L, t, xk_tvt(t, p), xk_opnd_type(t, val));
   if (m >= 0)
     sh = xk_bcast_shape(L, t, sh, xk_tvt(t, m));
@@ -219,9 +215,6 @@ static int store_op(lua_State *L, xk_opcode code, const char *name) {
 }
 static int l_store(lua_State *L) {
   return store_op(L, XK_OP_STORE, "store");
-}
-static int l_atomic_add(lua_State *L) {
-  return store_op(L, XK_OP_ATOMIC_ADD, "atomic_add");
 }
 
 /* barrier(): the program's stores before it are visible to all of its
@@ -637,7 +630,6 @@ void xk_ops_open(lua_State *L) {
                                  {"cast", l_cast},
                                  {"load", l_load},
                                  {"store", l_store},
-                                 {"atomic_add", l_atomic_add},
                                  {"barrier", l_barrier},
                                  {"where", l_where},
                                  {"dot", l_dot},
@@ -681,4 +673,5 @@ void xk_ops_open(lua_State *L) {
   lua_pop(L, 2);
   xk_ops_scan_open(L);
   xk_ops_math_open(L);
+  xk_ops_atomic_open(L);
 }

@@ -3,12 +3,15 @@
  * C references, at ragged sizes with masks, ties and NaNs
  * (tests/data/ops_kernels.xk); the math ops (log2, tanh, sigmoid, erf,
  * floor, ceil, fma, pow, abs, umulhi) and where on pointers and integers
- * against the C library. */
+ * against the C library; atomics under contention (host programs on four
+ * threads) checking final values and that the old values returned form a
+ * valid serialization. */
 #include "compile.h"
 #include "sim.h"
 
 #include "check_main.h"
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,6 +451,134 @@ START_TEST(test_math_ops) {
 }
 END_TEST
 
+/* ---- atomics ------------------------------------------------------------ */
+
+typedef struct {
+  const prog *p;
+  void **args;
+  int32_t nprog, first, step;
+} host_share;
+
+static void *host_worker(void *arg) {
+  const host_share *w = arg;
+  int32_t grid[3] = {w->nprog, 1, 1};
+  for (int32_t pid = w->first; pid < w->nprog; pid += w->step) {
+    int32_t id[3] = {pid, 0, 0};
+    w->p->host(w->args, id, grid);
+  }
+  return NULL;
+}
+
+/* The host's programs on 4 threads at once, as the CPU device runs them. */
+static void launch_parallel(const prog *p, void **args, int32_t nprog) {
+  pthread_t t[4];
+  host_share w[4];
+  for (int k = 0; k < 4; k++) {
+    w[k] = (host_share){p, args, nprog, k, 4};
+    ck_assert_int_eq(pthread_create(&t[k], NULL, host_worker, &w[k]), 0);
+  }
+  for (int k = 0; k < 4; k++)
+    pthread_join(t[k], NULL);
+}
+
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* v[0..n) sorted is 0, 1, ..., n-1 */
+static int is_permutation(int32_t *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_i32);
+  for (int i = 0; i < n; i++)
+    if (v[i] != i)
+      return 0;
+  return 1;
+}
+
+START_TEST(test_atomics) {
+  static const int ns[] = {1, 1000};
+  prog p = build("atomics", NULL, 0);
+  for (int s = 0; s < 2; s++)
+    for (int on_sim = 0; on_sim < 2; on_sim++) {
+      int32_t N = ns[s], G = (N + 63) / 64;
+      int32_t C[2] = {0, 0}, MX[3] = {-5, -5, -5}, XV = -1;
+      int32_t BITS[4] = {0, 0x5a5a5a5a, -1, 1000}, L[8] = {0};
+      float F = 0;
+      int32_t *o = calloc((size_t)(6 * N + G), sizeof *o);
+      int32_t *OLD = o, *MO = o + N, *XO = MO + N, *BO = XO + N, *LO = BO + N;
+      int32_t *PS = LO + N;
+      float *FO = calloc((size_t)N, sizeof *FO);
+      void *ptr[13] = {C, OLD, MX, MO, &XV, XO, BITS, BO, L, LO, &F, FO, PS};
+      void *args[14];
+      for (int k = 0; k < 13; k++)
+        args[k] = &ptr[k];
+      args[13] = &N;
+      if (on_sim)
+        launch(&p, 1, args, G);
+      else
+        launch_parallel(&p, args, G);
+      const char *tg = target_name(on_sim);
+      /* add: each lane got a distinct old count; the scalar add one per
+       * program */
+      ck_assert_int_eq(C[0], N);
+      ck_assert_int_eq(C[1], G);
+      ck_assert_msg(is_permutation(OLD, N), "%s: add olds not 0..N-1", tg);
+      ck_assert_msg(is_permutation(PS, G), "%s: scalar add olds", tg);
+      /* max: final is the max written; every old is the initial value or a
+       * value written to the same address, and at most the final */
+      for (int k = 0; k < 3; k++) {
+        int32_t want = -5;
+        for (int i = k; i < N; i += 3)
+          want = i * 7 % 101 > want ? i * 7 % 101 : want;
+        ck_assert_int_eq(MX[k], want);
+      }
+      for (int i = 0; i < N; i++)
+        ck_assert_msg(MO[i] <= MX[i % 3] && (MO[i] == -5 || MO[i] % 1 == 0),
+                      "%s: max old %d", tg, MO[i]);
+      /* xchg: the olds and the final value are the initial value and the
+       * written ones, each once */
+      int32_t *xs = malloc(sizeof *xs * (size_t)(N + 1));
+      for (int i = 0; i < N; i++)
+        xs[i] = XO[i] + 1;
+      xs[N] = XV + 1;
+      ck_assert_msg(is_permutation(xs, N + 1), "%s: xchg olds", tg);
+      free(xs);
+      /* or/xor/and/min: final values; or's olds are subsets of the final */
+      int32_t bor = 0, bxor = 0x5a5a5a5a, band = -1, bmin = 1000;
+      for (int i = 0; i < N; i++) {
+        bor |= 1 << (i % 31);
+        bxor ^= i;
+        band &= ~(1 << (i % 31));
+        bmin = i * 13 % 97 < bmin ? i * 13 % 97 : bmin;
+        ck_assert_msg((BO[i] & ~bor) == 0 || i == 0, "%s: or old", tg);
+      }
+      ck_assert_int_eq(BITS[0], bor);
+      ck_assert_int_eq(BITS[1], bxor);
+      ck_assert_int_eq(BITS[2], band);
+      ck_assert_int_eq(BITS[3], bmin);
+      /* cas: one lane per slot (any of the grid's, cas has no mask) swaps
+       * 0 for its i + 1; every other lane of the slot sees that value */
+      for (int i = 0; i < N; i++) {
+        int32_t fin = L[i % 8];
+        ck_assert_msg(fin > 0 && (fin - 1) % 8 == i % 8 && fin <= G * 64,
+                      "%s: cas slot %d holds %d", tg, i % 8, fin);
+        ck_assert_msg(LO[i] == (fin == i + 1 ? 0 : fin),
+                      "%s: cas old %d at %d (slot %d)", tg, LO[i], i, fin);
+      }
+      /* f32 add of 0.5: exact, so the olds are 0, 0.5, ... in some order */
+      ck_assert(F == 0.5f * (float)N);
+      int32_t *fs = malloc(sizeof *fs * (size_t)N);
+      for (int i = 0; i < N; i++)
+        fs[i] = (int32_t)(FO[i] * 2);
+      ck_assert_msg(is_permutation(fs, N), "%s: f32 add olds", tg);
+      free(fs);
+      free(o);
+      free(FO);
+    }
+  release(&p);
+}
+END_TEST
+
 static void open_dsl(void) {
   xk_diag d;
   if (xk_dsl_open(XK_SRC "/tests/data/ops_kernels.xk", &dsl, &d))
@@ -472,6 +603,7 @@ int main(void) {
   tcase_add_test(c, test_topk_rows);
   tcase_add_test(c, test_topk_vec);
   tcase_add_test(c, test_math_ops);
+  tcase_add_test(c, test_atomics);
   suite_add_tcase(s, c);
   return xk_check_run(s);
 }

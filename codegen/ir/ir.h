@@ -90,6 +90,10 @@ typedef enum {
   XK_OP_LOAD,       /* (ptr, [mask], [other]); attr.has_mask/has_other */
   XK_OP_STORE,      /* (ptr, value, [mask]); no result */
   XK_OP_ATOMIC_ADD, /* (ptr, value, [mask]); no result */
+  /* read-modify-write returning the old values: (ptr, value, [mask]), CAS
+   * (ptr, cmp, value, [mask]); attr.rmw, attr.sem, attr.scope,
+   * attr.has_mask; masked-off lanes return 0 */
+  XK_OP_ATOMIC,
   /* no operands, no result: a program's memory accesses before it happen
    * before those after it, across all of its threads (CUDA's
    * __syncthreads); for a tile stored and reloaded in another layout */
@@ -102,6 +106,29 @@ typedef enum {
 
 typedef enum { XK_EQ, XK_NE, XK_LT, XK_LE, XK_GT, XK_GE } xk_pred;
 typedef enum { XK_RED_SUM, XK_RED_MAX, XK_RED_MIN } xk_red;
+typedef enum {
+  XK_RMW_ADD,
+  XK_RMW_MAX, /* signed */
+  XK_RMW_MIN,
+  XK_RMW_AND,
+  XK_RMW_OR,
+  XK_RMW_XOR,
+  XK_RMW_XCHG,
+  XK_RMW_CAS,
+  XK_NRMW
+} xk_rmw;
+/* Triton's sem and scope; the zero values are its defaults */
+typedef enum {
+  XK_SEM_ACQ_REL,
+  XK_SEM_RELAXED,
+  XK_SEM_ACQUIRE,
+  XK_SEM_RELEASE,
+  XK_NSEM
+} xk_sem;
+typedef enum { XK_SCOPE_GPU, XK_SCOPE_CTA, XK_SCOPE_SYS, XK_NSCOPE } xk_scope;
+const char *xk_rmw_name(int rmw);
+const char *xk_sem_name(int sem);
+const char *xk_scope_name(int scope);
 
 typedef struct {
   int64_t i;
@@ -112,6 +139,7 @@ typedef struct {
   int red;
   int perm[XK_MAX_RANK];
   int has_mask, has_other;
+  int rmw, sem, scope; /* ATOMIC */
 } xk_attr;
 
 /* A source position in the kernel file; line 0 means unknown. */

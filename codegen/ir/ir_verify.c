@@ -182,6 +182,30 @@ static int check_memory(verifier *v, const xk_op *op) {
   return 0;
 }
 
+static int check_atomic(verifier *v, const xk_op *op) {
+  const xk_attr *a = &op->attr;
+  int nv = a->rmw == XK_RMW_CAS ? 2 : 1;
+  NEED(a->rmw >= 0 && a->rmw < XK_NRMW && a->sem >= 0 && a->sem < XK_NSEM &&
+           a->scope >= 0 && a->scope < XK_NSCOPE,
+       "unknown atomic op, sem or scope");
+  NEED(op->nres == 1 && op->nopnd == 1 + nv + a->has_mask,
+       "atomic takes (ptr, [cmp,] value[, mask]) and has one result");
+  xk_type p = T(0), r = R(0);
+  NEED(p.dtype == XK_PTR && r.dtype == p.elem && xk_type_same_shape(r, p),
+       "atomic result must be the pointee dtype of the pointer's shape");
+  for (int i = 1; i <= nv; i++)
+    NEED(xk_type_eq(T(i), r), "atomic operands must have the result type");
+  if (a->has_mask)
+    NEED(T(1 + nv).dtype == XK_I1 && xk_type_same_shape(T(1 + nv), r),
+         "mask must be i1 of the pointer's shape");
+  int dt = r.dtype, bits = a->rmw >= XK_RMW_AND && a->rmw <= XK_RMW_XOR;
+  NEED(dt == XK_I32 || dt == XK_I64 ||
+           (dt == XK_F32 && !bits && a->rmw != XK_RMW_MAX &&
+            a->rmw != XK_RMW_MIN),
+       "atomics on i32 and i64; f32 for add, xchg and cas");
+  return 0;
+}
+
 static int check_dot(verifier *v, const xk_op *op) {
   xk_type a = T(0), b = T(1), c = T(2), r = R(0);
   NEED(op->nopnd == 3, "dot takes (a, b, acc)");
@@ -287,6 +311,9 @@ static int check_op(verifier *v, const xk_op *op, int is_last) {
   } else if (c == XK_OP_LOAD || c == XK_OP_STORE || c == XK_OP_ATOMIC_ADD) {
     NEED(op->nopnd >= 1, "memory op without a pointer");
     if (check_memory(v, op))
+      return -1;
+  } else if (c == XK_OP_ATOMIC) {
+    if (check_atomic(v, op))
       return -1;
   } else if (c == XK_OP_BARRIER) {
     NEED(op->nopnd == 0 && op->nres == 0,

@@ -959,6 +959,8 @@ int nv_lower_op(nv *s, const xk_op *op) {
   case XK_OP_STORE:
   case XK_OP_ATOMIC_ADD:
     return lower_store(s, op);
+  case XK_OP_ATOMIC:
+    return nv_lower_atomic(s, op);
   case XK_OP_BARRIER:
     /* bar.sync also orders the block's global accesses (membar.cta);
      * FOR bodies run in uniform control flow, so every thread reaches it */

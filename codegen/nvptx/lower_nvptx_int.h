@@ -63,6 +63,10 @@ typedef struct {
                    LLVMValueRef src_bytes);
   void (*cp_async_commit)(nv *s);
   void (*cp_async_wait)(nv *s, int n);
+  /* one ATOMIC element (attr rmw, sem, scope) of `dtype` at `ptr`, cmp
+   * only for CAS; returns the old value */
+  LLVMValueRef (*atomic)(nv *s, int rmw, int sem, int scope, int dtype,
+                         LLVMValueRef ptr, LLVMValueRef cmp, LLVMValueRef val);
 } nv_prims;
 
 extern const nv_prims xk_nvptx_prims;
@@ -266,6 +270,12 @@ LLVMValueRef nv_swz_off(nv *s, const xk_swizzle *z, LLVMValueRef row,
 /* The layout a FOR's carried value `i` should start in: its yield's dot
  * accumulator layout (1), so the loop never converts it; else 0. */
 int nv_carried_layout(nv *s, const xk_op *loop, int i, xk_layout *l);
+
+/* lower_nvptx_atomic.c: ATOMIC, and the NVPTX primitive (inline PTX) */
+int nv_lower_atomic(nv *s, const xk_op *op);
+LLVMValueRef nv_ptx_atomic(nv *s, int rmw, int sem, int scope, int dtype,
+                           LLVMValueRef ptr, LLVMValueRef cmp,
+                           LLVMValueRef val);
 
 /* lower_sim_tc.c: the sim target's ldmatrix, mma and cp.async (nv_prims
  * fields of the same names), calling sim_tc.c */

@@ -198,4 +198,5 @@ const nv_prims xk_nvptx_prims = {
     .cp_async = p_cp_async,
     .cp_async_commit = p_cp_async_commit,
     .cp_async_wait = p_cp_async_wait,
+    .atomic = nv_ptx_atomic,
 };
