@@ -331,7 +331,10 @@ static int l_math(lua_State *L) {
   return 1;
 }
 
-/* sum/max/min(x[, axis]): reduce one axis, or all of them when no axis */
+/* sum/max/min(x[, axis[, keep_dims[, dtype]]]) (Triton's order): reduce
+ * one axis, or all of them when axis is nil; keep_dims leaves size-1 dims
+ * in their place; dtype casts the input first (Triton's). f16 and bf16
+ * accumulate in f32 either way and round once at the end. */
 static int l_reduce(lua_State *L) {
   int red = (int)lua_tointeger(L, lua_upvalueindex(1));
   const char *name = lua_tostring(L, lua_upvalueindex(2));
@@ -349,9 +352,22 @@ static int l_reduce(lua_State *L) {
   xk_type ty = xk_tvt(t, v);
   if (ty.dtype == XK_PTR)
     xk_fail(L, t, "cannot reduce pointers (%s)", xk_tn(ty).s);
-  if (ty.dtype == XK_I1)
+  if (lua_gettop(L) > 4)
+    xk_fail(L, t, "takes at most 4 arguments: %s(x, axis, keep_dims, dtype)",
+            name);
+  if (!lua_isnoneornil(L, 3) && !lua_isboolean(L, 3))
+    xk_fail(L, t, "keep_dims must be true or false (got a %s)",
+            luaL_typename(L, 3));
+  int keep = lua_toboolean(L, 3);
+  if (!lua_isnoneornil(L, 4)) {
+    int dt = xk_dtype_arg(L, t, 4, "dtype");
+    if (dt == XK_PTR || dt == XK_I1)
+      xk_fail(L, t, "cannot accumulate in %s", xk_dtype_name(dt));
+    v = xk_cast_to(L, t, v, dt);
+  }
+  if (xk_tvt(t, v).dtype == XK_I1)
     v = xk_cast_to(L, t, v, XK_I32);
-  int all = lua_isnoneornil(L, 2), axis = 0;
+  int all = lua_isnoneornil(L, 2), axis = 0, rank = ty.rank;
   if (!all) {
     if (!lua_isinteger(L, 2))
       xk_fail(L, t, "axis must be an integer (got a %s)", luaL_typename(L, 2));
@@ -375,6 +391,15 @@ static int l_reduce(lua_State *L) {
     v = xk_temit(t, XK_OP_REDUCE, &v, 1, r,
                  (xk_attr){.axis = axis, .red = red});
   } while (all);
+  for (int d = all ? 0 : axis; keep && d < (all ? rank : axis + 1); d++) {
+    xk_type r = xk_tvt(t, v);
+    int32_t sh[XK_MAX_RANK];
+    for (int i = 0, j = 0; i <= r.rank; i++)
+      sh[i] = i == d ? 1 : r.shape[j++];
+    v = xk_temit(t, XK_OP_EXPAND_DIMS, &v, 1,
+                 xk_new_type(L, t, r.dtype, 0, r.rank + 1, sh),
+                 (xk_attr){.axis = d});
+  }
   push(L, t, v);
   return 1;
 }

@@ -5,8 +5,10 @@
  * floor, ceil, fma, pow, abs, umulhi) and where on pointers and integers
  * against the C library; atomics under contention (host programs on four
  * threads) checking final values and that the old values returned form a
- * valid serialization. */
+ * valid serialization; reductions with keep_dims and an accumulation
+ * dtype. */
 #include "compile.h"
+#include "kernel_cases.h"
 #include "sim.h"
 
 #include "check_main.h"
@@ -451,6 +453,45 @@ START_TEST(test_math_ops) {
 }
 END_TEST
 
+/* f16 rows summed with an f32 accumulator: values k/64 make every partial
+ * sum exact in f32 (so any order gives the same), while an f16
+ * accumulator would round the partial sums above 32. */
+START_TEST(test_reduce_opts) {
+  static const int32_t sizes[][2] = {{1, 1}, {5, 200}, {8, 256}};
+  prog p = build("reduce_opts", NULL, 0);
+  for (int s = 0; s < 3; s++)
+    for (int on_sim = 0; on_sim < 2; on_sim++) {
+      int32_t M = sizes[s][0], N = sizes[s][1];
+      uint16_t *x = malloc(sizeof *x * (size_t)(M * N)), S[8], U;
+      float T[8], xf[8 * 256];
+      uint64_t seed = 77;
+      for (int i = 0; i < M * N; i++) {
+        xf[i] = (float)((int)(rng(&seed) % 257) - 100) / 64.0f;
+        x[i] = xk_f32_to_f16(xf[i]);
+      }
+      void *px = x, *ps = S, *pt = T, *pu = &U;
+      void *args[6] = {&px, &ps, &pt, &pu, &M, &N};
+      launch(&p, on_sim, args, 1);
+      float mx = -1000;
+      for (int r = 0; r < M; r++) {
+        double sum = 0;
+        for (int c = 0; c < N; c++) {
+          sum += xf[r * N + c];
+          mx = xf[r * N + c] > mx ? xf[r * N + c] : mx;
+        }
+        ck_assert_msg(S[r] == xk_f32_to_f16((float)sum) && T[r] == (float)sum,
+                      "%s %dx%d row %d: f16 sum %g f32 sum %g, want %g",
+                      target_name(on_sim), M, N, r, xk_f16_to_f32(S[r]), T[r],
+                      sum);
+      }
+      ck_assert_msg(U == xk_f32_to_f16(mx), "%s: max %g, want %g",
+                    target_name(on_sim), xk_f16_to_f32(U), mx);
+      free(x);
+    }
+  release(&p);
+}
+END_TEST
+
 /* ---- atomics ------------------------------------------------------------ */
 
 typedef struct {
@@ -604,6 +645,7 @@ int main(void) {
   tcase_add_test(c, test_topk_vec);
   tcase_add_test(c, test_math_ops);
   tcase_add_test(c, test_atomics);
+  tcase_add_test(c, test_reduce_opts);
   suite_add_tcase(s, c);
   return xk_check_run(s);
 }
