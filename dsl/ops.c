@@ -406,8 +406,45 @@ static int l_reduce(lua_State *L) {
 
 /* --- dot and shape ops ------------------------------------------------- */
 
+/* dot's options: out_dtype (f32, or f16 for f16 inputs) and
+ * input_precision ("ieee", "tf32"). The product accumulates in f32 either
+ * way: an f16 out_dtype rounds the f32 result once (and an f16 acc is
+ * widened), which is at least as accurate as Triton's f16 accumulators
+ * (mma with f16 C/D) but not bit-identical to them. tf32 allows a
+ * less precise f32 product; f32 dots run on exact FMAs on every target,
+ * which satisfies it. */
+static int dot_opts(lua_State *L, xk_trace *t, int idx, int in_dt) {
+  if (lua_isnoneornil(L, idx))
+    return XK_F32;
+  if (!lua_istable(L, idx))
+    xk_fail(L, t, "options must be a table like {out_dtype = f16} (got a %s)",
+            luaL_typename(L, idx));
+  int out = XK_F32;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+    if (!strcmp(k, "out_dtype")) {
+      out = xk_dtype_arg(L, t, lua_gettop(L), "out_dtype");
+      if (out != XK_F32 && !(out == XK_F16 && in_dt == XK_F16))
+        xk_fail(L, t, "out_dtype must be f32, or f16 for f16 inputs (got %s)",
+                xk_dtype_name(out));
+    } else if (!strcmp(k, "input_precision")) {
+      const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+      if (strcmp(p, "ieee") && strcmp(p, "tf32"))
+        xk_fail(L, t, "input_precision must be \"ieee\" or \"tf32\"");
+    } else {
+      xk_fail(L, t, "unknown option '%s' (out_dtype, input_precision)",
+              lua_type(L, -2) == LUA_TSTRING ? k : luaL_typename(L, -2));
+    }
+    lua_pop(L, 1);
+  }
+  return out;
+}
+
 static int l_dot(lua_State *L) {
   xk_trace *t = xk_cur(L, "dot");
+  if (lua_gettop(L) > 4)
+    xk_fail(L, t, "takes at most 4 arguments: dot(a, b, acc, opts)");
   int a = xk_tile_arg(L, t, 1, "a"), b = xk_tile_arg(L, t, 2, "b");
   xk_type ta = xk_tvt(t, a), tb = xk_tvt(t, b);
   if (ta.rank != 2 || tb.rank != 2)
@@ -420,6 +457,7 @@ static int l_dot(lua_State *L) {
   if (!xk_dtype_is_float(ta.dtype))
     xk_fail(L, t, "inputs must be f16, bf16 or f32 (%s, %s)", xk_tn(ta).s,
             xk_tn(tb).s);
+  int out = dot_opts(L, t, 4, ta.dtype);
   int32_t mn[2] = {ta.shape[0], tb.shape[1]};
   xk_type r = xk_new_type(L, t, XK_F32, 0, 2, mn);
   int acc;
@@ -427,12 +465,16 @@ static int l_dot(lua_State *L) {
     acc = xk_materialize(L, t, (xk_opnd){XK_K_INT, -1, 0, 0}, XK_F32, r);
   } else {
     acc = xk_tile_arg(L, t, 3, "acc");
-    if (!xk_type_eq(xk_tvt(t, acc), r))
-      xk_fail(L, t, "accumulator must be %s (got %s)", xk_tn(r).s,
+    xk_type want = r;
+    want.dtype = (uint8_t)out;
+    if (!xk_type_eq(xk_tvt(t, acc), want))
+      xk_fail(L, t, "accumulator must be %s (got %s)", xk_tn(want).s,
               xk_tn(xk_tvt(t, acc)).s);
+    acc = xk_cast_to(L, t, acc, XK_F32);
   }
   int o[3] = {a, b, acc};
-  push(L, t, xk_temit(t, XK_OP_DOT, o, 3, r, (xk_attr){0}));
+  int d = xk_temit(t, XK_OP_DOT, o, 3, r, (xk_attr){0});
+  push(L, t, xk_cast_to(L, t, d, out));
   return 1;
 }
 

@@ -6,7 +6,7 @@
  * against the C library; atomics under contention (host programs on four
  * threads) checking final values and that the old values returned form a
  * valid serialization; reductions with keep_dims and an accumulation
- * dtype. */
+ * dtype; dot's out_dtype and input_precision. */
 #include "compile.h"
 #include "kernel_cases.h"
 #include "sim.h"
@@ -492,6 +492,44 @@ START_TEST(test_reduce_opts) {
 }
 END_TEST
 
+/* Entries k/8 in [-2, 2]: products and their sums are exact in f32 in any
+ * order, so the f16 results are the exact sums rounded once. */
+START_TEST(test_dot_opts) {
+  static const int32_t sizes[][3] = {{1, 1, 1}, {20, 24, 40}, {32, 32, 64}};
+  prog p = build("dot_opts", NULL, 0);
+  for (int s = 0; s < 3; s++)
+    for (int on_sim = 0; on_sim < 2; on_sim++) {
+      int32_t M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
+      uint16_t A[32 * 64], B[64 * 32], C[32 * 32], D[32 * 32];
+      float af[32 * 64], bf[64 * 32], E[32 * 32];
+      uint64_t seed = 8;
+      for (int i = 0; i < M * K; i++)
+        A[i] = xk_f32_to_f16(af[i] = (float)((int)(rng(&seed) % 33) - 16) / 8);
+      for (int i = 0; i < K * N; i++)
+        B[i] = xk_f32_to_f16(bf[i] = (float)((int)(rng(&seed) % 33) - 16) / 8);
+      void *ptr[5] = {A, B, C, D, E};
+      void *args[8] = {&ptr[0], &ptr[1], &ptr[2], &ptr[3], &ptr[4], &M, &N, &K};
+      launch(&p, on_sim, args, 1);
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+          double sum = 0;
+          for (int k = 0; k < K; k++)
+            sum += (double)af[i * K + k] * bf[k * N + j];
+          uint16_t c = xk_f32_to_f16((float)sum);
+          uint16_t d = xk_f32_to_f16((float)(sum + xk_f16_to_f32(c)));
+          ck_assert_msg(C[i * N + j] == c && D[i * N + j] == d &&
+                            E[i * N + j] == (float)sum,
+                        "%s %dx%dx%d (%d,%d): %g %g %g, want %g %g %g",
+                        target_name(on_sim), M, N, K, i, j,
+                        xk_f16_to_f32(C[i * N + j]),
+                        xk_f16_to_f32(D[i * N + j]), E[i * N + j],
+                        xk_f16_to_f32(c), xk_f16_to_f32(d), sum);
+        }
+    }
+  release(&p);
+}
+END_TEST
+
 /* ---- atomics ------------------------------------------------------------ */
 
 typedef struct {
@@ -646,6 +684,7 @@ int main(void) {
   tcase_add_test(c, test_math_ops);
   tcase_add_test(c, test_atomics);
   tcase_add_test(c, test_reduce_opts);
+  tcase_add_test(c, test_dot_opts);
   suite_add_tcase(s, c);
   return xk_check_run(s);
 }
