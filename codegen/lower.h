@@ -27,6 +27,11 @@ int xk_lower_nvptx(const xk_func *f, LLVMModuleRef mod, const char *sym,
 int xk_lower_sim(const xk_func *f, LLVMModuleRef mod, const char *sym,
                  xk_nvptx_info *info, xk_diag *d);
 
+/* lower_atomic.c: one ATOMIC element (attr rmw, sem; cmp only for CAS) as
+ * an LLVM atomic instruction at `p`; returns the old value. */
+LLVMValueRef xk_llvm_atomic(LLVMBuilderRef b, int rmw, int sem, LLVMValueRef p,
+                            LLVMValueRef cmp, LLVMValueRef v);
+
 /* target.c: tells LLVM an argument's ALIGN16/DIV16 facts (llvm.assume);
  * the lowerings call it on each argument value in their entry block. */
 void xk_spec_assume(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef v,

@@ -98,5 +98,11 @@ void xk_ops_open(lua_State *L);
 char *xk_cond_lint(const char *src, size_t n, size_t *outn);
 /* control.c: if_, exit and the guards the lint calls */
 void xk_control_open(lua_State *L);
+/* ops_scan.c: argmax/argmin, scans, sort/topk (called by xk_ops_open) */
+void xk_ops_scan_open(lua_State *L);
+/* ops_math.c: tanh, sigmoid, erf, pow, fma, umulhi */
+void xk_ops_math_open(lua_State *L);
+/* ops_atomic.c: atomic_add ... atomic_cas */
+void xk_ops_atomic_open(lua_State *L);
 
 #endif

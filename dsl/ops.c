@@ -201,10 +201,6 @@ static int store_op(lua_State *L, xk_opcode code, const char *name) {
   int elem = xk_tvt(t, p).elem;
   if (val.kind == XK_K_TILE && xk_tvt(t, val.v).dtype == XK_PTR)
     xk_fail(L, t, "cannot store a pointer (%s)", xk_opnd_str(t, val).s);
-  if (code == XK_OP_ATOMIC_ADD && elem != XK_F32 && elem != XK_I32 &&
-      elem != XK_I64)
-    xk_fail(L, t, "supports f32, i32 and i64 memory (%s)",
-            xk_tn(xk_tvt(t, p)).s);
   xk_type sh = xk_bcast_shape(L, t, xk_tvt(t, p), xk_opnd_type(t, val));
   if (m >= 0)
     sh = xk_bcast_shape(L, t, sh, xk_tvt(t, m));
@@ -219,9 +215,6 @@ static int store_op(lua_State *L, xk_opcode code, const char *name) {
 }
 static int l_store(lua_State *L) {
   return store_op(L, XK_OP_STORE, "store");
-}
-static int l_atomic_add(lua_State *L) {
-  return store_op(L, XK_OP_ATOMIC_ADD, "atomic_add");
 }
 
 /* barrier(): the program's stores before it are visible to all of its
@@ -307,6 +300,15 @@ static int l_math(lua_State *L) {
     case XK_OP_COS:
       r = cos(x);
       break;
+    case XK_OP_LOG2:
+      r = log2(x);
+      break;
+    case XK_OP_FLOOR:
+      r = floor(x);
+      break;
+    case XK_OP_CEIL:
+      r = ceil(x);
+      break;
     default:
       r = fabs(x);
       break;
@@ -329,7 +331,10 @@ static int l_math(lua_State *L) {
   return 1;
 }
 
-/* sum/max/min(x[, axis]): reduce one axis, or all of them when no axis */
+/* sum/max/min(x[, axis[, keep_dims[, dtype]]]) (Triton's order): reduce
+ * one axis, or all of them when axis is nil; keep_dims leaves size-1 dims
+ * in their place; dtype casts the input first (Triton's). f16 and bf16
+ * accumulate in f32 either way and round once at the end. */
 static int l_reduce(lua_State *L) {
   int red = (int)lua_tointeger(L, lua_upvalueindex(1));
   const char *name = lua_tostring(L, lua_upvalueindex(2));
@@ -347,9 +352,22 @@ static int l_reduce(lua_State *L) {
   xk_type ty = xk_tvt(t, v);
   if (ty.dtype == XK_PTR)
     xk_fail(L, t, "cannot reduce pointers (%s)", xk_tn(ty).s);
-  if (ty.dtype == XK_I1)
+  if (lua_gettop(L) > 4)
+    xk_fail(L, t, "takes at most 4 arguments: %s(x, axis, keep_dims, dtype)",
+            name);
+  if (!lua_isnoneornil(L, 3) && !lua_isboolean(L, 3))
+    xk_fail(L, t, "keep_dims must be true or false (got a %s)",
+            luaL_typename(L, 3));
+  int keep = lua_toboolean(L, 3);
+  if (!lua_isnoneornil(L, 4)) {
+    int dt = xk_dtype_arg(L, t, 4, "dtype");
+    if (dt == XK_PTR || dt == XK_I1)
+      xk_fail(L, t, "cannot accumulate in %s", xk_dtype_name(dt));
+    v = xk_cast_to(L, t, v, dt);
+  }
+  if (xk_tvt(t, v).dtype == XK_I1)
     v = xk_cast_to(L, t, v, XK_I32);
-  int all = lua_isnoneornil(L, 2), axis = 0;
+  int all = lua_isnoneornil(L, 2), axis = 0, rank = ty.rank;
   if (!all) {
     if (!lua_isinteger(L, 2))
       xk_fail(L, t, "axis must be an integer (got a %s)", luaL_typename(L, 2));
@@ -373,14 +391,60 @@ static int l_reduce(lua_State *L) {
     v = xk_temit(t, XK_OP_REDUCE, &v, 1, r,
                  (xk_attr){.axis = axis, .red = red});
   } while (all);
+  for (int d = all ? 0 : axis; keep && d < (all ? rank : axis + 1); d++) {
+    xk_type r = xk_tvt(t, v);
+    int32_t sh[XK_MAX_RANK];
+    for (int i = 0, j = 0; i <= r.rank; i++)
+      sh[i] = i == d ? 1 : r.shape[j++];
+    v = xk_temit(t, XK_OP_EXPAND_DIMS, &v, 1,
+                 xk_new_type(L, t, r.dtype, 0, r.rank + 1, sh),
+                 (xk_attr){.axis = d});
+  }
   push(L, t, v);
   return 1;
 }
 
 /* --- dot and shape ops ------------------------------------------------- */
 
+/* dot's options: out_dtype (f32, or f16 for f16 inputs) and
+ * input_precision ("ieee", "tf32"). The product accumulates in f32 either
+ * way: an f16 out_dtype rounds the f32 result once (and an f16 acc is
+ * widened), which is at least as accurate as Triton's f16 accumulators
+ * (mma with f16 C/D) but not bit-identical to them. tf32 allows a
+ * less precise f32 product; f32 dots run on exact FMAs on every target,
+ * which satisfies it. */
+static int dot_opts(lua_State *L, xk_trace *t, int idx, int in_dt) {
+  if (lua_isnoneornil(L, idx))
+    return XK_F32;
+  if (!lua_istable(L, idx))
+    xk_fail(L, t, "options must be a table like {out_dtype = f16} (got a %s)",
+            luaL_typename(L, idx));
+  int out = XK_F32;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+    if (!strcmp(k, "out_dtype")) {
+      out = xk_dtype_arg(L, t, lua_gettop(L), "out_dtype");
+      if (out != XK_F32 && !(out == XK_F16 && in_dt == XK_F16))
+        xk_fail(L, t, "out_dtype must be f32, or f16 for f16 inputs (got %s)",
+                xk_dtype_name(out));
+    } else if (!strcmp(k, "input_precision")) {
+      const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+      if (strcmp(p, "ieee") && strcmp(p, "tf32"))
+        xk_fail(L, t, "input_precision must be \"ieee\" or \"tf32\"");
+    } else {
+      xk_fail(L, t, "unknown option '%s' (out_dtype, input_precision)",
+              lua_type(L, -2) == LUA_TSTRING ? k : luaL_typename(L, -2));
+    }
+    lua_pop(L, 1);
+  }
+  return out;
+}
+
 static int l_dot(lua_State *L) {
   xk_trace *t = xk_cur(L, "dot");
+  if (lua_gettop(L) > 4)
+    xk_fail(L, t, "takes at most 4 arguments: dot(a, b, acc, opts)");
   int a = xk_tile_arg(L, t, 1, "a"), b = xk_tile_arg(L, t, 2, "b");
   xk_type ta = xk_tvt(t, a), tb = xk_tvt(t, b);
   if (ta.rank != 2 || tb.rank != 2)
@@ -393,6 +457,7 @@ static int l_dot(lua_State *L) {
   if (!xk_dtype_is_float(ta.dtype))
     xk_fail(L, t, "inputs must be f16, bf16 or f32 (%s, %s)", xk_tn(ta).s,
             xk_tn(tb).s);
+  int out = dot_opts(L, t, 4, ta.dtype);
   int32_t mn[2] = {ta.shape[0], tb.shape[1]};
   xk_type r = xk_new_type(L, t, XK_F32, 0, 2, mn);
   int acc;
@@ -400,12 +465,16 @@ static int l_dot(lua_State *L) {
     acc = xk_materialize(L, t, (xk_opnd){XK_K_INT, -1, 0, 0}, XK_F32, r);
   } else {
     acc = xk_tile_arg(L, t, 3, "acc");
-    if (!xk_type_eq(xk_tvt(t, acc), r))
-      xk_fail(L, t, "accumulator must be %s (got %s)", xk_tn(r).s,
+    xk_type want = r;
+    want.dtype = (uint8_t)out;
+    if (!xk_type_eq(xk_tvt(t, acc), want))
+      xk_fail(L, t, "accumulator must be %s (got %s)", xk_tn(want).s,
               xk_tn(xk_tvt(t, acc)).s);
+    acc = xk_cast_to(L, t, acc, XK_F32);
   }
   int o[3] = {a, b, acc};
-  push(L, t, xk_temit(t, XK_OP_DOT, o, 3, r, (xk_attr){0}));
+  int d = xk_temit(t, XK_OP_DOT, o, 3, r, (xk_attr){0});
+  push(L, t, xk_cast_to(L, t, d, out));
   return 1;
 }
 
@@ -628,7 +697,6 @@ void xk_ops_open(lua_State *L) {
                                  {"cast", l_cast},
                                  {"load", l_load},
                                  {"store", l_store},
-                                 {"atomic_add", l_atomic_add},
                                  {"barrier", l_barrier},
                                  {"where", l_where},
                                  {"dot", l_dot},
@@ -641,9 +709,11 @@ void xk_ops_open(lua_State *L) {
   static const struct {
     const char *name;
     xk_opcode code;
-  } math[] = {{"exp", XK_OP_EXP},   {"exp2", XK_OP_EXP2},   {"log", XK_OP_LOG},
-              {"sqrt", XK_OP_SQRT}, {"rsqrt", XK_OP_RSQRT}, {"sin", XK_OP_SIN},
-              {"cos", XK_OP_COS},   {"abs", XK_OP_ABS}};
+  } math[] = {
+      {"exp", XK_OP_EXP},     {"exp2", XK_OP_EXP2},   {"log", XK_OP_LOG},
+      {"sqrt", XK_OP_SQRT},   {"rsqrt", XK_OP_RSQRT}, {"sin", XK_OP_SIN},
+      {"cos", XK_OP_COS},     {"abs", XK_OP_ABS},     {"log2", XK_OP_LOG2},
+      {"floor", XK_OP_FLOOR}, {"ceil", XK_OP_CEIL}};
   static const struct {
     const char *name;
     int red;
@@ -668,4 +738,7 @@ void xk_ops_open(lua_State *L) {
     lua_setfield(L, -3, reds[i].name);
   }
   lua_pop(L, 2);
+  xk_ops_scan_open(L);
+  xk_ops_math_open(L);
+  xk_ops_atomic_open(L);
 }

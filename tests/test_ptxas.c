@@ -592,6 +592,19 @@ START_TEST(test_kernels_xk) {
 }
 END_TEST
 
+/* The axis ops (argmax, scans, sort, topk) of tests/data/ops_kernels.xk:
+ * ptxas accepts every kernel without spills. */
+START_TEST(test_ops_kernels) {
+  xk_dsl *dsl = NULL;
+  xk_diag d = {{0}};
+  ck_assert_msg(xk_dsl_open(XK_SRC "/tests/data/ops_kernels.xk", &dsl, &d) == 0,
+                "%s", d.msg);
+  for (int k = 0; k < xk_dsl_nkernels(dsl); k++)
+    check_kernel(dsl, k);
+  xk_dsl_close(dsl);
+}
+END_TEST
+
 /* Software pipelining (num_stages > 1) of the default GEMM tiles, plain
  * and specialized for 16-byte aligned buffers and dims divisible by 16:
  * the K loop waits on cp.async groups, the copies are cp.async (16-byte
@@ -669,5 +682,9 @@ int main(void) {
   tcase_add_test(tc, test_kernels_xk);
   tcase_add_test(tc, test_pipelined_gemm);
   suite_add_tcase(s, tc);
+  TCase *ops = tcase_create("ops");
+  tcase_set_timeout(ops, 600);
+  tcase_add_test(ops, test_ops_kernels);
+  suite_add_tcase(s, ops);
   return xk_check_run(s);
 }

@@ -394,6 +394,9 @@ static int lower_op(xk_hl *h, const xk_op *op) {
   case XK_OP_RESHAPE:
   case XK_OP_TRANS:
     return xk_hl_shape_op(h, op);
+  case XK_OP_SHIFT:
+  case XK_OP_XORPERM:
+    return xk_hl_axis_perm(h, op);
   case XK_OP_REDUCE:
     return xk_hl_reduce(h, op);
   case XK_OP_DOT:
@@ -403,6 +406,8 @@ static int lower_op(xk_hl *h, const xk_op *op) {
   case XK_OP_STORE:
   case XK_OP_ATOMIC_ADD:
     return xk_hl_store(h, op);
+  case XK_OP_ATOMIC:
+    return xk_hl_atomic(h, op);
   case XK_OP_BARRIER:
     return 0; /* a program runs as one thread, each op over its whole tile */
   case XK_OP_FOR:

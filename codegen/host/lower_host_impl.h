@@ -80,4 +80,10 @@ int xk_hl_shape_op(xk_hl *h, const xk_op *op);
 int xk_hl_reduce(xk_hl *h, const xk_op *op);
 int xk_hl_dot(xk_hl *h, const xk_op *op);
 
+/* lower_host_perm.c: SHIFT and XORPERM */
+int xk_hl_axis_perm(xk_hl *h, const xk_op *op);
+
+/* lower_host_atomic.c: ATOMIC */
+int xk_hl_atomic(xk_hl *h, const xk_op *op);
+
 #endif

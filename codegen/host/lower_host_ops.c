@@ -233,6 +233,21 @@ static int float_elem(xk_hl *h, const xk_op *op, LLVMValueRef *in, int dt,
   case XK_OP_ABS:
     r = intr1(h, "llvm.fabs", x);
     break;
+  case XK_OP_LOG2:
+    r = intr1(h, "llvm.log2", x);
+    break;
+  case XK_OP_FLOOR:
+    r = intr1(h, "llvm.floor", x);
+    break;
+  case XK_OP_CEIL:
+    r = intr1(h, "llvm.ceil", x);
+    break;
+  case XK_OP_FMA: {
+    LLVMTypeRef t = LLVMTypeOf(x);
+    LLVMValueRef a[3] = {x, y, xk_hl_to_f32(h, in[2], dt)};
+    r = xk_hl_call_intr(h, "llvm.fma", &t, 1, a, 3);
+    break;
+  }
   default:
     return xk_hl_err(h, op, "not defined on floating-point operands");
   }
@@ -360,7 +375,7 @@ int xk_hl_elem(xk_hl *h, const xk_op *op, LLVMValueRef *in, LLVMValueRef *out) {
 }
 
 static int elem_arity(int code) {
-  if (code == XK_OP_SELECT)
+  if (code == XK_OP_SELECT || code == XK_OP_FMA)
     return 3;
   if (code >= XK_OP_ADD && code <= XK_OP_CMP)
     return 2;

@@ -259,14 +259,33 @@ void xk_func_replace_uses(xk_func *f, int from, int to) {
 }
 
 static const char *const op_names[XK_NOPS] = {
-    "const",       "program_id", "num_programs", "arange", "add",   "sub",
-    "mul",         "div",        "rem",          "min",    "max",   "and",
-    "or",          "xor",        "shl",          "shr",    "cmp",   "neg",
-    "not",         "exp",        "exp2",         "log",    "sqrt",  "rsqrt",
-    "sin",         "cos",        "abs",          "select", "cast",  "broadcast",
-    "expand_dims", "reshape",    "trans",        "reduce", "dot",   "load",
-    "store",       "atomic_add", "barrier",      "for",    "yield", "if",
-    "exit"};
+    "const",   "program_id", "num_programs", "arange",     "add",
+    "sub",     "mul",        "div",          "rem",        "min",
+    "max",     "and",        "or",           "xor",        "shl",
+    "shr",     "cmp",        "neg",          "not",        "exp",
+    "exp2",    "log",        "sqrt",         "rsqrt",      "sin",
+    "cos",     "log2",       "floor",        "ceil",       "abs",
+    "select",  "fma",        "cast",         "broadcast",  "expand_dims",
+    "reshape", "shift",      "xorperm",      "trans",      "reduce",
+    "dot",     "load",       "store",        "atomic_add", "atomic",
+    "barrier", "for",        "yield",        "if",         "exit"};
+
+const char *xk_rmw_name(int rmw) {
+  static const char *const n[XK_NRMW] = {"add", "max", "min",  "and",
+                                         "or",  "xor", "xchg", "cas"};
+  return rmw >= 0 && rmw < XK_NRMW ? n[rmw] : "?";
+}
+
+const char *xk_sem_name(int sem) {
+  static const char *const n[XK_NSEM] = {"acq_rel", "relaxed", "acquire",
+                                         "release"};
+  return sem >= 0 && sem < XK_NSEM ? n[sem] : "?";
+}
+
+const char *xk_scope_name(int scope) {
+  static const char *const n[XK_NSCOPE] = {"gpu", "cta", "sys"};
+  return scope >= 0 && scope < XK_NSCOPE ? n[scope] : "?";
+}
 
 const char *xk_op_name(int code) {
   return code >= 0 && code < XK_NOPS ? op_names[code] : "?";
@@ -287,5 +306,5 @@ int xk_op_is_region(int code) {
 
 int xk_op_orders_memory(int code) {
   return code == XK_OP_STORE || code == XK_OP_ATOMIC_ADD ||
-         code == XK_OP_BARRIER;
+         code == XK_OP_ATOMIC || code == XK_OP_BARRIER;
 }

@@ -68,20 +68,34 @@ typedef enum {
   XK_OP_RSQRT,
   XK_OP_SIN,
   XK_OP_COS,
+  XK_OP_LOG2,
+  XK_OP_FLOOR,
+  XK_OP_CEIL,
   XK_OP_ABS,
   XK_OP_SELECT, /* (i1 cond, a, b), all same shape */
+  XK_OP_FMA,    /* (a, b, c) floats -> a * b + c rounded once */
   XK_OP_CAST,   /* to the result dtype, same shape */
   /* shape ops */
   XK_OP_BROADCAST,   /* size-1 dims (same rank) or scalar -> result shape */
   XK_OP_EXPAND_DIMS, /* attr.axis: insert a size-1 dim */
   XK_OP_RESHAPE,     /* same element count, row-major order */
-  XK_OP_TRANS,       /* attr.perm: result dim i = operand dim perm[i] */
-  XK_OP_REDUCE,      /* attr.axis, attr.red: drops the axis */
-  XK_OP_DOT,         /* (a [M,K], b [K,N], acc f32 [M,N]) -> f32 [M,N] */
+  /* along attr.axis of size n, result element c reads operand element
+   * c - attr.i when that is in [0, n), else c itself (the scans' step) */
+  XK_OP_SHIFT,
+  /* along attr.axis, result element c reads operand element c ^ attr.i,
+   * attr.i a power of two below n (the sorting network's exchange) */
+  XK_OP_XORPERM,
+  XK_OP_TRANS,  /* attr.perm: result dim i = operand dim perm[i] */
+  XK_OP_REDUCE, /* attr.axis, attr.red: drops the axis */
+  XK_OP_DOT,    /* (a [M,K], b [K,N], acc f32 [M,N]) -> f32 [M,N] */
   /* memory */
   XK_OP_LOAD,       /* (ptr, [mask], [other]); attr.has_mask/has_other */
   XK_OP_STORE,      /* (ptr, value, [mask]); no result */
   XK_OP_ATOMIC_ADD, /* (ptr, value, [mask]); no result */
+  /* read-modify-write returning the old values: (ptr, value, [mask]), CAS
+   * (ptr, cmp, value, [mask]); attr.rmw, attr.sem, attr.scope,
+   * attr.has_mask; masked-off lanes return 0 */
+  XK_OP_ATOMIC,
   /* no operands, no result: a program's memory accesses before it happen
    * before those after it, across all of its threads (CUDA's
    * __syncthreads); for a tile stored and reloaded in another layout */
@@ -101,6 +115,29 @@ typedef enum {
 
 typedef enum { XK_EQ, XK_NE, XK_LT, XK_LE, XK_GT, XK_GE } xk_pred;
 typedef enum { XK_RED_SUM, XK_RED_MAX, XK_RED_MIN } xk_red;
+typedef enum {
+  XK_RMW_ADD,
+  XK_RMW_MAX, /* signed */
+  XK_RMW_MIN,
+  XK_RMW_AND,
+  XK_RMW_OR,
+  XK_RMW_XOR,
+  XK_RMW_XCHG,
+  XK_RMW_CAS,
+  XK_NRMW
+} xk_rmw;
+/* Triton's sem and scope; the zero values are its defaults */
+typedef enum {
+  XK_SEM_ACQ_REL,
+  XK_SEM_RELAXED,
+  XK_SEM_ACQUIRE,
+  XK_SEM_RELEASE,
+  XK_NSEM
+} xk_sem;
+typedef enum { XK_SCOPE_GPU, XK_SCOPE_CTA, XK_SCOPE_SYS, XK_NSCOPE } xk_scope;
+const char *xk_rmw_name(int rmw);
+const char *xk_sem_name(int sem);
+const char *xk_scope_name(int scope);
 
 typedef struct {
   int64_t i;
@@ -111,6 +148,7 @@ typedef struct {
   int red;
   int perm[XK_MAX_RANK];
   int has_mask, has_other;
+  int rmw, sem, scope; /* ATOMIC */
 } xk_attr;
 
 /* A source position in the kernel file; line 0 means unknown. */

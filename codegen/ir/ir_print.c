@@ -66,6 +66,14 @@ static void put_attr(printer *p, const xk_func *f, const xk_op *op) {
   case XK_OP_EXPAND_DIMS:
     put(p, " axis=%d", a->axis);
     break;
+  case XK_OP_SHIFT:
+  case XK_OP_XORPERM:
+    put(p, " axis=%d by=%lld", a->axis, (long long)a->i);
+    break;
+  case XK_OP_ATOMIC:
+    put(p, " %s %s %s", xk_rmw_name(a->rmw), xk_sem_name(a->sem),
+        xk_scope_name(a->scope));
+    break;
   case XK_OP_ARANGE:
     put(p, " %d, %d", a->lo, a->hi);
     break;
@@ -107,6 +115,9 @@ static void put_op(printer *p, const xk_func *f, const xk_op *op, int depth) {
       tag = "other ";
     else if ((op->code == XK_OP_STORE || op->code == XK_OP_ATOMIC_ADD) &&
              i == 2)
+      tag = "mask ";
+    else if (op->code == XK_OP_ATOMIC && op->attr.has_mask &&
+             i == op->nopnd - 1)
       tag = "mask ";
     put(p, "%s%s%%%d", i ? ", " : " ", tag, p->num[op->opnd[i]]);
   }

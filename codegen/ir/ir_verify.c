@@ -116,6 +116,20 @@ static int check_shape_op(verifier *v, const xk_op *op) {
   case XK_OP_RESHAPE:
     NEED(xk_type_numel(a) == xk_type_numel(r), "reshape changes numel");
     return 0;
+  case XK_OP_SHIFT:
+  case XK_OP_XORPERM: {
+    int ax = op->attr.axis;
+    int64_t by = op->attr.i;
+    NEED(xk_type_eq(a, r) && ax >= 0 && ax < a.rank,
+         "shift/xorperm keep the type and need an axis of the operand");
+    if (op->code == XK_OP_SHIFT)
+      NEED(by > -a.shape[ax] && by < a.shape[ax] && by,
+           "shift amount must be nonzero and below the axis length");
+    else
+      NEED(by > 0 && by < a.shape[ax] && !(by & (by - 1)),
+           "xorperm mask must be a power of two below the axis length");
+    return 0;
+  }
   case XK_OP_TRANS: {
     int seen[XK_MAX_RANK] = {0};
     NEED(a.rank == r.rank && a.rank >= 2, "trans needs a rank >= 2 tile");
@@ -166,6 +180,30 @@ static int check_memory(verifier *v, const xk_op *op) {
   if (op->code == XK_OP_ATOMIC_ADD)
     NEED(p.elem == XK_F32 || p.elem == XK_I32 || p.elem == XK_I64,
          "atomic_add supports f32, i32, i64");
+  return 0;
+}
+
+static int check_atomic(verifier *v, const xk_op *op) {
+  const xk_attr *a = &op->attr;
+  int nv = a->rmw == XK_RMW_CAS ? 2 : 1;
+  NEED(a->rmw >= 0 && a->rmw < XK_NRMW && a->sem >= 0 && a->sem < XK_NSEM &&
+           a->scope >= 0 && a->scope < XK_NSCOPE,
+       "unknown atomic op, sem or scope");
+  NEED(op->nres == 1 && op->nopnd == 1 + nv + a->has_mask,
+       "atomic takes (ptr, [cmp,] value[, mask]) and has one result");
+  xk_type p = T(0), r = R(0);
+  NEED(p.dtype == XK_PTR && r.dtype == p.elem && xk_type_same_shape(r, p),
+       "atomic result must be the pointee dtype of the pointer's shape");
+  for (int i = 1; i <= nv; i++)
+    NEED(xk_type_eq(T(i), r), "atomic operands must have the result type");
+  if (a->has_mask)
+    NEED(T(1 + nv).dtype == XK_I1 && xk_type_same_shape(T(1 + nv), r),
+         "mask must be i1 of the pointer's shape");
+  int dt = r.dtype, bits = a->rmw >= XK_RMW_AND && a->rmw <= XK_RMW_XOR;
+  NEED(dt == XK_I32 || dt == XK_I64 ||
+           (dt == XK_F32 && !bits && a->rmw != XK_RMW_MAX &&
+            a->rmw != XK_RMW_MIN),
+       "atomics on i32 and i64; f32 for add, xchg and cas");
   return 0;
 }
 
@@ -280,6 +318,11 @@ static int check_op(verifier *v, const xk_op *op, int is_last) {
          "condition must be i1 of the result shape");
     NEED(xk_type_eq(T(1), R(0)) && xk_type_eq(T(2), R(0)),
          "select arms must have the result type");
+  } else if (c == XK_OP_FMA) {
+    NEED(op->nopnd == 3 && op->nres == 1, "fma takes (a, b, c)");
+    NEED(xk_type_eq(T(0), R(0)) && xk_type_eq(T(1), R(0)) &&
+             xk_type_eq(T(2), R(0)) && xk_dtype_is_float(R(0).dtype),
+         "fma operands must be floats of the result type");
   } else if (c == XK_OP_CAST) {
     NEED(op->nopnd == 1 && op->nres == 1, "cast takes one operand");
     NEED(xk_type_same_shape(T(0), R(0)), "cast keeps the shape");
@@ -295,6 +338,9 @@ static int check_op(verifier *v, const xk_op *op, int is_last) {
   } else if (c == XK_OP_LOAD || c == XK_OP_STORE || c == XK_OP_ATOMIC_ADD) {
     NEED(op->nopnd >= 1, "memory op without a pointer");
     if (check_memory(v, op))
+      return -1;
+  } else if (c == XK_OP_ATOMIC) {
+    if (check_atomic(v, op))
       return -1;
   } else if (c == XK_OP_BARRIER) {
     NEED(op->nopnd == 0 && op->nres == 0,

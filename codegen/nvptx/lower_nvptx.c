@@ -229,6 +229,14 @@ static LLVMValueRef eval_elem(nv *s, int v, const LLVMValueRef *c) {
     for (int t = 0; t < rt.rank; t++)
       oc[op->attr.perm[t]] = c[t];
     return eval_elem(s, op->opnd[0], oc);
+  case XK_OP_SHIFT:
+  case XK_OP_XORPERM:
+    for (int t = 0; t < rt.rank; t++)
+      oc[t] = t == op->attr.axis
+                  ? nv_axis_perm_coord(s, op->code, (int)op->attr.i,
+                                       rt.shape[t], c[t])
+                  : c[t];
+    return eval_elem(s, op->opnd[0], oc);
   case XK_OP_RESHAPE: {
     xk_type ot = xk_vtype(s->f, op->opnd[0]);
     LLVMValueRef lin = nv_rowmajor(s, c, rt.shape, rt.rank);
@@ -569,11 +577,15 @@ static int lower_shape(nv *s, const xk_op *op) {
   nv_map m = {.code = op->code,
               .src_rank = ot.rank,
               .dst_rank = rt.rank,
-              .axis = op->attr.axis};
+              .axis = op->attr.axis,
+              .by = (int)op->attr.i};
   memcpy(m.src_shape, ot.shape, sizeof m.src_shape);
   memcpy(m.dst_shape, rt.shape, sizeof m.dst_shape);
   memcpy(m.perm, op->attr.perm, sizeof m.perm);
-  if (op->code == XK_OP_EXPAND_DIMS) {
+  if (op->code == XK_OP_SHIFT || op->code == XK_OP_XORPERM) {
+    /* exchanges inside a thread's registers stay register moves */
+    l = x->lay;
+  } else if (op->code == XK_OP_EXPAND_DIMS) {
     xk_layout e;
     if (!xk_layout_expand(&x->lay, op->attr.axis, &e))
       l = e;
@@ -1003,6 +1015,8 @@ int nv_lower_op(nv *s, const xk_op *op) {
   case XK_OP_EXPAND_DIMS:
   case XK_OP_RESHAPE:
   case XK_OP_TRANS:
+  case XK_OP_SHIFT:
+  case XK_OP_XORPERM:
     return lower_shape(s, op);
   case XK_OP_REDUCE:
     return nv_lower_reduce(s, op);
@@ -1018,6 +1032,8 @@ int nv_lower_op(nv *s, const xk_op *op) {
   case XK_OP_STORE:
   case XK_OP_ATOMIC_ADD:
     return lower_store(s, op);
+  case XK_OP_ATOMIC:
+    return nv_lower_atomic(s, op);
   case XK_OP_BARRIER:
     /* bar.sync also orders the block's global accesses (membar.cta);
      * FOR bodies and IF branches run in uniform control flow, so every

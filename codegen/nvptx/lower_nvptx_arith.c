@@ -138,9 +138,21 @@ LLVMValueRef nv_ew(nv *s, const xk_op *op, LLVMValueRef *a) {
           b, LLVMBuildICmp(b, LLVMIntSLT, x, LLVMConstNull(LLVMTypeOf(x)), ""),
           LLVMBuildNeg(b, x, ""), x, "");
     break;
+  case XK_OP_FLOOR:
+    r = nv_call(s, "llvm.floor.f32", f32, &x, 1);
+    break;
+  case XK_OP_CEIL:
+    r = nv_call(s, "llvm.ceil.f32", f32, &x, 1);
+    break;
+  case XK_OP_FMA: {
+    LLVMValueRef t[3] = {x, y, nv_ext_f32(s, dt, a[2])};
+    r = nv_call(s, "llvm.fma.f32", f32, t, 3);
+    break;
+  }
   case XK_OP_EXP:
   case XK_OP_EXP2:
   case XK_OP_LOG:
+  case XK_OP_LOG2:
   case XK_OP_SQRT:
   case XK_OP_RSQRT:
   case XK_OP_SIN:

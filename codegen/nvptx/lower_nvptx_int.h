@@ -27,7 +27,7 @@ typedef struct {
   void (*barrier)(nv *s);
   /* butterfly shuffle of an i32 across the full warp */
   LLVMValueRef (*shfl_bfly)(nv *s, LLVMValueRef v, int lanemask);
-  /* f32 math (EXP, EXP2, LOG, SQRT, RSQRT, SIN, COS) */
+  /* f32 math (EXP, EXP2, LOG, LOG2, SQRT, RSQRT, SIN, COS) */
   LLVMValueRef (*math)(nv *s, int code, LLVMValueRef x);
   /* marks `fn` as a kernel entry with `threads` threads per block */
   void (*mark_kernel)(nv *s, LLVMValueRef fn, int threads);
@@ -63,6 +63,10 @@ typedef struct {
                    LLVMValueRef src_bytes);
   void (*cp_async_commit)(nv *s);
   void (*cp_async_wait)(nv *s, int n);
+  /* one ATOMIC element (attr rmw, sem, scope) of `dtype` at `ptr`, cmp
+   * only for CAS; returns the old value */
+  LLVMValueRef (*atomic)(nv *s, int rmw, int sem, int scope, int dtype,
+                         LLVMValueRef ptr, LLVMValueRef cmp, LLVMValueRef val);
 } nv_prims;
 
 extern const nv_prims xk_nvptx_prims;
@@ -231,14 +235,20 @@ void nv_find_lazy(nv *s);
 
 /* lower_nvptx_xfer.c: data movement between threads */
 typedef struct {
-  int code; /* XK_OP_BROADCAST, EXPAND_DIMS, RESHAPE, TRANS, or -1 (same) */
+  /* XK_OP_BROADCAST, EXPAND_DIMS, RESHAPE, TRANS, SHIFT, XORPERM, or -1
+   * (same) */
+  int code;
   int src_rank, dst_rank;
   int32_t src_shape[XK_MAX_RANK], dst_shape[XK_MAX_RANK];
   int axis, perm[XK_MAX_RANK];
+  int by; /* SHIFT, XORPERM: attr.i */
 } nv_map;
 /* Registers of dst layout `l` for a source tile in layout `sl` whose
  * element at map(c) is wanted at dst coordinate c: a register permutation
  * when every thread already holds what it needs, else via shared memory. */
+/* The operand coordinate along the axis of SHIFT or XORPERM (`code`, by
+ * attr.i) for result coordinate c, n the axis length. */
+LLVMValueRef nv_axis_perm_coord(nv *s, int code, int by, int n, LLVMValueRef c);
 int nv_gather(nv *s, const LLVMValueRef *src, const xk_layout *sl, int dtype,
               const nv_map *m, const xk_layout *l, LLVMValueRef *out);
 int nv_lower_reduce(nv *s, const xk_op *op);
@@ -260,6 +270,12 @@ LLVMValueRef nv_swz_off(nv *s, const xk_swizzle *z, LLVMValueRef row,
 /* The layout a FOR's carried value `i` should start in: its yield's dot
  * accumulator layout (1), so the loop never converts it; else 0. */
 int nv_carried_layout(nv *s, const xk_op *loop, int i, xk_layout *l);
+
+/* lower_nvptx_atomic.c: ATOMIC, and the NVPTX primitive (inline PTX) */
+int nv_lower_atomic(nv *s, const xk_op *op);
+LLVMValueRef nv_ptx_atomic(nv *s, int rmw, int sem, int scope, int dtype,
+                           LLVMValueRef ptr, LLVMValueRef cmp,
+                           LLVMValueRef val);
 
 /* lower_sim_tc.c: the sim target's ldmatrix, mma and cp.async (nv_prims
  * fields of the same names), calling sim_tc.c */

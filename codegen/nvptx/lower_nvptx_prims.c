@@ -40,6 +40,8 @@ static LLVMValueRef p_math(nv *s, int code, LLVMValueRef x) {
     /* fallthrough */
   case XK_OP_EXP2:
     return nv_call(s, "llvm.nvvm.ex2.approx.f", f, &x, 1);
+  case XK_OP_LOG2:
+    return nv_call(s, "llvm.nvvm.lg2.approx.f", f, &x, 1);
   case XK_OP_LOG: {
     LLVMValueRef l2 = nv_call(s, "llvm.nvvm.lg2.approx.f", f, &x, 1);
     return LLVMBuildFMul(s->b, l2, LLVMConstReal(f, 0.6931471805599453), "");
@@ -196,4 +198,5 @@ const nv_prims xk_nvptx_prims = {
     .cp_async = p_cp_async,
     .cp_async_commit = p_cp_async_commit,
     .cp_async_wait = p_cp_async_wait,
+    .atomic = nv_ptx_atomic,
 };

@@ -45,6 +45,11 @@ static void map_int(const nv_map *m, const int *c, int *o) {
   if (map_select(m, sel)) {
     for (int t = 0; t < m->src_rank; t++)
       o[t] = sel[t] < 0 ? 0 : c[sel[t]];
+    if (m->code == XK_OP_XORPERM)
+      o[m->axis] ^= m->by;
+    if (m->code == XK_OP_SHIFT &&
+        (unsigned)(o[m->axis] - m->by) < (unsigned)m->src_shape[m->axis])
+      o[m->axis] -= m->by;
     return;
   }
   int64_t lin = 0;
@@ -56,6 +61,15 @@ static void map_int(const nv_map *m, const int *c, int *o) {
   }
 }
 
+LLVMValueRef nv_axis_perm_coord(nv *s, int code, int by, int n,
+                                LLVMValueRef c) {
+  if (code == XK_OP_XORPERM)
+    return LLVMBuildXor(s->b, c, nv_i32(s, by), "");
+  LLVMValueRef sc = LLVMBuildSub(s->b, c, nv_i32(s, by), "");
+  LLVMValueRef in = LLVMBuildICmp(s->b, LLVMIntULT, sc, nv_i32(s, n), "");
+  return LLVMBuildSelect(s->b, in, sc, c, "");
+}
+
 /* run-time coordinates */
 static void map_llvm(nv *s, const nv_map *m, const LLVMValueRef *c,
                      LLVMValueRef *o) {
@@ -63,6 +77,9 @@ static void map_llvm(nv *s, const nv_map *m, const LLVMValueRef *c,
   if (map_select(m, sel)) {
     for (int t = 0; t < m->src_rank; t++)
       o[t] = sel[t] < 0 ? nv_i32(s, 0) : c[sel[t]];
+    if (m->code == XK_OP_XORPERM || m->code == XK_OP_SHIFT)
+      o[m->axis] = nv_axis_perm_coord(s, m->code, m->by, m->src_shape[m->axis],
+                                      o[m->axis]);
     return;
   }
   LLVMValueRef lin = nv_rowmajor(s, c, m->dst_shape, m->dst_rank);

@@ -48,6 +48,8 @@ static LLVMValueRef p_math(nv *s, int code, LLVMValueRef x) {
     return nv_call(s, "llvm.exp2.f32", f, &x, 1);
   case XK_OP_LOG:
     return nv_call(s, "llvm.log.f32", f, &x, 1);
+  case XK_OP_LOG2:
+    return nv_call(s, "llvm.log2.f32", f, &x, 1);
   case XK_OP_SQRT:
     return nv_call(s, "llvm.sqrt.f32", f, &x, 1);
   case XK_OP_RSQRT:
@@ -109,6 +111,16 @@ static void p_count(nv *s, int kind, int n) {
   nv_call(s, "xk_sim_count", LLVMVoidTypeInContext(s->ctx), a, 2);
 }
 
+/* Host atomics: emulated threads are host code, and a launch's blocks may
+ * run on several host threads. */
+static LLVMValueRef p_atomic(nv *s, int rmw, int sem, int scope, int dtype,
+                             LLVMValueRef ptr, LLVMValueRef cmp,
+                             LLVMValueRef val) {
+  (void)scope;
+  (void)dtype;
+  return xk_llvm_atomic(s->b, rmw, sem, ptr, cmp, val);
+}
+
 static const nv_prims sim_prims = {
     .tid = p_tid,
     .ctaid = p_ctaid,
@@ -127,6 +139,7 @@ static const nv_prims sim_prims = {
     .cp_async = nv_sim_cp_async,
     .cp_async_commit = nv_sim_cp_async_commit,
     .cp_async_wait = nv_sim_cp_async_wait,
+    .atomic = p_atomic,
 };
 
 /* `void sym(void **args)` (xk_sim_fn): loads each argument through its

@@ -185,6 +185,15 @@ static int fold_unary(int code, int dt, scalar a, scalar *r) {
   case XK_OP_COS:
     r->f = cos(x);
     return 1;
+  case XK_OP_LOG2:
+    r->f = log2(x);
+    return 1;
+  case XK_OP_FLOOR:
+    r->f = floor(x);
+    return 1;
+  case XK_OP_CEIL:
+    r->f = ceil(x);
+    return 1;
   default:
     return 0;
   }
