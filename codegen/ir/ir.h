@@ -93,6 +93,7 @@ typedef enum {
 typedef enum { XK_EQ, XK_NE, XK_LT, XK_LE, XK_GT, XK_GE } xk_pred;
 typedef enum { XK_RED_SUM, XK_RED_MAX, XK_RED_MIN } xk_red;
 
+/* FOR keeps its num_stages override in i (0: the kernel's). */
 typedef struct {
   int64_t i;
   double f;
@@ -213,6 +214,9 @@ void xk_func_replace_uses(xk_func *f, int from, int to);
 
 /* printer: stable text form used by golden tests */
 char *xk_func_print(const xk_func *f); /* malloc'd */
+/* "BLOCK_M=128 BLOCK_N=64 num_warps=4 num_stages=3": the config a message
+ * about one variant names. */
+char *xk_func_config_str(const xk_func *f, char *buf, size_t n);
 
 /* verifier: 0 or -1 with a message naming the op and its line */
 int xk_func_verify(const xk_func *f, xk_diag *d);

@@ -35,8 +35,10 @@ int xk_passes_run(xk_func *f, xk_diag *d) {
   static const struct {
     const char *name;
     int (*run)(xk_func *);
-  } pipeline[] = {
-      {"fold", xk_pass_fold}, {"cse", xk_pass_cse}, {"dce", xk_pass_dce}};
+  } pipeline[] = {{"fold", xk_pass_fold},
+                  {"cse", xk_pass_cse},
+                  {"iv", xk_pass_iv},
+                  {"dce", xk_pass_dce}};
   for (int round = 0; round < 4; round++) {
     int changed = 0;
     for (size_t p = 0; p < sizeof pipeline / sizeof *pipeline; p++) {
