@@ -599,7 +599,10 @@ static int l_for_range(lua_State *L) {
     lua_pop(L, 1);
     xk_type vt = xk_opnd_type(t, v);
     if (vt.dtype == XK_PTR)
-      xk_fail(L, t, "pointers cannot be carried (%s)", xk_tn(vt).s);
+      xk_fail(L, t,
+              "pointers cannot be carried (%s): carry the integer offset, or "
+              "a block pointer (make_block_ptr) moved with advance",
+              xk_tn(vt).s);
     o[3 + i] = xk_materialize(L, t, v, vt.dtype, vt);
     ty[i] = xk_tvt(t, o[3 + i]);
   }
