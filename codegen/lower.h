@@ -13,7 +13,8 @@ typedef void (*xk_host_fn)(void **args, const int32_t *pid,
                            const int32_t *nprog);
 
 typedef struct {
-  int shared_bytes; /* static shared memory the kernel uses */
+  int shared_bytes; /* dynamic shared memory the launch must give it (set
+                       also when it is past the target's limit) */
   int threads;      /* threads per block = 32 * num_warps */
 } xk_nvptx_info;
 

@@ -81,6 +81,8 @@ static void put_entry(FILE *o, const xk_manifest_entry *e) {
   }
   fprintf(o, "],\n     \"shared_bytes\": %d, \"threads\": %d", e->shared_bytes,
           e->threads);
+  if (e->dynamic_shared_bytes)
+    fprintf(o, ", \"dynamic_shared_bytes\": %d", e->dynamic_shared_bytes);
   if (e->registers >= 0)
     fprintf(o, ", \"registers\": %d, \"spill_bytes\": %d", e->registers,
             e->spill_bytes);

@@ -11,6 +11,7 @@ typedef struct {
   const char *file;  /* artifact name inside the output directory */
   const char *cubin; /* NULL when none */
   int shared_bytes, threads;
+  int dynamic_shared_bytes;   /* what the launch passes (GPU targets) */
   int registers, spill_bytes; /* from ptxas, -1 when unknown */
 } xk_manifest_entry;
 

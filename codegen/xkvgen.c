@@ -1,9 +1,11 @@
 /* xkvgen: compiles kernels.xk ahead of time into PTX/cubin or host objects
  * plus a manifest the runtime loads, or prints one stage for inspection. */
+#include "arch.h"
 #include "compile.h"
 #include "embed.h"
 #include "grid.h"
 #include "manifest.h"
+#include "outdir.h"
 #include "ptxas.h"
 #include "variants.h"
 
@@ -11,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 enum { EMIT_NONE, EMIT_IR, EMIT_LLVM, EMIT_PTX, EMIT_OBJ };
@@ -241,6 +242,7 @@ static int record(built *b, const xk_kernel_spec *s, xk_func *f,
                                      cubin ? strdup(cubin) : NULL,
                                      info ? info->shared_bytes : 0,
                                      info ? info->threads : 0,
+                                     info ? info->shared_bytes : 0,
                                      pi ? pi->registers : -1,
                                      pi ? pi->spill_bytes : 0};
   return 0;
@@ -256,15 +258,23 @@ static void built_free(built *b) {
   free(b->e);
 }
 
-/* One variant through the pipeline: print a stage, or write its artifact. */
+/* The most registers an SM holds: a block needing more cannot launch. */
+#define REGS_PER_SM 65536
+
+/* One variant through the pipeline: print a stage, or write its artifact.
+ * With --variants all, a config past a resource limit is skipped (said on
+ * stderr, its files removed) rather than failing the build: *skipped. */
 static int build_variant(const options *o, xk_dsl *dsl, int k,
                          const xk_override_set *ov, const int *spec,
-                         LLVMTargetMachineRef tm, built *b, xk_diag *d) {
+                         LLVMTargetMachineRef tm, built *b, int *skipped,
+                         xk_diag *d) {
   const xk_kernel_spec *s = xk_dsl_kernel(dsl, k);
   xk_func *f = NULL;
   LLVMModuleRef mod = NULL;
   xk_nvptx_info info = {0, 0};
-  char sym[128], file[300], path[4096], cubin[300];
+  char sym[128], file[300], path[4096] = "", cubin[300], out[4096] = "";
+  int gpu = xk_target_is_gpu(o->target), resource = 0;
+  *skipped = 0;
   if (xk_compile_ir_spec(dsl, k, ov->over, ov->n, spec, &f, d) ||
       check_grid(s, f, xk_dsl_path(dsl), d))
     goto fail;
@@ -276,14 +286,16 @@ static int build_variant(const options *o, xk_dsl *dsl, int k,
     return 0;
   }
   xk_variant_symbol(f, o->target, sym, sizeof sym);
-  if (xk_compile_llvm(f, o->target, tm, sym, o->opt, &mod, &info, d))
+  if (xk_compile_llvm(f, o->target, tm, sym, o->opt, &mod, &info, d)) {
+    resource =
+        gpu && info.shared_bytes > xk_arch_find(o->target)->smem_per_block;
     goto fail;
+  }
   if (o->emit == EMIT_LLVM) {
     char *txt = LLVMPrintModuleToString(mod);
     fputs(txt, stdout);
     LLVMDisposeMessage(txt);
   }
-  int gpu = xk_target_is_gpu(o->target);
   if (o->emit == EMIT_PTX || o->emit == EMIT_OBJ || o->outdir) {
     char *buf = NULL;
     size_t len = 0;
@@ -311,16 +323,26 @@ static int build_variant(const options *o, xk_dsl *dsl, int k,
   int have_pi = 0;
   if (gpu && o->cubin) {
     const char *ptxas = xk_ptxas_find();
-    char out[4096];
     if (!ptxas) {
       xk_diag_set(d, "--cubin: ptxas not found (set XK_PTXAS or PATH)");
       goto fail;
     }
     snprintf(cubin, sizeof cubin, "%s.cubin", sym);
     snprintf(out, sizeof out, "%s/%s", o->outdir, cubin);
+    /* what ptxas refuses is taken for one config's resources (its
+     * register and shared memory limits), not the kernel's fault */
+    resource = 1;
     if (xk_ptxas_run(ptxas, o->target, path, out, &pi, d))
       goto fail;
     have_pi = 1;
+    if (pi.registers * info.threads > REGS_PER_SM) {
+      xk_diag_set(d,
+                  "kernel '%s': %d registers x %d threads exceed the %d "
+                  "registers of an SM",
+                  f->name, pi.registers, info.threads, REGS_PER_SM);
+      goto fail;
+    }
+    resource = 0;
   }
   if (record(b, s, f, sym, file, have_pi ? cubin : NULL, gpu ? &info : NULL,
              have_pi ? &pi : NULL))
@@ -329,6 +351,18 @@ static int build_variant(const options *o, xk_dsl *dsl, int k,
 fail:
   if (mod)
     LLVMDisposeModule(mod);
+  if (o->all && resource) {
+    char cfg[512];
+    fprintf(stderr, "xkvgen: skipped %s (%s) for %s: %s\n", f->name,
+            xk_func_config_str(f, cfg, sizeof cfg), o->target, d->msg);
+    if (path[0])
+      unlink(path);
+    if (out[0])
+      unlink(out);
+    *skipped = 1;
+    xk_func_free(f);
+    return 0;
+  }
   xk_func_free(f);
   return -1;
 }
@@ -351,20 +385,6 @@ static int defs_for(const options *o, const xk_kernel_spec *s,
   return n;
 }
 
-/* mkdir -p: the output directory may be nested in a fresh build tree */
-static int mkdir_p(const char *dir) {
-  char p[4096];
-  snprintf(p, sizeof p, "%s", dir);
-  for (char *s = p + 1; *s; s++)
-    if (*s == '/') {
-      *s = 0;
-      if (mkdir(p, 0777) && errno != EEXIST)
-        return -1;
-      *s = '/';
-    }
-  return mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
-}
-
 static int selected(const options *o, const char *name) {
   if (!o->nkernels)
     return 1;
@@ -380,8 +400,15 @@ static int run(const options *o, xk_dsl *dsl, LLVMTargetMachineRef tm,
     if (xk_dsl_find(dsl, o->kernels[i]) < 0)
       return xk_diag_set(d, "%s: no kernel named '%s' (see --list)", o->file,
                          o->kernels[i]);
-  if (o->outdir && mkdir_p(o->outdir))
-    return xk_diag_set(d, "%s: cannot create: %s", o->outdir, strerror(errno));
+  /* artifacts are staged and moved into o->outdir once all are built */
+  xk_outdir od;
+  options staged = *o;
+  if (o->outdir) {
+    if (xk_outdir_open(&od, o->outdir, d))
+      return -1;
+    staged.outdir = od.stage;
+    o = &staged;
+  }
   built b = {0};
   int rc = 0;
   char used[64] = {0};
@@ -401,12 +428,17 @@ static int run(const options *o, xk_dsl *dsl, LLVMTargetMachineRef tm,
       spec[i] = s->args[i].type.dtype == XK_PTR   ? XK_SPEC_ALIGN16
                 : s->args[i].type.dtype == XK_I32 ? XK_SPEC_DIV16
                                                   : 0;
+    int nskip = 0, skip;
     for (int v = 0; v < nv && !rc; v++) {
-      rc = build_variant(o, dsl, k, &vs[v], NULL, tm, &b, d);
-      if (!rc && o->specialize)
-        rc = build_variant(o, dsl, k, &vs[v], spec, tm, &b, d);
+      rc = build_variant(o, dsl, k, &vs[v], NULL, tm, &b, &skip, d);
+      nskip += skip;
+      if (!rc && !skip && o->specialize)
+        rc = build_variant(o, dsl, k, &vs[v], spec, tm, &b, &skip, d);
     }
     xk_variants_free(vs, nv);
+    if (!rc && nskip && nskip == nv)
+      rc = xk_diag_set(d, "kernel '%s': none of its %d configs fits %s",
+                       s->name, nv, o->target);
   }
   for (int i = 0; i < o->ndefs && !rc; i++)
     if (!used[i])
@@ -423,9 +455,14 @@ static int run(const options *o, xk_dsl *dsl, LLVMTargetMachineRef tm,
     if (!rc && o->embed)
       rc = xk_embed_write(o->outdir, o->embed, o->target, b.e, b.n, d);
     if (!rc)
+      rc = xk_outdir_commit(&od, d);
+    else
+      xk_outdir_abort(&od);
+    if (!rc)
       fprintf(stderr, "xkvgen: %d variant(s) for %s in %s\n", b.n, o->target,
-              o->outdir);
-  }
+              od.dir);
+  } else if (o->outdir)
+    xk_outdir_abort(&od);
   built_free(&b);
   return rc;
 }

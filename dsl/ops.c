@@ -616,12 +616,25 @@ static int for_body(lua_State *L) {
   return 0;
 }
 
-/* for_range(lo, hi, step, init, body): a device loop. init is a tile, a
- * number, a list of them, or nil; body(i, carried...) returns the next
- * carried values, which must keep their types. Returns the final values. */
+/* for_range(lo, hi, step, init, body[, {num_stages = n}]): a device loop.
+ * init is a tile, a number, a list of them, or nil; body(i, carried...)
+ * returns the next carried values, which must keep their types. Returns the
+ * final values. num_stages overrides the kernel's for this loop's software
+ * pipelining (Triton's tl.range(..., num_stages=)); 1 turns it off. */
 static int l_for_range(lua_State *L) {
+  static const char *const names[] = {"num_stages"};
   xk_trace *t = xk_cur(L, "for_range");
   int line = t->line;
+  lua_settop(L, 6);
+  opts(L, t, 6, names, 1);
+  xk_attr attr = {0};
+  if (!lua_isnil(L, 7)) {
+    if (!lua_isinteger(L, 7) || lua_tointeger(L, 7) < 1 ||
+        lua_tointeger(L, 7) > 16)
+      xk_fail(L, t, "num_stages must be an integer in 1..16 (got %s)",
+              luaL_tolstring(L, 7, NULL));
+    attr.i = lua_tointeger(L, 7);
+  }
   lua_settop(L, 5);
   if (!lua_isfunction(L, 5))
     xk_fail(L, t, "body must be a function(i, carried...) (got a %s)",
@@ -655,13 +668,16 @@ static int l_for_range(lua_State *L) {
     lua_pop(L, 1);
     xk_type vt = xk_opnd_type(t, v);
     if (vt.dtype == XK_PTR)
-      xk_fail(L, t, "pointers cannot be carried (%s)", xk_tn(vt).s);
+      xk_fail(L, t,
+              "pointers cannot be carried (%s): carry the integer offset, or "
+              "a block pointer (make_block_ptr) moved with advance",
+              xk_tn(vt).s);
     o[3 + i] = xk_materialize(L, t, v, vt.dtype, vt);
     ty[i] = xk_tvt(t, o[3 + i]);
   }
   xk_func *f = t->f;
-  int op = xk_op_new(f, t->block, XK_OP_FOR, o, 3 + n, ty, n, (xk_attr){0},
-                     (xk_loc){line});
+  int op =
+      xk_op_new(f, t->block, XK_OP_FOR, o, 3 + n, ty, n, attr, (xk_loc){line});
   int body = xk_block_new(f, op);
   f->ops[op].body = body;
   xk_block_add_arg(f, body, xk_type_scalar(XK_I32));

@@ -97,6 +97,205 @@ function return_if(cond)
   if_(cond, exit)
 end
 
+-- Block pointers (Triton's tl.make_block_ptr): a block_shape window at
+-- `offsets` into a tensor of `shape` and `strides` (elements) at `base`.
+-- They are pointer arithmetic and masks written here, not an IR type:
+-- load/store build the pointer tile and the boundary_check masks, advance
+-- returns a moved copy, and for_range carries one as its offsets (scalar
+-- i32 tiles), so the IR and every target see only what they already know.
+-- `order` (the dims from fastest to slowest in memory) is checked and kept
+-- for Triton compatibility; the layout pass finds contiguity itself.
+local block_ptr = {}
+local function is_block_ptr(v) return getmetatable(v) == block_ptr end
+local function fail(fmt, ...) error(fmt:format(...), 0) end
+
+local function int_list(what, v, rank)
+  if type(v) ~= "table" or getmetatable(v) then
+    fail("make_block_ptr: %s must be a list (got a %s)", what, type(v))
+  end
+  if rank and #v ~= rank then
+    fail("make_block_ptr: %s has %d entries for a rank-%d block", what, #v,
+         rank)
+  end
+  return v
+end
+
+function make_block_ptr(base, shape, strides, offsets, block_shape, order)
+  block_shape = int_list("block_shape", block_shape)
+  local r = #block_shape
+  if r < 1 or r > 2 then
+    fail("make_block_ptr: blocks have rank 1 or 2 (got %d)", r)
+  end
+  for d = 1, r do
+    local b = block_shape[d]
+    if math.type(b) ~= "integer" or b < 1 or b & (b - 1) ~= 0 then
+      fail("make_block_ptr: block_shape[%d] must be a power of two (got %s)",
+           d - 1, tostring(b))
+    end
+  end
+  order = int_list("order", order or (r == 2 and { 1, 0 } or { 0 }), r)
+  local seen = {}
+  for d = 1, r do
+    local o = order[d]
+    if math.type(o) ~= "integer" or o < 0 or o >= r or seen[o] then
+      fail("make_block_ptr: order must be a permutation of 0..%d", r - 1)
+    end
+    seen[o] = true
+  end
+  return setmetatable({ base = base, shape = int_list("shape", shape, r),
+                        strides = int_list("strides", strides, r),
+                        offsets = int_list("offsets", offsets, r),
+                        block_shape = block_shape, order = order }, block_ptr)
+end
+
+local function with_offsets(bp, offsets)
+  local n = setmetatable({}, block_ptr)
+  for k, v in pairs(bp) do n[k] = v end
+  n.offsets = offsets
+  return n
+end
+
+-- bp moved by `offsets` (a list of integers or i32 scalar tiles)
+function advance(bp, offsets)
+  if not is_block_ptr(bp) then
+    fail("advance: not a block pointer (a %s): make one with make_block_ptr",
+         type(bp))
+  end
+  local r = #bp.block_shape
+  if type(offsets) ~= "table" or #offsets ~= r then
+    fail("advance: give %d offsets, one per dim of the block", r)
+  end
+  local moved = {}
+  for d = 1, r do moved[d] = bp.offsets[d] + offsets[d] end
+  return with_offsets(bp, moved)
+end
+
+-- The pointer tile of bp's block and the mask of its dims in `check`.
+local function block_tile(bp, check, op)
+  local r = #bp.block_shape
+  local want = {}
+  if check ~= nil then
+    if type(check) ~= "table" then
+      fail("%s: boundary_check must be a list of dims (got a %s)", op,
+           type(check))
+    end
+    for _, d in ipairs(check) do
+      if math.type(d) ~= "integer" or d < 0 or d >= r then
+        fail("%s: boundary_check dim %s is not a dim of a rank-%d block", op,
+             tostring(d), r)
+      end
+      want[d + 1] = true
+    end
+  end
+  local p, mask = bp.base, nil
+  for d = 1, r do
+    local idx = bp.offsets[d] + arange(bp.block_shape[d])
+    if r == 2 then idx = d == 1 and idx:col() or idx:row() end
+    p = p + idx * bp.strides[d]
+    if want[d] then
+      local m = idx:ge(0) & idx:lt(bp.shape[d])
+      mask = mask and (mask & m) or m
+    end
+  end
+  return p, mask
+end
+
+local function block_opts(op, o, known)
+  o = o or {}
+  if type(o) ~= "table" then
+    fail("%s: options must be a table (got a %s)", op, type(o))
+  end
+  for k in pairs(o) do
+    if not known[k] then
+      fail("%s: unknown option '%s' for a block pointer (boundary_check%s)",
+           op, tostring(k), known.padding_option and ", padding_option" or "")
+    end
+  end
+  return o
+end
+
+local pointer_load, pointer_store, device_for = load, store, for_range
+local padding = { zero = 0, nan = 0 / 0 }
+
+function load(p, o)
+  if not is_block_ptr(p) then return pointer_load(p, o) end
+  o = block_opts("load", o, { boundary_check = true, padding_option = true })
+  local pad = o.padding_option or "zero"
+  if padding[pad] == nil then
+    fail("load: padding_option must be \"zero\" or \"nan\" (got %s)",
+         tostring(pad))
+  end
+  local ptrs, mask = block_tile(p, o.boundary_check, "load")
+  if not mask then return pointer_load(ptrs) end
+  return pointer_load(ptrs, { mask = mask, other = padding[pad] })
+end
+
+function store(p, v, o)
+  if not is_block_ptr(p) then return pointer_store(p, v, o) end
+  o = block_opts("store", o, { boundary_check = true })
+  local ptrs, mask = block_tile(p, o.boundary_check, "store")
+  return pointer_store(ptrs, v, mask and { mask = mask } or nil)
+end
+
+-- for_range carries a block pointer as its offsets; the rest of it is loop
+-- invariant, so the body must return the carried one advanced (or as is).
+function for_range(lo, hi, step, init, body, opts)
+  local single = init ~= nil and (type(init) ~= "table" or is_block_ptr(init))
+  local list = single and { init } or init or {}
+  local has_bp = false
+  for _, v in ipairs(list) do has_bp = has_bp or is_block_ptr(v) end
+  if not has_bp or type(body) ~= "function" then
+    return device_for(lo, hi, step, init, body, opts)
+  end
+  local n = #list
+  local function flatten(vals, what)
+    local flat = {}
+    for i = 1, n do
+      local v, bp = vals[i], list[i]
+      if is_block_ptr(bp) then
+        if not is_block_ptr(v) or not rawequal(v.base, bp.base) then
+          fail("for_range: %s %s for carried block pointer %d: return it " ..
+               "moved by advance(bp, offsets)", what,
+               is_block_ptr(v) and "another block pointer" or
+               "a " .. type(v), i)
+        end
+        for d = 1, #bp.offsets do flat[#flat + 1] = v.offsets[d] end
+      else
+        flat[#flat + 1] = v
+      end
+    end
+    return flat
+  end
+  local function rebuild(flat)
+    local vals, k = {}, 1
+    for i = 1, n do
+      local bp = list[i]
+      if is_block_ptr(bp) then
+        local offs = {}
+        for d = 1, #bp.offsets do
+          offs[d], k = flat[k], k + 1
+        end
+        vals[i] = with_offsets(bp, offs)
+      else
+        vals[i], k = flat[k], k + 1
+      end
+    end
+    return vals
+  end
+  local out = table.pack(device_for(lo, hi, step, flatten(list, "got"),
+    function(i, ...)
+      local r = table.pack(body(i, table.unpack(rebuild({ ... }), 1, n)))
+      if r.n ~= n then
+        fail("for_range: body returned %d value%s for %d carried value%s",
+             r.n, r.n == 1 and "" or "s", n, n == 1 and "" or "s")
+      end
+      return table.unpack(flatten(r, "body returned"))
+    end, opts))
+  local vals = rebuild(out)
+  if single then return vals[1] end
+  return table.unpack(vals, 1, n)
+end
+
 -- Reading an undefined global is a typo, not nil.
 setmetatable(_G, {
   __index = function(_, name)

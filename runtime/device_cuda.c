@@ -1,5 +1,6 @@
 /* The CUDA device: driver API through cuda_api.c, the device's primary
  * context, modules loaded on a variant's first launch and cached. */
+#include "arch.h"
 #include "cuda_api.h"
 #include "internal.h"
 
@@ -318,7 +319,7 @@ static xkv_status load_module(xkv_context *ctx, rt_variant *v) {
                      v->symbol);
   }
   /* Dynamic shared memory beyond 48 KiB must be opted into per function. */
-  if (v->dyn_shared > 48 * 1024) {
+  if (v->dyn_shared > XK_SMEM_DEFAULT_MAX) {
     r = d->api.cuFuncSetAttribute(
         fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, v->dyn_shared);
     if (r) {

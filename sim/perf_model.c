@@ -2,9 +2,10 @@
  *
  *   blocks_per_sm = min(32, 2048 / threads,
  *                       65536 / (warps * roundup(regs * 32, 256)),
- *                       233472 / (smem + 1024))
+ *                       smem_per_sm / (smem + 1024))
  *   (registers are allocated per warp in 256s; each block also reserves
- *   1 KB of shared memory for the system)
+ *   1 KB of shared memory for the system; smem_per_sm is sm_90's 228 KB
+ *   from arch.h, and a block above its 227 KB per block does not fit)
  *   waves    = ceil(blocks / (132 * blocks_per_sm))
  *   wave_eff = blocks / (waves * 132 * blocks_per_sm) when the grid fills
  *              the block slots; a smaller grid keeps min(blocks, 132) SMs
@@ -27,9 +28,10 @@
  * it does not promise absolute times. */
 #include "perf_model.h"
 
+#include "arch.h"
+
 #define SMS 132
 #define REGS_PER_SM 65536
-#define SMEM_PER_SM (228 * 1024)
 #define THREADS_PER_SM 2048
 #define BLOCKS_PER_SM 32
 #define DRAM_BW 3.0e12
@@ -43,11 +45,18 @@ int xk_perf_model(const xk_sim_counters *c, const xk_perf_launch *l,
   if (l->threads <= 0 || l->threads > 1024 || l->blocks <= 0)
     return xk_diag_set(d, "perf model: %d threads x %lld blocks", l->threads,
                        (long long)l->blocks);
+  const xk_arch *h100 = xk_arch_find("sm_90");
+  if (l->shared_bytes > h100->smem_per_block)
+    return xk_diag_set(d,
+                       "perf model: a block with %d bytes of shared memory "
+                       "does not fit on sm_90 (at most %d per block)",
+                       l->shared_bytes, h100->smem_per_block);
   int warps = (l->threads + 31) / 32;
   int regs = l->registers > 0 ? l->registers : 32;
   int per_warp = (regs * 32 + 255) / 256 * 256;
   int by[4] = {THREADS_PER_SM / l->threads, REGS_PER_SM / (warps * per_warp),
-               SMEM_PER_SM / (l->shared_bytes + 1024), BLOCKS_PER_SM};
+               h100->smem_per_sm / (l->shared_bytes + XK_SMEM_RESERVED),
+               BLOCKS_PER_SM};
   static const char *const names[4] = {"threads", "registers", "shared",
                                        "blocks"};
   int k = 0;

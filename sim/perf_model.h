@@ -7,7 +7,7 @@
 
 typedef struct {
   int registers;    /* per thread, from ptxas; <= 0: unknown (assume 32) */
-  int shared_bytes; /* static shared memory per block */
+  int shared_bytes; /* shared memory per block */
   int threads;      /* per block */
   int64_t blocks;   /* in the grid */
 } xk_perf_launch;

@@ -98,6 +98,12 @@ typedef struct {
  * from kernel code; launches from different host threads are independent. */
 int xk_sim_launch(xk_sim_fn fn, void **args, const int32_t grid[3], int threads,
                   int smem_bytes, xk_sim_counters *out, xk_diag *d);
+/* xk_sim_launch emulating architecture `arch` ("sm_80", ...: arch.h): a
+ * block may have at most its shared memory per block. xk_sim_launch
+ * emulates sm_90. */
+int xk_sim_launch_arch(const char *arch, xk_sim_fn fn, void **args,
+                       const int32_t grid[3], int threads, int smem_bytes,
+                       xk_sim_counters *out, xk_diag *d);
 
 /* The functions sim-lowered code calls, name and address, ending with a
  * NULL name: the JIT defines them (a test binary need not export them). */

@@ -1,6 +1,7 @@
 /* The SIMT emulator (see sim.h): fibers (ucontext) for the threads of a
  * block, a cooperative scheduler that switches at barriers and warp
  * collectives, and the counters. */
+#include "arch.h"
 #include "sim.h"
 #include "sim_tc.h"
 
@@ -550,8 +551,19 @@ static int sim_alloc(sim *s, xk_diag *d) {
 
 int xk_sim_launch(xk_sim_fn fn, void **args, const int32_t grid[3], int threads,
                   int smem_bytes, xk_sim_counters *out, xk_diag *d) {
+  return xk_sim_launch_arch("sm_90", fn, args, grid, threads, smem_bytes, out,
+                            d);
+}
+
+int xk_sim_launch_arch(const char *arch, xk_sim_fn fn, void **args,
+                       const int32_t grid[3], int threads, int smem_bytes,
+                       xk_sim_counters *out, xk_diag *d) {
   if (out)
     memset(out, 0, sizeof *out);
+  const xk_arch *a = xk_arch_find(arch);
+  if (!a)
+    return xk_diag_set(d, "sim: unknown architecture '%s'",
+                       arch ? arch : "(null)");
   if (!fn)
     return xk_diag_set(d, "sim: launch of a NULL kernel");
   if (threads <= 0 || threads > 1024 || threads % 32)
@@ -562,9 +574,11 @@ int xk_sim_launch(xk_sim_fn fn, void **args, const int32_t grid[3], int threads,
     if (grid[a] <= 0)
       return xk_diag_set(d, "sim: grid dimension %d is %d (must be > 0)", a,
                          grid[a]);
-  if (smem_bytes < 0 || smem_bytes > 228 * 1024)
-    return xk_diag_set(d, "sim: %d bytes of shared memory per block",
-                       smem_bytes);
+  if (smem_bytes < 0 || smem_bytes > a->smem_per_block)
+    return xk_diag_set(d,
+                       "sim: %d bytes of shared memory per block, above the "
+                       "%d-byte limit on %s",
+                       smem_bytes, a->smem_per_block, a->name);
   if (g_sim)
     return xk_diag_set(d, "sim: launch from inside an emulated kernel");
   sim *s = calloc(1, sizeof *s);

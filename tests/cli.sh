@@ -74,5 +74,43 @@ for sub, ext in (("gpu", ".ptx"), ("host", ".o")):
     print(sub, len(vs), "variants ok")
 PY
   ;;
+skip)
+  # --variants all for sm_86 (99 KB of shared memory per block): each config
+  # past it is skipped with one line naming kernel, config and bytes, the
+  # rest is written; a failed build leaves nothing behind
+  k=$src/tests/data/hopper_configs.xk
+  "$gen" "$k" --target sm_86 --kernel mm_f16 --variants all -o "$tmp/o" \
+    2>"$tmp/err" || fail "sm_86 build: $(cat "$tmp/err")"
+  n=$(grep -c '^xkvgen: skipped mm_f16 (' "$tmp/err")
+  [ "$n" -eq 5 ] || fail "want 5 skipped configs, got $n: $(cat "$tmp/err")"
+  grep -q 'skipped mm_f16 (BLOCK_M=128 BLOCK_N=256 BLOCK_K=64 num_warps=8 num_stages=4) for sm_86: .*needs 196608 bytes of shared memory, above the 101376-byte limit' \
+    "$tmp/err" || fail "skip message: $(cat "$tmp/err")"
+  python3 - "$tmp/o" <<'PY' || exit 1
+import json, os, sys
+d = sys.argv[1]
+vs = json.load(open(os.path.join(d, "manifest.json")))["variants"]
+assert len(vs) == 3, len(vs)
+for v in vs:
+    assert 48 * 1024 <= v["dynamic_shared_bytes"] <= 99 * 1024, v
+    assert v["dynamic_shared_bytes"] == v["shared_bytes"], v
+    ptx = open(os.path.join(d, v["file"])).read()
+    assert ".extern .shared .align 16 .b8 " + v["symbol"] + "_smem[]" in ptx
+want = sorted(["manifest.json"] + [v["file"] for v in vs])
+assert sorted(os.listdir(d)) == want, os.listdir(d)
+print("3 variants written, 5 skipped")
+PY
+  # no config fits: an error, and no output directory
+  out=$("$gen" "$k" --target sm_86 --kernel mm_f16 --variants all \
+    -D BLOCK_N=256 -D BLOCK_K=64 -o "$tmp/none" 2>&1) && fail "no config fits: exit 0"
+  echo "$out" | grep -q "kernel 'mm_f16': none of its 2 configs fits sm_86" ||
+    fail "no-fit message: $out"
+  [ ! -e "$tmp/none" ] || fail "failed build left $(ls -A "$tmp/none")"
+  # a build failing after it wrote artifacts leaves an existing dir as it was
+  mkdir "$tmp/keep" && touch "$tmp/keep/old"
+  "$gen" "$src/kernels.xk" --kernel vadd -D NOPE=1 -o "$tmp/keep" 2>/dev/null &&
+    fail "-D NOPE: exit 0"
+  [ "$(ls -A "$tmp/keep")" = old ] || fail "stray files: $(ls -A "$tmp/keep")"
+  echo "skips and clean failures ok"
+  ;;
 *) fail "unknown case $case" ;;
 esac

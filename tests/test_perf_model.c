@@ -85,6 +85,14 @@ START_TEST(launches_that_cannot_fit) {
   l = (xk_perf_launch){32, 300 * 1024, 128, 1}; /* shared > an SM's */
   ck_assert_int_eq(xk_perf_model(&c, &l, &e, &d), -1);
   ck_assert_ptr_nonnull(strstr(d.msg, "does not fit"));
+  /* sm_90's opt-in maximum per block fits once per SM; a byte more never */
+  l = (xk_perf_launch){32, 227 * 1024, 128, 1};
+  ck_assert_int_eq(xk_perf_model(&c, &l, &e, &d), 0);
+  ck_assert_int_eq(e.blocks_per_sm, 1);
+  ck_assert_str_eq(e.limiter, "shared");
+  l.shared_bytes++;
+  ck_assert_int_eq(xk_perf_model(&c, &l, &e, &d), -1);
+  ck_assert_ptr_nonnull(strstr(d.msg, "at most 232448 per block"));
   l = (xk_perf_launch){32, 0, 128, 0};
   ck_assert_int_eq(xk_perf_model(&c, &l, &e, &d), -1);
 }

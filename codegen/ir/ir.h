@@ -139,6 +139,7 @@ const char *xk_rmw_name(int rmw);
 const char *xk_sem_name(int sem);
 const char *xk_scope_name(int scope);
 
+/* FOR keeps its num_stages override in i (0: the kernel's). */
 typedef struct {
   int64_t i;
   double f;
@@ -268,6 +269,9 @@ void xk_func_replace_uses(xk_func *f, int from, int to);
 
 /* printer: stable text form used by golden tests */
 char *xk_func_print(const xk_func *f); /* malloc'd */
+/* "BLOCK_M=128 BLOCK_N=64 num_warps=4 num_stages=3": the config a message
+ * about one variant names. */
+char *xk_func_config_str(const xk_func *f, char *buf, size_t n);
 
 /* verifier: 0 or -1 with a message naming the op and its line */
 int xk_func_verify(const xk_func *f, xk_diag *d);

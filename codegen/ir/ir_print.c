@@ -132,6 +132,8 @@ static void put_op(printer *p, const xk_func *f, const xk_op *op, int depth) {
       put_type(p, xk_vtype(f, op->res[i]));
     }
     put(p, ")");
+    if (op->attr.i)
+      put(p, " num_stages=%lld", (long long)op->attr.i);
     put_block(p, f, op->body, depth);
   }
   if (op->code == XK_OP_IF) {
@@ -192,4 +194,18 @@ char *xk_func_print(const xk_func *f) {
   put(&p, "\n");
   free(p.num);
   return p.buf;
+}
+
+char *xk_func_config_str(const xk_func *f, char *buf, size_t n) {
+  size_t k = 0;
+  buf[0] = 0;
+  for (int i = 0; i < f->nconsts && k < n; i++) {
+    int w = snprintf(buf + k, n - k, "%s=%lld ", f->consts[i].name,
+                     (long long)f->consts[i].value);
+    k += w > 0 ? (size_t)w : 0;
+  }
+  if (k < n)
+    snprintf(buf + k, n - k, "num_warps=%d num_stages=%d", f->num_warps,
+             f->num_stages);
+  return buf;
 }

@@ -4,6 +4,8 @@
  * between threads (conversions, reductions, dot) is lower_nvptx_xfer.c. */
 #include "lower_nvptx_int.h"
 
+#include "arch.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1083,27 +1085,33 @@ static void nv_free(nv *s) {
     LLVMDisposeBuilder(s->pb);
 }
 
-/* Shared memory is one static buffer reused by every exchange (each ends
- * with a barrier); its size is known only after the body is lowered, so a
- * placeholder global is replaced at the end. */
+/* Shared memory is one buffer reused by every exchange (each ends with a
+ * barrier); its size is known only after the body is lowered, so a
+ * placeholder global is replaced at the end. The buffer is dynamic shared
+ * memory (an extern array the launch sizes), as in Triton: static shared
+ * memory stops at 48 KB, below the tile configs Hopper and Ampere are
+ * tuned with. */
 static int finish_smem(nv *s, const char *sym) {
-  if (s->smem_bytes > NV_SMEM_LIMIT)
-    return nv_err(s,
-                  "needs %d bytes of shared memory, above the %d-byte static "
-                  "limit: use smaller tiles",
-                  s->smem_bytes, NV_SMEM_LIMIT);
+  if (s->smem_bytes > s->smem_limit) {
+    char cfg[512];
+    return xk_diag_set(s->d,
+                       "%s: kernel '%s' (%s) needs %d bytes of shared memory, "
+                       "above the %d-byte limit per block on %s: use smaller "
+                       "tiles or fewer stages",
+                       s->f->file, s->f->name,
+                       xk_func_config_str(s->f, cfg, sizeof cfg), s->smem_bytes,
+                       s->smem_limit, s->arch);
+  }
   /* primitives that keep shared memory elsewhere (sim) leave it unused */
   if (!s->smem_bytes || !LLVMGetFirstUse(s->smem)) {
     LLVMDeleteGlobal(s->smem);
     return 0;
   }
   char name[256];
-  snprintf(name, sizeof name, "%s.smem", sym);
-  LLVMTypeRef ty =
-      LLVMArrayType2(LLVMInt8TypeInContext(s->ctx), (uint64_t)s->smem_bytes);
+  snprintf(name, sizeof name, "%s_smem", sym);
+  LLVMTypeRef ty = LLVMArrayType2(LLVMInt8TypeInContext(s->ctx), 0);
   LLVMValueRef g = LLVMAddGlobalInAddressSpace(s->mod, ty, name, 3);
-  LLVMSetLinkage(g, LLVMInternalLinkage);
-  LLVMSetInitializer(g, LLVMGetUndef(ty));
+  LLVMSetLinkage(g, LLVMExternalLinkage);
   LLVMSetAlignment(g, 16);
   LLVMReplaceAllUsesWith(s->smem, g);
   LLVMDeleteGlobal(s->smem);
@@ -1112,12 +1120,16 @@ static int finish_smem(nv *s, const char *sym) {
 
 int xk_lower_nvptx(const xk_func *f, LLVMModuleRef mod, const char *sym,
                    const char *sm, xk_nvptx_info *info, xk_diag *d) {
-  (void)sm; /* the module's target machine already names it */
-  return xk_lower_simt(f, mod, sym, &xk_nvptx_prims, info, d);
+  return xk_lower_simt(f, mod, sym, sm, &xk_nvptx_prims, info, d);
 }
 
 int xk_lower_simt(const xk_func *f, LLVMModuleRef mod, const char *sym,
-                  const nv_prims *pr, xk_nvptx_info *info, xk_diag *d) {
+                  const char *arch, const nv_prims *pr, xk_nvptx_info *info,
+                  xk_diag *d) {
+  const xk_arch *a = xk_arch_find(arch);
+  if (arch && !a)
+    return xk_diag_set(d, "%s: nvptx lowering: unknown architecture '%s'",
+                       f->file, arch);
   nv s;
   memset(&s, 0, sizeof s);
   s.f = f;
@@ -1127,6 +1139,8 @@ int xk_lower_simt(const xk_func *f, LLVMModuleRef mod, const char *sym,
   s.pr = pr;
   s.nw = f->num_warps > 0 ? f->num_warps : 4;
   s.staged_a = -1;
+  s.arch = a ? a->name : "any architecture";
+  s.smem_limit = a ? a->smem_per_block : xk_arch_smem_max();
   if (s.nw & (s.nw - 1) || s.nw > 32)
     return xk_diag_set(d, "%s: num_warps %d must be a power of two <= 32",
                        f->file, s.nw);
@@ -1175,7 +1189,9 @@ int xk_lower_simt(const xk_func *f, LLVMModuleRef mod, const char *sym,
     s.op = NULL;
     rc = finish_smem(&s, sym);
   }
-  if (!rc && info) {
+  /* also when too much shared memory failed the lowering: a tuner tells
+   * that config's failure from the kernel's by it */
+  if (info) {
     info->shared_bytes = s.smem_bytes;
     info->threads = 32 * s.nw;
   }

@@ -18,8 +18,6 @@
 
 typedef struct nv nv;
 
-#define NV_SMEM_LIMIT (48 * 1024) /* static shared memory per block */
-
 typedef struct {
   LLVMValueRef (*tid)(nv *s); /* i32 thread index in the block */
   LLVMValueRef (*ctaid)(nv *s, int axis);
@@ -115,6 +113,8 @@ struct nv {
   LLVMValueRef tid, lane, warp; /* in the prologue */
   LLVMValueRef smem;            /* placeholder global, replaced at the end */
   int smem_bytes;
+  int smem_limit; /* the most the target lets one block have */
+  const char *arch;
   /* the dot `a` operand whose tile is still staged at shared offset 0
    * (-1 when none): consecutive dots sharing `a` skip restaging it */
   int staged_a;
@@ -132,9 +132,11 @@ struct nv {
 
 /* lower_nvptx.c */
 /* The per-thread lowering with primitives `pr`: xk_lower_nvptx and
- * xk_lower_sim. */
+ * xk_lower_sim. `arch` names the architecture whose shared memory limit
+ * applies, NULL for the largest of any (the sim's launch checks its own). */
 int xk_lower_simt(const xk_func *f, LLVMModuleRef mod, const char *sym,
-                  const nv_prims *pr, xk_nvptx_info *info, xk_diag *d);
+                  const char *arch, const nv_prims *pr, xk_nvptx_info *info,
+                  xk_diag *d);
 /* The optional instrumentation hooks of s->pr (no-ops when absent). */
 void nv_note_global(nv *s, LLVMTypeRef ty, LLVMValueRef ptr,
                     LLVMValueRef active, int is_store);

@@ -72,8 +72,9 @@ static int tile_bytes(const nv_pipe *p, const xk_type *t, int esz) {
 int nv_pipe_plan(nv *s, const xk_op *loop, nv_pipe *p) {
   const xk_func *f = s->f;
   const xk_block *body = &f->blocks[loop->body];
+  int stages = loop->attr.i ? (int)loop->attr.i : f->num_stages;
   memset(p, 0, sizeof *p);
-  if (f->num_stages < 2 || !s->pr->cp_async || s->pipe)
+  if (stages < 2 || !s->pr->cp_async || s->pipe)
     return 0;
   for (int i = 0; i < body->nops; i++) {
     const xk_op *op = &f->ops[body->ops[i]];
@@ -126,18 +127,10 @@ int nv_pipe_plan(nv *s, const xk_op *loop, nv_pipe *p) {
   }
   if (!p->ld[0] && !p->ld[1])
     return 0;
-  /* the buffers and the dot's staging of an operand that is not
-   * pipelined must fit; a config where they do not runs unpipelined, as
-   * with num_stages = 1 */
-  int scratch = 0;
-  if (!p->ld[0] || !p->ld[1])
-    for (int k = 0; k < 2; k++) {
-      xk_type t = xk_vtype(f, p->dot->opnd[k]);
-      scratch += tile_bytes(p, &t, xk_dtype_bits(t.dtype) / 8);
-    }
-  if (f->num_stages * p->stage_bytes + scratch > NV_SMEM_LIMIT)
-    return 0;
-  p->stages = f->num_stages;
+  /* A config whose buffers do not fit is not quietly run unpipelined:
+   * the shared memory it asks for is reported past the limit, naming the
+   * config (finish_smem), so that a tuner skips it. */
+  p->stages = stages;
   return 1;
 }
 

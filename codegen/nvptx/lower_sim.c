@@ -179,7 +179,7 @@ int xk_lower_sim(const xk_func *f, LLVMModuleRef mod, const char *sym,
                        f->nargs);
   char inner[300];
   snprintf(inner, sizeof inner, "%s.thread", sym);
-  if (xk_lower_simt(f, mod, inner, &sim_prims, info, d))
+  if (xk_lower_simt(f, mod, inner, NULL, &sim_prims, info, d))
     return -1;
   build_entry(mod, LLVMGetNamedFunction(mod, inner), sym);
   return 0;

@@ -105,10 +105,12 @@ int xk_ptxas_func(const xk_func *f, const char *sm, LLVMTargetMachineRef tm,
   if (info)
     *info = ni;
   pi->registers = pi->spill_bytes = -1;
-  pi->shared_bytes = ni.shared_bytes;
+  pi->shared_bytes = 0;
   const char *px = xk_ptxas_find();
   if (px)
     rc = xk_ptxas_run_text(px, sm, ptx, len, pi, d);
+  /* ptxas counts static shared memory only; the lowering's is dynamic */
+  pi->shared_bytes += ni.shared_bytes;
   free(ptx);
   return rc;
 }

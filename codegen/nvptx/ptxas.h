@@ -6,9 +6,10 @@
 #include "lower.h"
 
 typedef struct {
-  int registers;   /* per thread, -1 when not reported */
-  int spill_bytes; /* spill stores + loads */
-  int shared_bytes;
+  int registers;    /* per thread, -1 when not reported */
+  int spill_bytes;  /* spill stores + loads */
+  int shared_bytes; /* static (what ptxas -v reports); xk_ptxas_func adds
+                       the lowering's dynamic shared memory */
 } xk_ptxas_info;
 
 /* $XK_PTXAS, else ptxas on PATH, else /usr/local/cuda/bin/ptxas; NULL when

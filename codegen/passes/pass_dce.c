@@ -38,6 +38,7 @@ int xk_passes_run(xk_func *f, xk_diag *d) {
   } pipeline[] = {{"fold", xk_pass_fold},
                   {"if", xk_pass_if},
                   {"cse", xk_pass_cse},
+                  {"iv", xk_pass_iv},
                   {"dce", xk_pass_dce}};
   for (int round = 0; round < 4; round++) {
     int changed = 0;
