@@ -2,6 +2,7 @@
  * C references in kernel_cases.c, plus hand-built IR for the tricky parts
  * (loop-carried swaps, masked loads of unmapped memory, bf16 rounding). */
 #include "dsl.h"
+#include "jit_util.h"
 #include "kernel_cases.h"
 
 #include "check_main.h"
@@ -12,44 +13,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* ---- JIT plumbing ---- */
-
-typedef struct {
-  xk_jit *jit;
-  xk_host_fn fn;
-} jitted;
-
-static int jit_func(const xk_func *f, jitted *j, xk_diag *d) {
-  LLVMTargetMachineRef tm;
-  j->jit = NULL;
-  if (xk_target_machine("host", &tm, d))
-    return -1;
-  LLVMModuleRef m = xk_module_new(f->name, "host", tm);
-  int rc = xk_lower_host(f, m, f->name, d);
-  if (!rc)
-    rc = xk_optimize(m, tm, d);
-  LLVMDisposeTargetMachine(tm);
-  if (rc) {
-    LLVMDisposeModule(m);
-    return -1;
-  }
-  if (xk_jit_new(&j->jit, d)) {
-    LLVMDisposeModule(m);
-    return -1;
-  }
-  if (xk_jit_add(j->jit, m, d) || xk_jit_lookup(j->jit, f->name, &j->fn, d)) {
-    xk_jit_free(j->jit);
-    j->jit = NULL;
-    return -1;
-  }
-  return 0;
-}
-
 /* f, JIT-compiled, on every test size of kernel_cases.c's `kernel` */
 static void check_cases(const char *kernel, const xk_func *f) {
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s: %s", kernel, d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s: %s", kernel, d.msg);
   for (int s = 0; s < xk_case_nsizes(kernel); s++) {
     xk_case c;
     double err;
@@ -63,7 +31,7 @@ static void check_cases(const char *kernel, const xk_func *f) {
   xk_jit_free(j.jit);
 }
 
-static void run1(jitted *j, void **args) {
+static void run1(xk_test_host *j, void **args) {
   int32_t pid[3] = {0, 0, 0}, np[3] = {1, 1, 1};
   j->fn(args, pid, np);
 }
@@ -310,8 +278,8 @@ START_TEST(test_for_swap) {
   store(f, 0, padd(f, 0, out, ar8), res[2], -1);
   store(f, 0, oi, res[3], -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   for (int nn = 0; nn <= 5; nn++) {
     float o[12], ra[4], rb[4], rc[4] = {0};
     int32_t os = -1, rs = 0;
@@ -370,8 +338,8 @@ START_TEST(test_nested_for) {
   xk_op_new(f, ob, XK_OP_YIELD, &oy, 1, NULL, 0, at0(), L0);
   store(f, 0, padd(f, 0, out, ar), f->ops[outer].res[0], -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   float o[8];
   void *po = o;
   void *args[1] = {&po};
@@ -416,8 +384,8 @@ START_TEST(test_masked_oob) {
   int ar16 = op2(f, 0, XK_OP_ADD, ar, cst(f, 0, ti, 16), ti);
   store(f, 0, padd(f, 0, oa, ar16), z, -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   float o[32];
   void *pp = p, *po = o, *ph = mem + pg + 64;
   void *args[3] = {&pp, &po, &ph};
@@ -476,8 +444,8 @@ START_TEST(test_casts) {
   store(f, 0, padd(f, 0, oh, ar), cast(f, 0, x, XK_F16), -1);
   store(f, 0, padd(f, 0, oi, ar), cast(f, 0, x, XK_I32), -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   static const uint32_t special[] = {
       0x3f808000u, /* tie, even below: 1.0 */
       0x3f818000u, /* tie, odd below: up */
@@ -546,8 +514,8 @@ START_TEST(test_trans_reduce) {
   store(f, 0, padd(f, 0, om, arange(f, 0, 4)), mn, -1);
   store(f, 0, os, reduce(f, 0, cs, 0, XK_RED_MAX), -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   float xi[32], o_c[8], o_m[4], o_s;
   for (int i = 0; i < 32; i++)
     xi[i] = (float)((i * 37) % 23) - 11.0f;
@@ -592,8 +560,8 @@ START_TEST(test_dot_and_big_tiles) {
   int e = op1(f, 0, XK_OP_EXP, x, ty2(XK_F32, 128, 128));
   store(f, 0, padd(f, 0, py, arange(f, 0, 128)), reduce(f, 0, e, 1, 0), -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   uint16_t ah[128], bh[64];
   float o_c[32], *xi = malloc(128 * 128 * 4), o_y[128];
   ck_assert_ptr_nonnull(xi);
@@ -638,8 +606,8 @@ START_TEST(test_exp_accuracy) {
   store(f, 0, padd(f, 0, oe, ar), op1(f, 0, XK_OP_EXP, x, ty1(XK_F32, N)), -1);
   store(f, 0, padd(f, 0, o2, ar), op1(f, 0, XK_OP_EXP2, x, ty1(XK_F32, N)), -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   static float xi[N], r_e[N], r_2[N];
   static const float special[] = {-INFINITY, INFINITY, NAN,    0.0f,    -0.0f,
                                   88.7f,     88.73f,   -87.3f, -103.0f, -150.0f,
