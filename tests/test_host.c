@@ -639,6 +639,80 @@ START_TEST(test_exp_accuracy) {
 }
 END_TEST
 
+/* Allocas of [n x float] (tile buffers) in f's unoptimized host lowering */
+static int f32_buffers(const xk_func *f, int n) {
+  LLVMTargetMachineRef tm;
+  xk_diag d;
+  ck_assert_msg(xk_target_machine("host", &tm, &d) == 0, "%s", d.msg);
+  LLVMModuleRef m = xk_module_new(f->name, "host", tm);
+  ck_assert_msg(xk_lower_host(f, m, f->name, &d) == 0, "%s", d.msg);
+  LLVMTypeRef want = LLVMArrayType2(
+      LLVMFloatTypeInContext(LLVMGetModuleContext(m)), (uint64_t)n);
+  int count = 0;
+  LLVMValueRef fn = LLVMGetNamedFunction(m, f->name);
+  for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b;
+       b = LLVMGetNextBasicBlock(b))
+    for (LLVMValueRef i = LLVMGetFirstInstruction(b); i;
+         i = LLVMGetNextInstruction(i))
+      count += LLVMIsAAllocaInst(i) && LLVMGetAllocatedType(i) == want;
+  LLVMDisposeModule(m);
+  LLVMDisposeTargetMachine(tm);
+  return count;
+}
+
+/* y = exp(x * s - 1) / (x + 2): the chain's float ops are fused into the
+ * loop of the divide (its one stored buffer besides x's), with the
+ * results of the unfused ops; x is read by two of them. A chain whose use
+ * is past a for_range keeps its buffer (fused ops are recomputed where
+ * they are read, and a loop is where that stops being free). */
+START_TEST(test_fused_chain) {
+  enum { N = 64 };
+  xk_func *f = xk_func_new("chain", "hand.xk");
+  int in = xk_func_add_arg(f, "IN", xk_type_ptr(XK_F32));
+  int out = xk_func_add_arg(f, "OUT", xk_type_ptr(XK_F32));
+  int sc = xk_func_add_arg(f, "s", xk_type_scalar(XK_F32));
+  int n = xk_func_add_arg(f, "n", xk_type_scalar(XK_I32));
+  xk_type t = ty1(XK_F32, N), si = xk_type_scalar(XK_I32);
+  int ar = arange(f, 0, N);
+  int x = load(f, 0, padd(f, 0, in, ar), -1, -1);
+  int m = op2(f, 0, XK_OP_MUL, x, bcast(f, 0, sc, t), t);
+  int e = op1(f, 0, XK_OP_EXP, op2(f, 0, XK_OP_SUB, m, cst(f, 0, t, 1), t), t);
+  int q =
+      op2(f, 0, XK_OP_DIV, e, op2(f, 0, XK_OP_ADD, x, cst(f, 0, t, 2), t), t);
+  /* late = x + 3, used after a loop that sums q n times */
+  int late = op2(f, 0, XK_OP_ADD, x, cst(f, 0, t, 3), t);
+  int ops[4] = {cst(f, 0, si, 0), n, cst(f, 0, si, 1), q};
+  int fo = xk_op_new(f, 0, XK_OP_FOR, ops, 4, &t, 1, at0(), L0);
+  int body = xk_block_new(f, fo);
+  f->ops[fo].body = body;
+  xk_block_add_arg(f, body, si);
+  int acc = xk_block_add_arg(f, body, t);
+  int y = op2(f, body, XK_OP_ADD, acc, q, t);
+  xk_op_new(f, body, XK_OP_YIELD, &y, 1, NULL, 0, at0(), L0);
+  int r = op2(f, 0, XK_OP_MUL, f->ops[fo].res[0], late, t);
+  store(f, 0, padd(f, 0, out, ar), r, -1);
+  /* x, q, late, the loop's carried buffer and its yield, r (unfused: 10) */
+  ck_assert_int_eq(f32_buffers(f, N), 6);
+  xk_diag d;
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
+  float xi[N], o[N], s = 0.5f;
+  int32_t trips = 3;
+  for (int i = 0; i < N; i++)
+    xi[i] = (float)i / 8 - 4.0625f; /* never -2 */
+  void *p[2] = {xi, o};
+  void *args[4] = {&p[0], &p[1], &s, &trips};
+  run1(&j, args);
+  for (int i = 0; i < N; i++) {
+    float qi = expf(xi[i] * s - 1) / (xi[i] + 2);
+    float want = (qi + (qi + (qi + qi))) * (xi[i] + 3);
+    ck_assert_float_eq_tol(o[i], want, 1e-5f * fmaxf(1, fabsf(want)));
+  }
+  xk_jit_free(j.jit);
+  xk_func_free(f);
+}
+END_TEST
+
 START_TEST(test_unsupported_op_error) {
   xk_func *f = xk_func_new("bad", "bad.xk");
   int o = xk_func_add_arg(f, "O", xk_type_ptr(XK_I32));
@@ -729,6 +803,7 @@ static Suite *suite(void) {
   tcase_add_test(t, test_trans_reduce);
   tcase_add_test(t, test_dot_and_big_tiles);
   tcase_add_test(t, test_exp_accuracy);
+  tcase_add_test(t, test_fused_chain);
   tcase_add_test(t, test_unsupported_op_error);
   suite_add_tcase(s, t);
   TCase *k = tcase_create("kernels");
