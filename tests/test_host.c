@@ -2,6 +2,7 @@
  * C references in kernel_cases.c, plus hand-built IR for the tricky parts
  * (loop-carried swaps, masked loads of unmapped memory, bf16 rounding). */
 #include "dsl.h"
+#include "jit_util.h"
 #include "kernel_cases.h"
 
 #include "check_main.h"
@@ -12,44 +13,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* ---- JIT plumbing ---- */
-
-typedef struct {
-  xk_jit *jit;
-  xk_host_fn fn;
-} jitted;
-
-static int jit_func(const xk_func *f, jitted *j, xk_diag *d) {
-  LLVMTargetMachineRef tm;
-  j->jit = NULL;
-  if (xk_target_machine("host", &tm, d))
-    return -1;
-  LLVMModuleRef m = xk_module_new(f->name, "host", tm);
-  int rc = xk_lower_host(f, m, f->name, d);
-  if (!rc)
-    rc = xk_optimize(m, tm, d);
-  LLVMDisposeTargetMachine(tm);
-  if (rc) {
-    LLVMDisposeModule(m);
-    return -1;
-  }
-  if (xk_jit_new(&j->jit, d)) {
-    LLVMDisposeModule(m);
-    return -1;
-  }
-  if (xk_jit_add(j->jit, m, d) || xk_jit_lookup(j->jit, f->name, &j->fn, d)) {
-    xk_jit_free(j->jit);
-    j->jit = NULL;
-    return -1;
-  }
-  return 0;
-}
-
 /* f, JIT-compiled, on every test size of kernel_cases.c's `kernel` */
 static void check_cases(const char *kernel, const xk_func *f) {
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s: %s", kernel, d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s: %s", kernel, d.msg);
   for (int s = 0; s < xk_case_nsizes(kernel); s++) {
     xk_case c;
     double err;
@@ -63,7 +31,7 @@ static void check_cases(const char *kernel, const xk_func *f) {
   xk_jit_free(j.jit);
 }
 
-static void run1(jitted *j, void **args) {
+static void run1(xk_test_host *j, void **args) {
   int32_t pid[3] = {0, 0, 0}, np[3] = {1, 1, 1};
   j->fn(args, pid, np);
 }
@@ -310,8 +278,8 @@ START_TEST(test_for_swap) {
   store(f, 0, padd(f, 0, out, ar8), res[2], -1);
   store(f, 0, oi, res[3], -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   for (int nn = 0; nn <= 5; nn++) {
     float o[12], ra[4], rb[4], rc[4] = {0};
     int32_t os = -1, rs = 0;
@@ -370,8 +338,8 @@ START_TEST(test_nested_for) {
   xk_op_new(f, ob, XK_OP_YIELD, &oy, 1, NULL, 0, at0(), L0);
   store(f, 0, padd(f, 0, out, ar), f->ops[outer].res[0], -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   float o[8];
   void *po = o;
   void *args[1] = {&po};
@@ -416,8 +384,8 @@ START_TEST(test_masked_oob) {
   int ar16 = op2(f, 0, XK_OP_ADD, ar, cst(f, 0, ti, 16), ti);
   store(f, 0, padd(f, 0, oa, ar16), z, -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   float o[32];
   void *pp = p, *po = o, *ph = mem + pg + 64;
   void *args[3] = {&pp, &po, &ph};
@@ -476,8 +444,8 @@ START_TEST(test_casts) {
   store(f, 0, padd(f, 0, oh, ar), cast(f, 0, x, XK_F16), -1);
   store(f, 0, padd(f, 0, oi, ar), cast(f, 0, x, XK_I32), -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   static const uint32_t special[] = {
       0x3f808000u, /* tie, even below: 1.0 */
       0x3f818000u, /* tie, odd below: up */
@@ -546,8 +514,8 @@ START_TEST(test_trans_reduce) {
   store(f, 0, padd(f, 0, om, arange(f, 0, 4)), mn, -1);
   store(f, 0, os, reduce(f, 0, cs, 0, XK_RED_MAX), -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   float xi[32], o_c[8], o_m[4], o_s;
   for (int i = 0; i < 32; i++)
     xi[i] = (float)((i * 37) % 23) - 11.0f;
@@ -592,8 +560,8 @@ START_TEST(test_dot_and_big_tiles) {
   int e = op1(f, 0, XK_OP_EXP, x, ty2(XK_F32, 128, 128));
   store(f, 0, padd(f, 0, py, arange(f, 0, 128)), reduce(f, 0, e, 1, 0), -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   uint16_t ah[128], bh[64];
   float o_c[32], *xi = malloc(128 * 128 * 4), o_y[128];
   ck_assert_ptr_nonnull(xi);
@@ -638,8 +606,8 @@ START_TEST(test_exp_accuracy) {
   store(f, 0, padd(f, 0, oe, ar), op1(f, 0, XK_OP_EXP, x, ty1(XK_F32, N)), -1);
   store(f, 0, padd(f, 0, o2, ar), op1(f, 0, XK_OP_EXP2, x, ty1(XK_F32, N)), -1);
   xk_diag d;
-  jitted j;
-  ck_assert_msg(jit_func(f, &j, &d) == 0, "%s", d.msg);
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
   static float xi[N], r_e[N], r_2[N];
   static const float special[] = {-INFINITY, INFINITY, NAN,    0.0f,    -0.0f,
                                   88.7f,     88.73f,   -87.3f, -103.0f, -150.0f,
@@ -665,6 +633,80 @@ START_TEST(test_exp_accuracy) {
                     "%s(%a) = %a, want %a", k ? "exp2" : "exp", (double)xi[i],
                     (double)got[k], wf);
     }
+  }
+  xk_jit_free(j.jit);
+  xk_func_free(f);
+}
+END_TEST
+
+/* Allocas of [n x float] (tile buffers) in f's unoptimized host lowering */
+static int f32_buffers(const xk_func *f, int n) {
+  LLVMTargetMachineRef tm;
+  xk_diag d;
+  ck_assert_msg(xk_target_machine("host", &tm, &d) == 0, "%s", d.msg);
+  LLVMModuleRef m = xk_module_new(f->name, "host", tm);
+  ck_assert_msg(xk_lower_host(f, m, f->name, &d) == 0, "%s", d.msg);
+  LLVMTypeRef want = LLVMArrayType2(
+      LLVMFloatTypeInContext(LLVMGetModuleContext(m)), (uint64_t)n);
+  int count = 0;
+  LLVMValueRef fn = LLVMGetNamedFunction(m, f->name);
+  for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b;
+       b = LLVMGetNextBasicBlock(b))
+    for (LLVMValueRef i = LLVMGetFirstInstruction(b); i;
+         i = LLVMGetNextInstruction(i))
+      count += LLVMIsAAllocaInst(i) && LLVMGetAllocatedType(i) == want;
+  LLVMDisposeModule(m);
+  LLVMDisposeTargetMachine(tm);
+  return count;
+}
+
+/* y = exp(x * s - 1) / (x + 2): the chain's float ops are fused into the
+ * loop of the divide (its one stored buffer besides x's), with the
+ * results of the unfused ops; x is read by two of them. A chain whose use
+ * is past a for_range keeps its buffer (fused ops are recomputed where
+ * they are read, and a loop is where that stops being free). */
+START_TEST(test_fused_chain) {
+  enum { N = 64 };
+  xk_func *f = xk_func_new("chain", "hand.xk");
+  int in = xk_func_add_arg(f, "IN", xk_type_ptr(XK_F32));
+  int out = xk_func_add_arg(f, "OUT", xk_type_ptr(XK_F32));
+  int sc = xk_func_add_arg(f, "s", xk_type_scalar(XK_F32));
+  int n = xk_func_add_arg(f, "n", xk_type_scalar(XK_I32));
+  xk_type t = ty1(XK_F32, N), si = xk_type_scalar(XK_I32);
+  int ar = arange(f, 0, N);
+  int x = load(f, 0, padd(f, 0, in, ar), -1, -1);
+  int m = op2(f, 0, XK_OP_MUL, x, bcast(f, 0, sc, t), t);
+  int e = op1(f, 0, XK_OP_EXP, op2(f, 0, XK_OP_SUB, m, cst(f, 0, t, 1), t), t);
+  int q =
+      op2(f, 0, XK_OP_DIV, e, op2(f, 0, XK_OP_ADD, x, cst(f, 0, t, 2), t), t);
+  /* late = x + 3, used after a loop that sums q n times */
+  int late = op2(f, 0, XK_OP_ADD, x, cst(f, 0, t, 3), t);
+  int ops[4] = {cst(f, 0, si, 0), n, cst(f, 0, si, 1), q};
+  int fo = xk_op_new(f, 0, XK_OP_FOR, ops, 4, &t, 1, at0(), L0);
+  int body = xk_block_new(f, fo);
+  f->ops[fo].body = body;
+  xk_block_add_arg(f, body, si);
+  int acc = xk_block_add_arg(f, body, t);
+  int y = op2(f, body, XK_OP_ADD, acc, q, t);
+  xk_op_new(f, body, XK_OP_YIELD, &y, 1, NULL, 0, at0(), L0);
+  int r = op2(f, 0, XK_OP_MUL, f->ops[fo].res[0], late, t);
+  store(f, 0, padd(f, 0, out, ar), r, -1);
+  /* x, q, late, the loop's carried buffer and its yield, r (unfused: 10) */
+  ck_assert_int_eq(f32_buffers(f, N), 6);
+  xk_diag d;
+  xk_test_host j;
+  ck_assert_msg(xk_test_jit_host(f, &j, &d) == 0, "%s", d.msg);
+  float xi[N], o[N], s = 0.5f;
+  int32_t trips = 3;
+  for (int i = 0; i < N; i++)
+    xi[i] = (float)i / 8 - 4.0625f; /* never -2 */
+  void *p[2] = {xi, o};
+  void *args[4] = {&p[0], &p[1], &s, &trips};
+  run1(&j, args);
+  for (int i = 0; i < N; i++) {
+    float qi = expf(xi[i] * s - 1) / (xi[i] + 2);
+    float want = (qi + (qi + (qi + qi))) * (xi[i] + 3);
+    ck_assert_float_eq_tol(o[i], want, 1e-5f * fmaxf(1, fabsf(want)));
   }
   xk_jit_free(j.jit);
   xk_func_free(f);
@@ -761,6 +803,7 @@ static Suite *suite(void) {
   tcase_add_test(t, test_trans_reduce);
   tcase_add_test(t, test_dot_and_big_tiles);
   tcase_add_test(t, test_exp_accuracy);
+  tcase_add_test(t, test_fused_chain);
   tcase_add_test(t, test_unsupported_op_error);
   suite_add_tcase(s, t);
   TCase *k = tcase_create("kernels");

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GUARD_BYTES 64 /* kernel_cases.c's guard after every buffer */
+#define GUARD_BYTES XK_CASE_GUARD
 
 extern const xkv_embedded xk_kernels_host;
 

@@ -3,6 +3,7 @@
  * against counts derived by plain C from addresses and layouts; the
  * emulator's semantics and its errors (deadlock, bad launches). */
 #include "compile.h"
+#include "jit_util.h"
 #include "kernel_cases.h"
 #include "layout.h"
 #include "sim.h"
@@ -12,38 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- compiling for sim ---- */
-
-typedef struct {
-  xk_jit *jit;
-  xk_sim_fn fn;
-  xk_nvptx_info info;
-} simk;
-
-static int sim_compile(const xk_func *f, simk *k, xk_diag *d) {
-  LLVMTargetMachineRef tm;
-  LLVMModuleRef m;
-  k->jit = NULL;
-  if (xk_target_machine("sim", &tm, d))
-    return -1;
-  int rc = xk_compile_llvm(f, "sim", tm, f->name, 1, &m, &k->info, d);
-  LLVMDisposeTargetMachine(tm);
-  if (rc)
-    return -1;
-  if (xk_jit_new(&k->jit, d)) {
-    LLVMDisposeModule(m);
-    return -1;
-  }
-  xk_host_fn hf;
-  if (xk_jit_add(k->jit, m, d) || xk_jit_lookup(k->jit, f->name, &hf, d)) {
-    xk_jit_free(k->jit);
-    k->jit = NULL;
-    return -1;
-  }
-  k->fn = (xk_sim_fn)(void (*)(void))hf;
-  return 0;
-}
 
 /* Static calls to `callee` in f's unoptimized sim lowering. */
 static int static_calls(const xk_func *f, const char *callee) {
@@ -202,9 +171,9 @@ START_TEST(test_kernel_config) {
   const config *cf = &configs[_i];
   ck_assert_msg(kernels != NULL, "kernels.xk did not load");
   xk_func *f = trace(kernels, cf->kernel, cf->over, cf->n);
-  simk k;
+  xk_test_sim k;
   xk_diag d;
-  ck_assert_msg(sim_compile(f, &k, &d) == 0, "%s: %s", cf->kernel, d.msg);
+  ck_assert_msg(xk_test_jit_sim(f, &k, &d) == 0, "%s: %s", cf->kernel, d.msg);
   for (int s = 0; s < xk_case_nsizes(cf->kernel); s++) {
     xk_case c;
     double err;
@@ -248,8 +217,8 @@ START_TEST(test_gemm_f16_aligned) {
   xk_diag d;
   ck_assert_msg(xk_compile_ir_spec(kernels, k, &stages, 1, spec, &f, &d) == 0,
                 "%s", d.msg);
-  simk sk;
-  ck_assert_msg(sim_compile(f, &sk, &d) == 0, "%s", d.msg);
+  xk_test_sim sk;
+  ck_assert_msg(xk_test_jit_sim(f, &sk, &d) == 0, "%s", d.msg);
   int32_t M = 64, N = 96, K = 80;
   uint16_t *a = aligned_alloc(128, (size_t)M * K * 2);
   uint16_t *b = aligned_alloc(128, (size_t)K * N * 2);
@@ -309,9 +278,9 @@ START_TEST(test_gemm_st_pipelined) {
   xk_constexpr stages = {"num_stages", 2 + _i % 2};
   ck_assert_msg(kernels != NULL, "kernels.xk did not load");
   xk_func *f = trace(kernels, name, &stages, 1);
-  simk sk;
+  xk_test_sim sk;
   xk_diag d;
-  ck_assert_msg(sim_compile(f, &sk, &d) == 0, "%s", d.msg);
+  ck_assert_msg(xk_test_jit_sim(f, &sk, &d) == 0, "%s", d.msg);
   int32_t M = 37, N = 45, K = 70, sam = 1, sak = M, sbk = N, sbn = 1, ldc = N;
   float beta = 0.5f;
   float *a = malloc(sizeof *a * (size_t)M * K);
@@ -422,9 +391,9 @@ static void tile_sectors(const xk_layout *l, addr_fn addr, const void *ctx,
 START_TEST(test_coalesced_copy) {
   ck_assert_msg(small != NULL, "sim_kernels.xk did not load");
   xk_func *f = trace(small, "copy", NULL, 0);
-  simk k;
+  xk_test_sim k;
   xk_diag d;
-  ck_assert_msg(sim_compile(f, &k, &d) == 0, "%s", d.msg);
+  ck_assert_msg(xk_test_jit_sim(f, &k, &d) == 0, "%s", d.msg);
   static const int32_t sizes[] = {4096, 1000, 8};
   for (int t = 0; t < 3; t++) {
     int32_t n = sizes[t];
@@ -470,9 +439,9 @@ static uint64_t col_addr(const int *c, const void *p) {
 START_TEST(test_column_strided) {
   ck_assert_msg(small != NULL, "sim_kernels.xk did not load");
   xk_func *f = trace(small, "colread", NULL, 0);
-  simk k;
+  xk_test_sim k;
   xk_diag d;
-  ck_assert_msg(sim_compile(f, &k, &d) == 0, "%s", d.msg);
+  ck_assert_msg(xk_test_jit_sim(f, &k, &d) == 0, "%s", d.msg);
   static const int lds[] = {33, 16, 1024};
   for (int t = 0; t < 3; t++) {
     int32_t ld = lds[t];
@@ -548,9 +517,9 @@ static int64_t tadd_conflicts(const xk_layout *tl, const xk_layout *xl, int n) {
 START_TEST(test_bank_conflicts_transpose) {
   ck_assert_msg(small != NULL, "sim_kernels.xk did not load");
   xk_func *f = trace(small, "tadd", NULL, 0);
-  simk k;
+  xk_test_sim k;
   xk_diag d;
-  ck_assert_msg(sim_compile(f, &k, &d) == 0, "%s", d.msg);
+  ck_assert_msg(xk_test_jit_sim(f, &k, &d) == 0, "%s", d.msg);
   float *x = malloc(32 * 32 * 4), *y = malloc(32 * 32 * 4);
   for (int i = 0; i < 32 * 32; i++)
     x[i] = (float)(i % 97);
@@ -600,9 +569,9 @@ START_TEST(test_barrier_shuffle_counts) {
   static const char *const names[] = {"rowsum", "tadd"};
   for (int t = 0; t < 2; t++) {
     xk_func *f = trace(small, names[t], NULL, 0);
-    simk k;
+    xk_test_sim k;
     xk_diag d;
-    ck_assert_msg(sim_compile(f, &k, &d) == 0, "%s", d.msg);
+    ck_assert_msg(xk_test_jit_sim(f, &k, &d) == 0, "%s", d.msg);
     float *x = calloc(4096, 4), *y = calloc(4096, 4);
     for (int i = 0; i < 2 * 256; i++)
       x[i] = (float)(i % 7);
@@ -663,9 +632,9 @@ START_TEST(test_barrier_orders_global) {
   for (int sync = 0; sync < 3; sync++) {
     xk_constexpr over[1] = {{"SYNC", sync}};
     xk_func *f = trace(small, "restage", over, 1);
-    simk k;
+    xk_test_sim k;
     xk_diag d;
-    ck_assert_msg(sim_compile(f, &k, &d) == 0, "%s", d.msg);
+    ck_assert_msg(xk_test_jit_sim(f, &k, &d) == 0, "%s", d.msg);
     memset(s, 0, P * M * K * 4);
     void *px = x, *pw = w, *ps = s, *py = y;
     void *args[4] = {&px, &pw, &ps, &py};

@@ -51,9 +51,9 @@ static void *run_host(const xk_func *f, int size, size_t *bytes,
   xk_case_run_host(&c, fn);
   double err;
   ck_assert_msg(xk_case_check(&c, &err, &d) == 0, "%s: %s", c.desc, d.msg);
-  *bytes = c.bytes[c.out_arg];
+  *bytes = c.bytes[c.out[0].arg];
   void *out = malloc(*bytes);
-  memcpy(out, c.buf[c.out_arg], *bytes);
+  memcpy(out, c.buf[c.out[0].arg], *bytes);
   xk_case_free(&c);
   xk_jit_free(j);
   return out;

@@ -38,7 +38,7 @@ static int run_host(const xk_func *f, xk_jit *jit, LLVMTargetMachineRef tm,
     double t0 = now_ms();
     xk_case_run_host(&c, fn);
     *ms += now_ms() - t0;
-    *tol = c.tol;
+    *tol = c.out[0].tol;
     int rc = xk_case_check(&c, &err, d);
     xk_case_free(&c);
     *worst = err > *worst ? err : *worst;

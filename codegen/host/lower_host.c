@@ -110,6 +110,14 @@ void xk_hl_loop_end(xk_hl *h, xk_hloop *l) {
 
 LLVMValueRef xk_hl_read(xk_hl *h, int v, LLVMValueRef idx) {
   const xk_hval *x = &h->vals[v];
+  if (x->kind == HV_FUSED) {
+    const xk_op *op = &h->f->ops[x->op];
+    LLVMValueRef in[3], r;
+    for (int k = 0; k < op->nopnd; k++)
+      if (!(in[k] = xk_hl_read(h, op->opnd[k], idx)))
+        return NULL;
+    return xk_hl_elem(h, op, in, &r) ? NULL : r;
+  }
   if (x->kind != HV_BUF)
     return x->v;
   int dt = xk_vtype(h->f, v).dtype;
@@ -429,8 +437,16 @@ static int lower_block(xk_hl *h, int blk) {
   const xk_block *bl = &h->f->blocks[blk];
   for (int i = 0; i < bl->nops; i++) {
     const xk_op *op = &h->f->ops[bl->ops[i]];
-    if (!op->dead && lower_op(h, op))
+    if (op->dead)
+      continue;
+    if (xk_hl_fusable(h, bl, i)) {
+      if (xk_hl_elementwise_check(h, op))
+        return -1;
+      h->vals[op->res[0]].kind = HV_FUSED;
+      h->vals[op->res[0]].op = bl->ops[i];
+    } else if (lower_op(h, op)) {
       return -1;
+    }
   }
   return 0;
 }
@@ -479,8 +495,10 @@ int xk_lower_host(const xk_func *f, LLVMModuleRef mod, const char *sym,
   h.t_f32 = LLVMFloatTypeInContext(h.c);
   h.t_ptr = LLVMPointerTypeInContext(h.c, 0);
   h.vals = calloc((size_t)f->nvalues + 1, sizeof *h.vals);
-  if (!h.vals)
+  if (!h.vals || xk_hl_count_uses(&h)) {
+    free(h.vals);
     return xk_diag_set(d, "out of memory");
+  }
   LLVMTypeRef params[3] = {h.t_ptr, h.t_ptr, h.t_ptr};
   LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(h.c), params, 3, 0);
   h.fn = LLVMAddFunction(mod, sym, fty);
@@ -525,6 +543,7 @@ int xk_lower_host(const xk_func *f, LLVMModuleRef mod, const char *sym,
   LLVMDisposeBuilder(h.b);
   LLVMDisposeBuilder(h.ab);
   free(h.vals);
+  free(h.uses);
   free(h.heap);
   return rc;
 }

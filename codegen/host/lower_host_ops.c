@@ -382,10 +382,10 @@ static int elem_arity(int code) {
   return 1;
 }
 
-int xk_hl_elementwise(xk_hl *h, const xk_op *op) {
-  xk_type rt = xk_vtype(h->f, op->res[0]);
+int xk_hl_elementwise_check(xk_hl *h, const xk_op *op) {
   if (op->nres != 1 || op->nopnd != elem_arity(op->code))
     return xk_hl_err(h, op, "wrong number of operands or results");
+  xk_type rt = xk_vtype(h->f, op->res[0]);
   int ref = op->code == XK_OP_SELECT ? 1 : 0;
   xk_type ot = xk_vtype(h->f, op->opnd[ref]);
   for (int k = 0; k < op->nopnd; k++) {
@@ -399,11 +399,18 @@ int xk_hl_elementwise(xk_hl *h, const xk_op *op) {
                    : t.dtype != ot.dtype)
       return xk_hl_err(h, op, "operand dtypes do not match");
   }
+  return 0;
+}
+
+int xk_hl_elementwise(xk_hl *h, const xk_op *op) {
+  if (xk_hl_elementwise_check(h, op))
+    return -1;
+  xk_type rt = xk_vtype(h->f, op->res[0]);
   LLVMValueRef in[3];
   xk_hval *r = &h->vals[op->res[0]];
   int tile = 0;
   for (int k = 0; k < op->nopnd; k++)
-    tile |= h->vals[op->opnd[k]].kind == HV_BUF;
+    tile |= h->vals[op->opnd[k]].kind >= HV_BUF;
   if (!tile) {
     for (int k = 0; k < op->nopnd; k++)
       in[k] = h->vals[op->opnd[k]].v;
@@ -418,7 +425,8 @@ int xk_hl_elementwise(xk_hl *h, const xk_op *op) {
   xk_hloop l;
   LLVMValueRef i = xk_hl_loop_begin(h, &l, n), x;
   for (int k = 0; k < op->nopnd; k++)
-    in[k] = xk_hl_read(h, op->opnd[k], i);
+    if (!(in[k] = xk_hl_read(h, op->opnd[k], i)))
+      return -1;
   if (xk_hl_elem(h, op, in, &x))
     return -1;
   xk_hl_write(h, r->v, rt.dtype, i, x);
