@@ -166,6 +166,12 @@ static void list_kernels(const xk_dsl *dsl) {
     printf("\n  key:");
     for (int i = 0; i < s->nkey; i++)
       printf(" %s", s->key[i]);
+    for (int i = 0; i < s->nkeygrid; i++) {
+      const xk_key_grid *g = &s->keygrid[i];
+      printf("%s %s=%s{%lld..%lld, %d values}", i ? "" : "\n  keys:", g->name,
+             xk_round_name(g->round), (long long)g->vals[0],
+             (long long)g->vals[g->n - 1], g->n);
+    }
     printf("\n  grid: (%s, %s, %s)\n", s->grid[0] ? s->grid[0] : "1",
            s->grid[1] ? s->grid[1] : "1", s->grid[2] ? s->grid[2] : "1");
   }
