@@ -44,7 +44,10 @@ void xk_tune_model_prepare(xk_tune_model *m, const xk_func *f,
   xk_nvptx_info info;
   xk_diag d;
   if (xk_ptxas_func(f, m->arch, m->tm, &pi, &info, &d)) {
-    *status = "compile_failed";
+    /* the lowering refuses tiles above the static shared-memory limit:
+     * that is the compiler's resource number, not a compiler failure */
+    *status = strstr(d.msg, "bytes of shared memory") ? "infeasible"
+                                                      : "compile_failed";
     snprintf(why, n, "%s", d.msg);
     return;
   }
