@@ -23,6 +23,7 @@
 #define MAX_CAND 4096
 #define FINALISTS 3
 #define NOISE_FLOOR 0.02 /* relative: below this, two medians tie */
+#define NOISE_CAP 0.25
 
 struct xk_tune_session {
   xk_tune_opts o;
@@ -397,8 +398,10 @@ static int time_rounds(xk_tune_session *s, xk_problem *p, cand *c,
 }
 
 /* Fastest median; a later candidate must beat an earlier one by more than
- * the noise (their spreads, at least NOISE_FLOOR) to displace it, so ties
- * go to declaration order (the default first). */
+ * the noise to displace it, so ties go to declaration order (the default
+ * first). The noise is half the smaller of the two spreads (a candidate
+ * timed in a quiet moment is not penalized for the other's bad luck),
+ * between NOISE_FLOOR and NOISE_CAP. */
 static int pick(const cand *c, int n, int *runner) {
   int w = -1;
   for (int i = 0; i < n; i++) {
@@ -408,7 +411,8 @@ static int pick(const cand *c, int n, int *runner) {
       w = i;
       continue;
     }
-    double noise = fmax(NOISE_FLOOR, fmax(c[i].spread, c[w].spread));
+    double noise = fmin(
+        NOISE_CAP, fmax(NOISE_FLOOR, 0.5 * fmin(c[i].spread, c[w].spread)));
     if (c[i].median < c[w].median * (1 - noise))
       w = i;
   }
