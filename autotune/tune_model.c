@@ -4,7 +4,39 @@
 #include "gemm_model.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+struct xk_tune_memo {
+  uint64_t variant;
+  xk_ptxas_info pi;
+  xk_nvptx_info info;
+  int fits; /* ptxas and the lowering accepted it */
+  char why[1024];
+  int measured;
+  xk_gemm_measured ms;
+};
+
+/* The variant's entry, made (with ptxas's numbers) on first sight; NULL
+ * out of memory. */
+static xk_tune_memo *memo_of(xk_tune_model *m, const xk_func *f) {
+  uint64_t id = xk_variant_hash(f, "sim");
+  for (int i = 0; i < m->nmemo; i++)
+    if (m->memo[i].variant == id)
+      return &m->memo[i];
+  xk_tune_memo *mm = realloc(m->memo, (size_t)(m->nmemo + 1) * sizeof *mm);
+  if (!mm)
+    return NULL;
+  m->memo = mm;
+  xk_tune_memo *t = &mm[m->nmemo++];
+  memset(t, 0, sizeof *t);
+  t->variant = id;
+  xk_diag d;
+  t->fits = !xk_ptxas_func(f, m->arch, m->tm, &t->pi, &t->info, &d);
+  if (!t->fits)
+    snprintf(t->why, sizeof t->why, "%s", d.msg);
+  return t;
+}
 
 /* sim/perf_model.c's machine: an H100 SXM (132 SMs, 228 KiB shared memory
  * per SM of which 227 KiB per block, 64K registers per SM) */
@@ -33,6 +65,9 @@ int xk_tune_model_open(const char *what, xk_tune_model *m, xk_diag *d) {
 }
 
 void xk_tune_model_close(xk_tune_model *m) {
+  free(m->memo);
+  m->memo = NULL;
+  m->nmemo = 0;
   if (m->tm)
     LLVMDisposeTargetMachine(m->tm);
   m->tm = NULL;
@@ -83,15 +118,16 @@ int xk_tune_model_time(xk_tune_model *m, const xk_kernel_spec *spec,
            -1;
   int64_t M = key_of(spec, vals, "M"), N = key_of(spec, vals, "N"),
           K = key_of(spec, vals, "K");
-  xk_ptxas_info pi;
-  xk_nvptx_info info;
-  xk_gemm_measured ms;
+  xk_tune_memo *t = memo_of(m, f);
   xk_sim_counters c;
   xk_perf_estimate e;
   xk_diag d;
-  if (xk_ptxas_func(f, m->arch, m->tm, &pi, &info, &d) ||
-      xk_gemm_measure(f, f16, &ms, &d) ||
-      xk_gemm_estimate(f, f16, &pi, &info, &ms, M, N, K, &c, &e, &d))
+  if (!t || !t->fits)
+    return snprintf(why, n, "%s", t ? t->why : "out of memory"), -1;
+  if (!t->measured && xk_gemm_measure(f, f16, &t->ms, &d))
+    return snprintf(why, n, "%s", d.msg), -1;
+  t->measured = 1;
+  if (xk_gemm_estimate(f, f16, &t->pi, &t->info, &t->ms, M, N, K, &c, &e, &d))
     return snprintf(why, n, "%s", d.msg), -1;
   *us = e.seconds * 1e6;
   return 0;

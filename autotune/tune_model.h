@@ -9,11 +9,16 @@
 #include "dsl.h"
 #include "lower.h"
 
+typedef struct xk_tune_memo xk_tune_memo;
+
 typedef struct {
   char arch[16];
   char fingerprint[128];
   LLVMTargetMachineRef tm;
   int smem_limit, max_threads, regs_per_sm;
+  /* sim measurements by variant: they do not depend on the key */
+  xk_tune_memo *memo;
+  int nmemo;
 } xk_tune_model;
 
 int xk_tune_model_open(const char *what, xk_tune_model *m, xk_diag *d);
