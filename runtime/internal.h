@@ -63,6 +63,7 @@ struct xkv_kernel {
    * loaded: launches pick the tuned configuration for their key from base's
    * (tune_choose.c), remembering the last key's choice. */
   struct xkv_kernel *base;
+  const void *key_rec; /* the record naming the kernel's key, once found */
   struct xkv_kernel *memo;
   int64_t memo_key[8];
   int memo_valid;

@@ -50,8 +50,10 @@ xkv_status xkv_tune_cache_load(xkv_context *ctx, const char *path) {
   rt_tune_free(ctx->tune);
   ctx->tune = c;
   xkv_tune_fingerprint(ctx);
-  for (int i = 0; i < ctx->nautos; i++)
+  for (int i = 0; i < ctx->nautos; i++) {
     ctx->autos[i]->memo_valid = 0;
+    ctx->autos[i]->key_rec = NULL;
+  }
   return XKV_OK;
 }
 
@@ -245,7 +247,9 @@ xkv_kernel *rt_tune_choose(xkv_context *ctx, xkv_kernel *k, const xkv_arg *args,
     return k->base;
   xkv_kernel *base = k->base;
   const rt_variant *v = base->v[0];
-  const rt_tune_record *any = any_record(ctx, v->kernel);
+  const rt_tune_record *any = k->key_rec;
+  if (!any)
+    k->key_rec = any = any_record(ctx, v->kernel);
   if (!any || nargs != v->nargs || (nargs && !args))
     return base; /* xkv_launch words the argument error */
   const char *names[RT_TUNE_MAX_KEY];
