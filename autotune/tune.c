@@ -24,6 +24,8 @@
 #define FINALISTS 3
 #define NOISE_FLOOR 0.02 /* relative: below this, two medians tie */
 #define NOISE_CAP 0.25
+#define MIN_TIMED_S 0.1 /* at least this much run time per candidate */
+#define MAX_ROUNDS 40
 
 struct xk_tune_session {
   xk_tune_opts o;
@@ -585,9 +587,9 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
   }
   /* the default: the reference, checked against C where there is one */
   rc = !s->is_model && (!ref || !buf) ? xk_diag_set(d, "out of memory") : 0;
+  double us = 0;
   if (!rc && !s->is_model) {
     xk_diag e;
-    double us;
     if (load(s, s->dsl, k, spec, &c[0], &e) ||
         (xk_problem_poison(&p), run_once(s, &p, &c[0], &us, &e)))
       rc = xk_diag_set(d, "%s %s: the default config fails: %s", spec->name,
@@ -624,7 +626,14 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
         c[idx[j]].spread = 0; /* a model has no run-to-run noise */
       }
   } else if (!rc) {
-    rc = time_rounds(s, &p, c, idx, nidx, s->o.rounds, spec->name, row->key, d);
+    /* short kernels get more rounds: a scheduler hiccup is then one
+     * sample among many instead of the median */
+    int rounds = s->o.rounds;
+    if (us > 0 && MIN_TIMED_S * 1e6 / us > rounds)
+      rounds = MIN_TIMED_S * 1e6 / us < MAX_ROUNDS
+                   ? (int)(MIN_TIMED_S * 1e6 / us)
+                   : MAX_ROUNDS;
+    rc = time_rounds(s, &p, c, idx, nidx, rounds, spec->name, row->key, d);
     /* finalists re-timed together, the samples pooled */
     int fin[FINALISTS], nf = 0;
     int order[MAX_CAND];
