@@ -147,14 +147,15 @@ int main(int argc, char **argv) {
                 row.config);
         fflush(stdout);
         fflush(csv);
+        /* after every key: an interrupted run keeps what it measured */
+        if (out && xk_tune_merge_write(out, all, &d)) {
+          fprintf(stderr, "tune: %s\n", d.msg);
+          rc = 1;
+        }
       }
       rt_tune_free(lim);
     }
     free(list);
-  }
-  if (!rc && out && xk_tune_merge_write(out, all, &d)) {
-    fprintf(stderr, "tune: %s\n", d.msg);
-    rc = 1;
   }
   fclose(csv);
   printf("tune: results in %s%s%s\n", path, out ? ", records in " : "",
