@@ -356,16 +356,18 @@ static int over_budget(const xk_tune_session *s) {
   return s->o.budget_s > 0 && now() - s->t0 > s->o.budget_s;
 }
 
+/* best: the candidate with the fastest run so far, us its time */
 static void progress(xk_tune_session *s, const char *kname, const char *key,
-                     const char *phase, int done, int total, const cand *best) {
+                     const char *phase, int done, int total, const cand *best,
+                     double us) {
   if (!s->o.progress)
     return;
   char b[256] = "-";
   if (best)
     conf_str(best, b, sizeof b);
-  fprintf(s->o.progress, "\r\033[K%s %s: %s %d/%d (%d left), best %.1f us [%s]",
-          kname, key, phase, done, total, total - done,
-          best ? best->median : 0.0, b);
+  fprintf(s->o.progress,
+          "\r\033[K%s %s: %s %d/%d (%d left), fastest run %.1f us [%s]", kname,
+          key, phase, done, total, total - done, us, b);
   fflush(s->o.progress);
 }
 
@@ -374,6 +376,8 @@ static void progress(xk_tune_session *s, const char *kname, const char *key,
 static int time_rounds(xk_tune_session *s, xk_problem *p, cand *c,
                        const int *idx, int n, int rounds, const char *kname,
                        const char *key, xk_diag *d) {
+  const cand *best = NULL;
+  double best_us = 0;
   for (int r = 0; r < rounds; r++) {
     for (int j = 0; j < n; j++) {
       cand *x = &c[idx[(j + r) % n]];
@@ -390,8 +394,12 @@ static int time_rounds(xk_tune_session *s, xk_problem *p, cand *c,
         return xk_diag_set(d, "out of memory");
       x->t = t;
       x->t[x->nt++] = us;
+      if (!best || us < best_us) {
+        best = x;
+        best_us = us;
+      }
     }
-    progress(s, kname, key, "timing round", r + 1, rounds, NULL);
+    progress(s, kname, key, "timing round", r + 1, rounds, best, best_us);
   }
   for (int j = 0; j < n; j++)
     if (!strcmp(c[idx[j]].status, "ok") && c[idx[j]].nt)
@@ -610,7 +618,7 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
     if (over_budget(s))
       break;
     prepare(s, spec, k, &c[i], &p, ref, buf);
-    progress(s, spec->name, row->key, "compile+check", i + 1, limit, NULL);
+    progress(s, spec->name, row->key, "compile+check", i + 1, limit, NULL, 0);
   }
   int idx[MAX_CAND], nidx = 0;
   for (int i = 0; !rc && i < limit && nidx < MAX_CAND; i++)
