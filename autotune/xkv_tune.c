@@ -148,7 +148,9 @@ static int expand(const xk_kernel_spec *s, int64_t alts[8][16], const int *nalt,
   return 0;
 }
 
-/* One ';'-separated item of --keys (or a misses line, space-separated). */
+/* One ';'-separated item of --keys (or a misses line, space-separated):
+ * 0 when added, 1 when it gives no value for one of the kernel's keys, -1
+ * on a malformed item. */
 static int parse_point(const xk_kernel_spec *s, char *item, const char *sep,
                        points *out, char *err, size_t n) {
   int64_t alts[8][16], cur[8] = {0};
@@ -181,7 +183,7 @@ static int parse_point(const xk_kernel_spec *s, char *item, const char *sep,
   for (int i = 0; i < s->nkey; i++)
     if (!nalt[i])
       return snprintf(err, n, "no value for key %s of %s", s->key[i], s->name),
-             -1;
+             1; /* a point for other kernels */
   if (expand(s, alts, nalt, 0, cur, out))
     return snprintf(err, n, "more than %d key points", MAX_KEYS), -1;
   return 0;
@@ -190,12 +192,13 @@ static int parse_point(const xk_kernel_spec *s, char *item, const char *sep,
 static int keys_from_spec(const xk_kernel_spec *s, const char *spec,
                           points *out, char *err, size_t n) {
   char *t = strdup(spec), *save = NULL;
-  int rc = 0;
-  for (char *p = strtok_r(t, ";", &save); p && !rc;
+  int rc = 0, some = 0;
+  for (char *p = strtok_r(t, ";", &save); p && rc >= 0;
        p = strtok_r(NULL, ";", &save))
-    rc = parse_point(s, p, ",", out, err, n);
+    some |= !(rc = parse_point(s, p, ",", out, err, n));
   free(t);
-  return rc;
+  /* points lacking one of the kernel's keys are other kernels' */
+  return rc < 0 || !some ? -1 : 0;
 }
 
 /* The declared grid's cartesian product. */
@@ -238,7 +241,7 @@ static int keys_from_misses(const xk_kernel_spec *s, const char *path,
   for (char *l = strtok_r(text, "\n", &save); l && !rc;
        l = strtok_r(NULL, "\n", &save))
     if (!strncmp(l, s->name, kl) && l[kl] == ' ')
-      rc = parse_point(s, l + kl + 1, " ", out, err, n);
+      rc = parse_point(s, l + kl + 1, " ", out, err, n) ? -1 : 0;
   free(text);
   return rc;
 }
