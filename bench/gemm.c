@@ -5,13 +5,9 @@
  * X^T.Y [F,L]x[L,r], Q^T.X [r,L]x[L,F]).
  *
  * The counters are MEASURED through the sim target on reduced problems
- * that keep the per-block behaviour of the big ones: the variant
- * specialized for 16-byte aligned buffers and dims divisible by 16 (what a
- * launch on these shapes selects), a 2 x 2 grid of full tiles, run with
- * K = 2 and 4 BLOCK_K steps. Every counter is linear in the K steps per
- * block and in the blocks, so the two runs give each block's fixed part
- * and per-step part, scaled to the big shape's blocks and K. Only the
- * DRAM minimum (A, B, C once each: L2 holds the panels) is analytic.
+ * (autotune/gemm_model.h) of the variant specialized for 16-byte aligned
+ * buffers and dims divisible by 16 (what a launch on these shapes
+ * selects).
  *
  * num_stages > 1 configs are software-pipelined (cp.async into one
  * shared-memory buffer per stage; cp_async counts the warp-instructions).
@@ -23,8 +19,7 @@
  * default config of the same kernel, measured in the same run. */
 #include "compile.h"
 #include "dsl.h"
-#include "perf_model.h"
-#include "ptxas.h"
+#include "gemm_model.h"
 #include "results_file.h"
 
 #include <stdio.h>
@@ -55,96 +50,11 @@ static const config configs[] = {
 };
 #define NCONFIGS (int)(sizeof configs / sizeof *configs)
 
-static int64_t cdiv(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
-
 static int64_t const_of(const xk_func *f, const char *n) {
   for (int i = 0; i < f->nconsts; i++)
     if (!strcmp(f->consts[i].name, n))
       return f->consts[i].value;
   return 0;
-}
-
-/* One sim run of f on M x N x K with aligned random inputs. */
-static int sim_run(xk_sim_fn fn, const xk_nvptx_info *info, int f16, int32_t M,
-                   int32_t N, int32_t K, int64_t bm, int64_t bn,
-                   xk_sim_counters *c, xk_diag *d) {
-  size_t esz = f16 ? 2 : 4;
-  void *a = aligned_alloc(128, (size_t)M * K * esz);
-  void *b = aligned_alloc(128, (size_t)K * N * esz);
-  void *cm = aligned_alloc(128, (size_t)M * N * esz);
-  if (!a || !b || !cm) {
-    free(a);
-    free(b);
-    free(cm);
-    return xk_diag_set(d, "out of memory");
-  }
-  /* small integers: exact in f16, the values do not matter here */
-  for (size_t i = 0; i < (size_t)M * K; i++)
-    f16 ? (void)(((uint16_t *)a)[i] = 0x3c00) : (void)(((float *)a)[i] = 1);
-  for (size_t i = 0; i < (size_t)K * N; i++)
-    f16 ? (void)(((uint16_t *)b)[i] = 0x3c00) : (void)(((float *)b)[i] = 1);
-  void *args[6] = {&a, &b, &cm, &M, &N, &K};
-  int32_t grid[3] = {(int32_t)(M / bm), (int32_t)(N / bn), 1};
-  int rc =
-      xk_sim_launch(fn, args, grid, info->threads, info->shared_bytes, c, d);
-  free(a);
-  free(b);
-  free(cm);
-  return rc;
-}
-
-/* c2 + (steps - 2) * (c4 - c2) / 2 per 4 blocks, times blocks / 4 */
-static void scale(const xk_sim_counters *c2, const xk_sim_counters *c4,
-                  int64_t steps, int64_t blocks, xk_sim_counters *o) {
-  xk_sim_counters_affine(c2, (4 - steps) * blocks, c4, (steps - 2) * blocks, 8,
-                         blocks, o);
-}
-
-typedef struct {
-  xk_sim_counters c2, c4; /* 4 blocks, 2 and 4 K steps */
-} measured;
-
-static int measure(const xk_func *f, int f16, measured *m, xk_diag *d) {
-  LLVMTargetMachineRef tm;
-  LLVMModuleRef mod;
-  if (xk_target_machine("sim", &tm, d))
-    return -1;
-  xk_nvptx_info si;
-  int rc = xk_compile_llvm(f, "sim", tm, f->name, 1, &mod, &si, d);
-  LLVMDisposeTargetMachine(tm);
-  if (rc)
-    return -1;
-  xk_jit *j;
-  if (xk_jit_new(&j, d)) {
-    LLVMDisposeModule(mod);
-    return -1;
-  }
-  xk_host_fn fn;
-  int64_t bm = const_of(f, "BLOCK_M"), bn = const_of(f, "BLOCK_N");
-  int64_t bk = const_of(f, "BLOCK_K");
-  rc = xk_jit_add(j, mod, d) || xk_jit_lookup(j, f->name, &fn, d);
-  if (!rc)
-    rc = sim_run((xk_sim_fn)(void (*)(void))fn, &si, f16, (int32_t)(2 * bm),
-                 (int32_t)(2 * bn), (int32_t)(2 * bk), bm, bn, &m->c2, d) ||
-         sim_run((xk_sim_fn)(void (*)(void))fn, &si, f16, (int32_t)(2 * bm),
-                 (int32_t)(2 * bn), (int32_t)(4 * bk), bm, bn, &m->c4, d);
-  xk_jit_free(j);
-  return rc ? -1 : 0;
-}
-
-static int model(const xk_func *f, int f16, const xk_ptxas_info *pi,
-                 const xk_nvptx_info *info, const measured *ms, const shape *s,
-                 xk_sim_counters *c, xk_perf_estimate *e, xk_diag *d) {
-  int64_t bm = const_of(f, "BLOCK_M"), bn = const_of(f, "BLOCK_N");
-  int64_t bk = const_of(f, "BLOCK_K");
-  int64_t esz = f16 ? 2 : 4;
-  int64_t blocks = cdiv(s->M, bm) * cdiv(s->N, bn);
-  scale(&ms->c2, &ms->c4, cdiv(s->K, bk), blocks, c);
-  c->unique_bytes = (s->M * s->K + s->K * s->N + s->M * s->N) * esz;
-  xk_perf_launch l = {pi->registers, info->shared_bytes, info->threads, blocks};
-  return xk_perf_model(c, &l, e, d);
 }
 
 int main(int argc, char **argv) {
@@ -204,8 +114,8 @@ int main(int argc, char **argv) {
         xk_func_free(f);
         continue;
       }
-      measured ms;
-      if (measure(f, kn == 0, &ms, &d)) {
+      xk_gemm_measured ms;
+      if (xk_gemm_measure(f, kn == 0, &ms, &d)) {
         printf("%-9s %-22s sim failed: %s\n", kernels[kn], what, d.msg);
         xk_func_free(f);
         rc = 1;
@@ -219,7 +129,8 @@ int main(int argc, char **argv) {
       for (int si = 0; si < NSHAPES; si++) {
         xk_perf_estimate e;
         xk_sim_counters c;
-        if (model(f, kn == 0, &pi, &info, &ms, &shapes[si], &c, &e, &d)) {
+        if (xk_gemm_estimate(f, kn == 0, &pi, &info, &ms, shapes[si].M,
+                             shapes[si].N, shapes[si].K, &c, &e, &d)) {
           printf("    %-8s does not fit: %s\n", shapes[si].name, d.msg);
           continue;
         }

@@ -8,6 +8,7 @@
 #include "outdir.h"
 #include "ptxas.h"
 #include "variants.h"
+#include "variants_tuned.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,8 +24,8 @@ typedef struct {
   int nkernels;
   xk_constexpr defs[64];
   int ndefs;
-  const char *embed;
-  int all, emit, cubin, opt, list, specialize;
+  const char *embed, *tune;
+  int all, tuned, emit, cubin, opt, list, specialize;
 } options;
 
 static const char usage[] =
@@ -32,7 +33,9 @@ static const char usage[] =
     "  --target T        host (default), sm_80, sm_86, sm_89, sm_90, sm_90a\n"
     "  -D NAME=VALUE     fix a constexpr, num_warps or num_stages\n"
     "  --kernel NAME     only this kernel (repeatable)\n"
-    "  --variants V      default (defaults + -D) or all (the tune{} space)\n"
+    "  --variants V      default (defaults + -D), all (the tune{} space) or\n"
+    "                    tuned (the default + what --tune FILE selects)\n"
+    "  --tune FILE       a tune cache (xkv-tune) for --variants tuned\n"
     "  --emit STAGE      print ir, llvm, ptx (GPU targets) or obj (host)\n"
     "                    to stdout\n"
     "  -o DIR            write one artifact per variant (.ptx or .o) and\n"
@@ -94,14 +97,16 @@ static int parse_args(int argc, char **argv, options *o) {
       o->kernels[o->nkernels++] = argv[++i];
     } else if (next && !strcmp(a, "--variants")) {
       const char *v = argv[++i];
-      if (strcmp(v, "default") && strcmp(v, "all")) {
+      if (strcmp(v, "default") && strcmp(v, "all") && strcmp(v, "tuned")) {
         fprintf(stderr,
-                "xkvgen: --variants takes default or all, not '%s'"
-                " (tuned variants come from a tune cache: xkv-tune)\n",
+                "xkvgen: --variants takes default, all or tuned, not '%s'\n",
                 v);
         return -1;
       }
       o->all = !strcmp(v, "all");
+      o->tuned = !strcmp(v, "tuned");
+    } else if (next && !strcmp(a, "--tune")) {
+      o->tune = argv[++i];
     } else if (next && !strcmp(a, "--emit")) {
       static const char *const st[] = {"", "ir", "llvm", "ptx", "obj"};
       const char *s = argv[++i];
@@ -127,6 +132,10 @@ static int parse_args(int argc, char **argv, options *o) {
   }
   if (!o->list && !o->emit && !o->outdir) {
     fprintf(stderr, "xkvgen: nothing to do: give --emit, -o DIR or --list\n");
+    return -1;
+  }
+  if (o->tuned != !!o->tune) {
+    fprintf(stderr, "xkvgen: --variants tuned and --tune FILE go together\n");
     return -1;
   }
   if (o->embed && !o->outdir) {
@@ -171,6 +180,12 @@ static void list_kernels(const xk_dsl *dsl) {
     printf("\n  key:");
     for (int i = 0; i < s->nkey; i++)
       printf(" %s", s->key[i]);
+    for (int i = 0; i < s->nkeygrid; i++) {
+      const xk_key_grid *g = &s->keygrid[i];
+      printf("%s %s=%s{%lld..%lld, %d values}", i ? "" : "\n  keys:", g->name,
+             xk_round_name(g->round), (long long)g->vals[0],
+             (long long)g->vals[g->n - 1], g->n);
+    }
     printf("\n  grid: (%s, %s, %s)\n", s->grid[0] ? s->grid[0] : "1",
            s->grid[1] ? s->grid[1] : "1", s->grid[2] ? s->grid[2] : "1");
   }
@@ -286,6 +301,11 @@ static int build_variant(const options *o, xk_dsl *dsl, int k,
     return 0;
   }
   xk_variant_symbol(f, o->target, sym, sizeof sym);
+  for (int i = 0; i < b->n; i++)
+    if (!strcmp(b->e[i].symbol, sym)) { /* a tuned config is the default */
+      xk_func_free(f);
+      return 0;
+    }
   if (xk_compile_llvm(f, o->target, tm, sym, o->opt, &mod, &info, d)) {
     resource =
         gpu && info.shared_bytes > xk_arch_find(o->target)->smem_per_block;
@@ -400,12 +420,17 @@ static int run(const options *o, xk_dsl *dsl, LLVMTargetMachineRef tm,
     if (xk_dsl_find(dsl, o->kernels[i]) < 0)
       return xk_diag_set(d, "%s: no kernel named '%s' (see --list)", o->file,
                          o->kernels[i]);
+  rt_tune_cache *cache = NULL;
+  if (o->tune && !(cache = rt_tune_read(o->tune, d->msg, sizeof d->msg)))
+    return -1;
   /* artifacts are staged and moved into o->outdir once all are built */
   xk_outdir od;
   options staged = *o;
   if (o->outdir) {
-    if (xk_outdir_open(&od, o->outdir, d))
+    if (xk_outdir_open(&od, o->outdir, d)) {
+      rt_tune_free(cache);
       return -1;
+    }
     staged.outdir = od.stage;
     o = &staged;
   }
@@ -420,7 +445,9 @@ static int run(const options *o, xk_dsl *dsl, LLVMTargetMachineRef tm,
       continue;
     xk_constexpr defs[64];
     int ndefs = defs_for(o, s, defs, used);
-    rc = xk_variants_enumerate(s, defs, ndefs, o->all, &vs, &nv, d);
+    rc = cache
+             ? xk_variants_tuned(s, o->target, cache, defs, ndefs, &vs, &nv, d)
+             : xk_variants_enumerate(s, defs, ndefs, o->all, &vs, &nv, d);
     /* --specialize: the twin assumes what Triton's specialization
      * usually finds (aligned pointers, sizes and strides divisible by 16) */
     int spec[64] = {0};
@@ -464,6 +491,7 @@ static int run(const options *o, xk_dsl *dsl, LLVMTargetMachineRef tm,
   } else if (o->outdir)
     xk_outdir_abort(&od);
   built_free(&b);
+  rt_tune_free(cache);
   return rc;
 }
 

@@ -95,6 +95,11 @@ static void spec_free(xk_kernel_spec *s) {
   free(s->key);
   for (int i = 0; i < 3; i++)
     free(s->grid[i]);
+  for (int i = 0; i < s->nkeygrid; i++) {
+    free(s->keygrid[i].name);
+    free(s->keygrid[i].vals);
+  }
+  free(s->keygrid);
   memset(s, 0, sizeof *s);
 }
 
@@ -429,6 +434,71 @@ static void parse_key(lua_State *L, xk_dsl *D, kentry *e, int idx) {
   }
 }
 
+/* keys = { M = pow2(64, 4096), RK = { 32, 64, round = "up" } }: each a key
+ * name with its ascending grid and bucketing rule (xk.lua's helpers) */
+static void parse_keygrid(lua_State *L, xk_dsl *D, kentry *e, int idx) {
+  if (lua_isnil(L, idx))
+    return;
+  if (!lua_istable(L, idx))
+    decl_fail(L, D, e, "keys must be a table like { N = pow2(256, 4096) }");
+  e->s.keygrid =
+      xmalloc((size_t)(e->s.nkey ? e->s.nkey : 1) * sizeof *e->s.keygrid);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : 0;
+    int in_key = 0;
+    for (int j = 0; name && j < e->s.nkey; j++)
+      in_key |= !strcmp(e->s.key[j], name);
+    if (!in_key)
+      decl_fail(L, D, e, "keys names '%s', which is not in key",
+                name ? name : luaL_typename(L, -1));
+  }
+  for (int k = 0; k < e->s.nkey; k++) {
+    const char *name = e->s.key[k];
+    lua_getfield(L, idx, name);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      continue;
+    }
+    int t = lua_gettop(L);
+    if (!lua_istable(L, t))
+      decl_fail(L, D, e, "keys %s must be a list like {64, 128} (got a %s)",
+                name, luaL_typename(L, t));
+    lua_getfield(L, t, "round");
+    const char *r = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : 0;
+    int round = r                  ? xk_round_parse(r)
+                : lua_isnil(L, -1) ? XK_ROUND_NEAREST
+                                   : -1;
+    if (round < 0)
+      decl_fail(L, D, e,
+                "keys %s: round must be \"nearest\", \"up\" or "
+                "\"down\"",
+                name);
+    lua_pop(L, 1);
+    lua_Unsigned n = lua_rawlen(L, t);
+    if (n < 1 || n > 256)
+      decl_fail(L, D, e, "keys %s lists %llu values (1 to 256)", name,
+                (unsigned long long)n);
+    xk_key_grid *g = &e->s.keygrid[e->s.nkeygrid++];
+    g->name = xstrdup(name);
+    g->round = round;
+    g->vals = xmalloc((size_t)n * sizeof *g->vals);
+    for (lua_Unsigned i = 0; i < n; i++) {
+      lua_rawgeti(L, t, (lua_Integer)i + 1);
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
+          (g->n && lua_tointeger(L, -1) <= g->vals[g->n - 1]))
+        decl_fail(L, D, e,
+                  "keys %s value %llu must be a positive integer above the "
+                  "one before it",
+                  name, (unsigned long long)i + 1);
+      g->vals[g->n++] = lua_tointeger(L, -1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
 /* grid = { "cdiv(N, BLOCK)", "M" }: integer arithmetic over int args and
  * consts, evaluated at launch */
 static void parse_grid(lua_State *L, xk_dsl *D, kentry *e, int idx) {
@@ -498,27 +568,30 @@ static int l_kernel_body(lua_State *L) {
   for (int i = 0; i < D->n; i++)
     if (!strcmp(D->k[i].s.name, e->s.name))
       decl_fail(L, D, e, "declared twice (first at line %d)", D->k[i].s.line);
-  static const char *const fields[] = {"args", "consts", "tune", "key", "grid"};
+  static const char *const fields[] = {"args", "consts", "tune",
+                                       "key",  "grid",   "keys"};
   lua_pushnil(L);
   while (lua_next(L, spec)) {
     lua_pop(L, 1);
     int ok = 0;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
       ok |= lua_type(L, -1) == LUA_TSTRING &&
             !strcmp(lua_tostring(L, -1), fields[i]);
     if (!ok)
       decl_fail(L, D, e,
-                "unknown spec field '%s' (args, consts, tune, key, grid)",
+                "unknown spec field '%s' (args, consts, tune, key, grid, "
+                "keys)",
                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
   }
   lua_settop(L, 1);
-  for (int i = 0; i < 5; i++)
-    lua_getfield(L, spec, fields[i]); /* at 2..6 */
+  for (int i = 0; i < 6; i++)
+    lua_getfield(L, spec, fields[i]); /* at 2..7 */
   parse_args(L, D, e, 2);
   parse_consts(L, D, e, 3);
   parse_tune(L, D, e, 4);
   parse_key(L, D, e, 5);
   parse_grid(L, D, e, 6);
+  parse_keygrid(L, D, e, 7);
   lua_getfield(L, LUA_REGISTRYINDEX, "xk.bodies");
   lua_pushvalue(L, 1);
   lua_rawseti(L, -2, D->n + 1);

@@ -3,6 +3,7 @@
 #ifndef XK_DSL_H
 #define XK_DSL_H
 
+#include "bucket.h"
 #include "ir.h"
 
 typedef struct xk_dsl xk_dsl;
@@ -12,6 +13,14 @@ typedef struct {
   int n;
   int64_t *vals;
 } xk_tune_dim;
+
+/* How a call's key value falls into a key grid bucket (common/bucket.h). */
+typedef struct {
+  char *name; /* a key name */
+  int n;
+  int64_t *vals; /* ascending, positive */
+  int round;     /* XK_ROUND_* */
+} xk_key_grid;
 
 typedef struct {
   char *name;
@@ -27,6 +36,9 @@ typedef struct {
   /* launch grid rule: one expression per axis over int args and consts,
    * e.g. "cdiv(L, BLOCK_N)"; NULL means 1 */
   char *grid[3];
+  /* keys = { NAME = grid }: the points the tuner measures, in key order */
+  xk_key_grid *keygrid;
+  int nkeygrid;
 } xk_kernel_spec;
 
 /* Loads and runs the file (text chunks only). Errors carry file:line. */

@@ -25,6 +25,9 @@ table such as { X = ptr(f32) } is refused. The other fields:
   tune    NAME = {values...}: the autotuner's space over consts, num_warps
           and num_stages (kept sorted by name)
   key     names (consts or integer args) the tune cache keys on
+  keys    NAME = grid for key names: the points xkv-tune measures and how a
+          call's value is bucketed (pow2, round_up, round_down below; a plain
+          ascending list buckets to the nearest value in log space)
   grid    up to three launch-grid expressions over integer args and consts
           with + - * / % and cdiv/min/max
 
@@ -59,6 +62,28 @@ end
 -- integer tiles in the kernel
 function cdiv(a, b)
   return (a + b - 1) // b
+end
+
+-- Key grids (the `keys` field). pow2(lo, hi): lo, 2 lo, 4 lo, ... up to
+-- hi, a call bucketed to the nearest in log space; round_up{...} /
+-- round_down{...}: the listed values, a call taking the next one up / down.
+function pow2(lo, hi)
+  local t, v = { round = "nearest" }, lo
+  while v <= hi do
+    t[#t + 1] = v
+    v = v * 2
+  end
+  return t
+end
+
+function round_up(t)
+  t.round = "up"
+  return t
+end
+
+function round_down(t)
+  t.round = "down"
+  return t
 end
 
 -- Rotary embedding with llama2.c's adjacent-pair convention, applied to the

@@ -20,6 +20,8 @@ static int cuda_ordinal(const char *s) {
   return v;
 }
 
+static xkv_status open_device(xkv_context *ctx, const char *device);
+
 xkv_status xkv_open(xkv_context **out, const char *device) {
   if (!out)
     return XKV_ERR_INVALID;
@@ -27,6 +29,13 @@ xkv_status xkv_open(xkv_context **out, const char *device) {
   *out = ctx;
   if (!ctx)
     return XKV_ERR_OUT_OF_MEMORY;
+  xkv_status s = open_device(ctx, device);
+  if (!s)
+    rt_tune_open_env(ctx);
+  return s;
+}
+
+static xkv_status open_device(xkv_context *ctx, const char *device) {
   if (!device)
     device = "auto";
   if (!strcmp(device, "cpu"))
@@ -64,6 +73,7 @@ void xkv_close(xkv_context *ctx) {
   } else {
     rt_registry_free(ctx);
   }
+  rt_tune_close(ctx);
   rt_allocs_free(&ctx->allocs);
   free(ctx);
 }

@@ -94,9 +94,10 @@ xkv_status xkv_kernel_find(xkv_context *ctx, const char *kernel,
                     kernel, consts[i].name);
     nreal += !is_meta(consts[i].name);
   }
-  /* 1. exact match of every constexpr. 2. (the tune cache, when one is
-   * given, goes here.) 3. the first in registry order matching the subset:
-   * xkvgen writes the kernel's default configuration first. */
+  /* 1. exact match of every constexpr. 2. the first in registry order
+   * matching the subset: xkvgen writes the kernel's default configuration
+   * first. With a tune cache, either becomes an auto handle that picks the
+   * tuned configuration per launch (tune_choose.c). */
   xkv_kernel *first = NULL;
   for (int i = 0; i < ctx->nkernels; i++) {
     xkv_kernel *k = ctx->kernels[i];
@@ -104,14 +105,15 @@ xkv_status xkv_kernel_find(xkv_context *ctx, const char *kernel,
     if (strcmp(v->kernel, kernel) || !matches(v, consts, nconsts))
       continue;
     if (nreal == v->nconsts) {
-      *out = k;
-      return XKV_OK;
+      first = k;
+      break;
     }
     if (!first)
       first = k;
   }
   if (first) {
-    *out = first;
+    if (!(*out = rt_tune_auto(ctx, first, consts, nconsts)))
+      return rt_err(ctx, XKV_ERR_OUT_OF_MEMORY, "xkv_kernel_find(%s)", kernel);
     return XKV_OK;
   }
   char want[256], have[512];
@@ -153,8 +155,9 @@ static int spec_holds(const rt_variant *v, const xkv_arg *a) {
   return 1;
 }
 
-static xkv_status choose(xkv_context *ctx, const xkv_kernel *k,
-                         const xkv_arg *args, int nargs, rt_variant **out) {
+static xkv_status choose(xkv_context *ctx, xkv_kernel *k, const xkv_arg *args,
+                         int nargs, rt_variant **out) {
+  k = rt_tune_choose(ctx, k, args, nargs);
   const rt_variant *g = k->v[k->n - 1];
   if (nargs != g->nargs || (nargs && !args))
     return rt_err(ctx, XKV_ERR_ARGS,

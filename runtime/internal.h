@@ -60,6 +60,14 @@ typedef struct rt_variant {
 struct xkv_kernel {
   rt_variant **v;
   int n;
+  /* A handle found with no tuned constexpr fixed while a tune cache is
+   * loaded: launches pick the tuned configuration for their key from base's
+   * (tune_choose.c), remembering the last key's choice. */
+  struct xkv_kernel *base;
+  const void *key_rec; /* the record naming the kernel's key, once found */
+  struct xkv_kernel *memo;
+  int64_t memo_key[8];
+  int memo_valid;
 };
 
 struct xkv_stream {
@@ -118,7 +126,11 @@ struct xkv_context {
   void **dls;     /* dlopen handles of kernels.so files */
   int nsources;
   rt_alloc_table allocs;
-  const char *last_kernel; /* for naming asynchronous CUDA failures */
+  const char *last_kernel;    /* for naming asynchronous CUDA failures */
+  struct rt_tune_cache *tune; /* NULL when none is loaded */
+  char tune_fp[256];          /* the device's tune-cache fingerprint */
+  struct xkv_kernel **autos;  /* handles with base set, owned here */
+  int nautos, capautos;
 };
 
 /* error.c: sets ctx->err and returns s. */
@@ -149,5 +161,17 @@ void rt_variant_free(rt_variant *v);
 
 /* registry.c */
 void rt_registry_free(xkv_context *ctx);
+
+/* tune_choose.c */
+void rt_tune_open_env(xkv_context *ctx); /* XKV_TUNE_CACHE, at xkv_open */
+void rt_tune_close(xkv_context *ctx);
+/* k itself, or an auto handle for it when a tune cache has records for the
+ * kernel and consts fix none of their tuned names. NULL: out of memory. */
+xkv_kernel *rt_tune_auto(xkv_context *ctx, xkv_kernel *k,
+                         const xkv_const *consts, int nconsts);
+/* The configuration an auto handle launches with for these arguments; any
+ * other handle is returned as is. */
+xkv_kernel *rt_tune_choose(xkv_context *ctx, xkv_kernel *k, const xkv_arg *args,
+                           int nargs);
 
 #endif

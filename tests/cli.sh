@@ -23,6 +23,28 @@ bad)
   [ $n -ge 12 ] || fail "only $n malformed kernels"
   echo "$n malformed kernels rejected with file:line"
   ;;
+tuned)
+  # --variants tuned: the default plus the configs winner records select
+  # for the target; a corrupt cache is an error
+  rec='"status": "ok", "time_us": 1, "spread": 0, "winner": true, "margin": 0.1, "ir_hash": "0", "compiler": "t"'
+  cat > "$tmp/t.json" <<EOF
+{"format": "xkv-tune-1", "records": [
+ {"kernel": "vadd", "key": {"N": 4096}, "config": {"BLOCK": 256, "num_warps": 4}, $rec, "source": "measured", "fingerprint": "cpu:x"},
+ {"kernel": "vadd", "key": {"N": 8192}, "config": {"BLOCK": 1024, "num_warps": 4}, $rec, "source": "measured", "fingerprint": "cpu:x"},
+ {"kernel": "vadd", "key": {"N": 8192}, "config": {"BLOCK": 2048, "num_warps": 8}, $rec, "source": "model", "fingerprint": "model:sm_90:sms=132"}]}
+EOF
+  "$gen" "$src/kernels.xk" --kernel vadd --variants tuned --tune "$tmp/t.json" \
+    -o "$tmp/h" 2>/dev/null || fail "tuned host build"
+  n=$(grep -c '"kernel": "vadd"' "$tmp/h/manifest.json")
+  [ "$n" -eq 2 ] || fail "host: $n variants (want the default and BLOCK=256)"
+  grep -q '"BLOCK": 256}, "num_warps": 4' "$tmp/h/manifest.json" || fail "no BLOCK=256"
+  ! grep -q '"BLOCK": 2048' "$tmp/h/manifest.json" || fail "a model record built for host"
+  echo '{"format": "xkv-tune-0", "records": []}' > "$tmp/bad.json"
+  out=$("$gen" "$src/kernels.xk" --variants tuned --tune "$tmp/bad.json" -o "$tmp/b" 2>&1)
+  [ $? -eq 1 ] || fail "foreign cache accepted"
+  echo "$out" | grep -q 'format is "xkv-tune-0"' || fail "unclear: $out"
+  echo "tuned variants ok"
+  ;;
 usage)
   # bad command lines and missing files: clear errors, exit 1
   for args in "" "--bogus" "$src/kernels.xk" "$src/kernels.xk --emit asm" \

@@ -216,6 +216,23 @@ xkv_status xkv_launch_named(xkv_context *ctx, const char *kernel,
                             const xkv_grid *grid, const xkv_arg *args,
                             int nargs, xkv_stream *stream);
 
+/* ---- tune cache --------------------------------------------------------
+ * A tune cache (xkv-tune's JSON) makes xkv_kernel_find/xkv_launch pick, per
+ * launch, the tuned configuration for the call's key (the kernel's key args
+ * and constexprs, bucketed by its key grid): the exact bucket, else the
+ * nearest bucket in log space, else the default; a handle found with a
+ * tuned constexpr fixed keeps it. Only records for this device's
+ * fingerprint count, and only configurations in the registry can be chosen
+ * (xkvgen --variants tuned). Load it before finding kernels; xkv_open
+ * loads $XKV_TUNE_CACHE (a bad file there is reported on stderr, and the
+ * defaults are used). A miss is reported once on stderr and, with a misses
+ * file ($XKV_TUNE_MISSES or the call below), appended to it for xkv-tune. A
+ * bad file is an error and leaves the previous cache in place. */
+xkv_status xkv_tune_cache_load(xkv_context *ctx, const char *path);
+xkv_status xkv_tune_misses_file(xkv_context *ctx, const char *path);
+/* The fingerprint this device's records are keyed on. */
+const char *xkv_tune_fingerprint(xkv_context *ctx);
+
 /* What a launch with these arguments would use, without launching. */
 xkv_status xkv_kernel_grid(xkv_context *ctx, xkv_kernel *k, const xkv_arg *args,
                            int nargs, xkv_grid *out);

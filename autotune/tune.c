@@ -1,0 +1,686 @@
+/* The sweep of one kernel at one key; see tune.h. On the CPU every
+ * candidate is compiled for the host, JIT-loaded and registered in a CPU
+ * context of the runtime, so it runs on the device's own thread pool, as
+ * an engine's launches do. The reference every candidate's output is
+ * checked against is the kernel's default configuration on the host
+ * (itself checked against a plain C reference where problem.c has one). */
+#include "tune.h"
+
+#include "compile.h"
+#include "internal.h"
+#include "manifest.h"
+#include "problem.h"
+#include "text.h"
+#include "tune_model.h"
+#include "variants.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CAND 4096
+#define FINALISTS 3
+#define NOISE_FLOOR 0.02 /* relative: below this, two medians tie */
+#define NOISE_CAP 0.25
+#define MIN_TIMED_S 0.1 /* at least this much run time per candidate */
+#define MAX_ROUNDS 40
+
+struct xk_tune_session {
+  xk_tune_opts o;
+  xk_dsl *dsl;
+  xk_jit *jit;
+  LLVMTargetMachineRef tm;
+  xkv_context *ctx;
+  xk_tune_model model; /* model devices */
+  int is_model;
+  char fp[256];
+  double t0;
+  unsigned char *flush;
+  size_t flush_bytes;
+  int serial;
+};
+
+typedef struct {
+  xk_constexpr over[RT_TUNE_MAX_CONF];
+  int nover;
+  rt_tune_pair conf[RT_TUNE_MAX_CONF];
+  int nconf;
+  const char *status;
+  char why[1024];
+  xkv_kernel *h;
+  xk_func *f;
+  double *t; /* samples, us */
+  int nt;
+  double median, spread;
+} cand;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static size_t llc_bytes(void) {
+  size_t kb = 0;
+  char *t = xk_read_file("/sys/devices/system/cpu/cpu0/cache/index3/size", NULL,
+                         NULL);
+  if (t)
+    kb = (size_t)strtoul(t, NULL, 10);
+  free(t);
+  return (kb ? kb : 32768) * 1024;
+}
+
+int xk_tune_open(const char *xk_path, const xk_tune_opts *o,
+                 xk_tune_session **out, xk_diag *d) {
+  xk_tune_session *s = calloc(1, sizeof *s);
+  if (!s)
+    return xk_diag_set(d, "out of memory");
+  s->o = *o;
+  s->o.rounds = o->rounds > 0 ? o->rounds : 5;
+  s->t0 = now();
+  *out = s;
+  if (xk_dsl_open(xk_path, &s->dsl, d))
+    return -1;
+  if (!strncmp(o->device, "model:", 6)) {
+    s->is_model = 1;
+    if (xk_tune_model_open(o->device + 6, &s->model, d))
+      return -1;
+    snprintf(s->fp, sizeof s->fp, "%s", s->model.fingerprint);
+    return 0;
+  }
+  if (strcmp(o->device, "cpu"))
+    return xk_diag_set(d,
+                       "--device %s: this build tunes on cpu, model:sm_90 and "
+                       "model:sm_90-h200 (a CUDA device is not supported yet)",
+                       o->device);
+  unsetenv("XKV_TUNE_CACHE"); /* candidates are launched by exact config */
+  if (xkv_open(&s->ctx, "cpu"))
+    return xk_diag_set(d, "cpu device: %s", xkv_last_error(s->ctx));
+  if (xk_target_machine("host", &s->tm, d) || xk_jit_new(&s->jit, d))
+    return -1;
+  snprintf(s->fp, sizeof s->fp, "%s", xkv_tune_fingerprint(s->ctx));
+  s->flush_bytes = 2 * llc_bytes();
+  if (!(s->flush = malloc(s->flush_bytes)))
+    return xk_diag_set(d, "out of memory");
+  return 0;
+}
+
+xk_dsl *xk_tune_dsl(xk_tune_session *s) {
+  return s->dsl;
+}
+
+const char *xk_tune_fingerprint(const xk_tune_session *s) {
+  return s->fp;
+}
+
+void xk_tune_close(xk_tune_session *s) {
+  if (!s)
+    return;
+  xkv_close(s->ctx);
+  xk_jit_free(s->jit);
+  if (s->tm)
+    LLVMDisposeTargetMachine(s->tm);
+  xk_tune_model_close(&s->model);
+  xk_dsl_close(s->dsl);
+  free(s->flush);
+  free(s);
+}
+
+/* --- candidates ----------------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const char *s) {
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+  return h;
+}
+
+/* What re-tuning keys on: the default config's IR, the tune space and key
+ * grid, and the compiler. */
+static void ir_hash(const xk_kernel_spec *spec, const xk_func *f, char *buf,
+                    size_t n) {
+  char *ir = xk_func_print(f), num[32];
+  uint64_t h = fnv(0xcbf29ce484222325ull, ir ? ir : "");
+  free(ir);
+  for (int i = 0; i < spec->ntune; i++) {
+    h = fnv(h, spec->tune[i].name);
+    for (int j = 0; j < spec->tune[i].n; j++) {
+      snprintf(num, sizeof num, ",%lld", (long long)spec->tune[i].vals[j]);
+      h = fnv(h, num);
+    }
+  }
+  h = fnv(h, XK_TUNE_COMPILER);
+  snprintf(buf, n, "%016llx", (unsigned long long)h);
+}
+
+static int64_t func_value(const xk_func *f, const char *name) {
+  if (!strcmp(name, "num_warps"))
+    return f->num_warps;
+  if (!strcmp(name, "num_stages"))
+    return f->num_stages;
+  for (int i = 0; i < f->nconsts; i++)
+    if (!strcmp(f->consts[i].name, name))
+      return f->consts[i].value;
+  return 0;
+}
+
+static int is_const(const xk_kernel_spec *spec, const char *name) {
+  for (int i = 0; i < spec->nconsts; i++)
+    if (!strcmp(spec->consts[i].name, name))
+      return 1;
+  return 0;
+}
+
+/* Candidates: the default first, then the tune space in declaration order
+ * (dims sorted by name, values as listed). The host ignores num_warps and
+ * num_stages, so on the CPU they stay at their defaults. */
+static int candidates(xk_tune_session *s, const xk_kernel_spec *spec,
+                      const xk_func *dflt, const xk_constexpr *keyc, int nkeyc,
+                      cand **out, int *n, xk_diag *d) {
+  xk_constexpr fixed[RT_TUNE_MAX_CONF + RT_TUNE_MAX_KEY];
+  int nfixed = 0;
+  for (int i = 0; i < nkeyc; i++)
+    fixed[nfixed++] = keyc[i];
+  for (int i = 0; !s->is_model && i < spec->ntune; i++)
+    if (!is_const(spec, spec->tune[i].name))
+      fixed[nfixed++] = (xk_constexpr){spec->tune[i].name,
+                                       func_value(dflt, spec->tune[i].name)};
+  xk_override_set *vs;
+  int nv;
+  if (xk_variants_enumerate(spec, fixed, nfixed, 1, &vs, &nv, d))
+    return -1;
+  cand *c = calloc((size_t)nv + 1, sizeof *c);
+  if (!c) {
+    xk_variants_free(vs, nv);
+    return xk_diag_set(d, "out of memory");
+  }
+  int m = 0;
+  for (int v = -1; v < nv; v++) {
+    cand *x = &c[m];
+    for (int i = 0; i < spec->ntune && x->nconf < RT_TUNE_MAX_CONF; i++) {
+      const char *name = spec->tune[i].name;
+      int64_t val = func_value(dflt, name);
+      for (int j = 0; v >= 0 && j < vs[v].n; j++)
+        if (!strcmp(vs[v].over[j].name, name))
+          val = vs[v].over[j].value;
+      x->conf[x->nconf++] = (rt_tune_pair){(char *)name, val};
+    }
+    int dup = 0;
+    for (int j = 0; j < m && !dup; j++) {
+      dup = 1;
+      for (int i = 0; i < x->nconf && dup; i++)
+        dup = c[j].conf[i].value == x->conf[i].value;
+    }
+    if (dup) {
+      memset(x, 0, sizeof *x);
+      continue;
+    }
+    for (int i = 0; i < nkeyc; i++)
+      x->over[x->nover++] = keyc[i];
+    for (int i = 0; i < x->nconf; i++)
+      x->over[x->nover++] = (xk_constexpr){x->conf[i].name, x->conf[i].value};
+    m++;
+  }
+  xk_variants_free(vs, nv);
+  *out = c;
+  *n = m;
+  return 0;
+}
+
+static void conf_str(const cand *c, char *buf, size_t n) {
+  size_t k = 0;
+  buf[0] = 0;
+  for (int i = 0; i < c->nconf && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%s=%lld", i ? " " : "",
+                          c->conf[i].name, (long long)c->conf[i].value);
+}
+
+/* JIT-compiles the candidate for the host and registers it in the CPU
+ * context through an embedded table, the way a linked engine gets it. */
+static int load_host(xk_tune_session *s, const xk_kernel_spec *spec, cand *c,
+                     xk_diag *d) {
+  char sym[160], path[64];
+  snprintf(sym, sizeof sym, "%s_t%d", c->f->name, s->serial++);
+  LLVMModuleRef mod;
+  xk_host_fn fn;
+  if (xk_compile_llvm(c->f, "host", s->tm, sym, 1, &mod, NULL, d) ||
+      xk_jit_add(s->jit, mod, d) || xk_jit_lookup(s->jit, sym, &fn, d))
+    return -1;
+  snprintf(path, sizeof path, "/tmp/xkv-tune-%ld.json", (long)getpid());
+  xk_manifest_entry e = {.f = c->f,
+                         .spec = spec,
+                         .symbol = sym,
+                         .file = "jit",
+                         .threads = 32 * c->f->num_warps,
+                         .registers = -1,
+                         .spill_bytes = -1};
+  size_t len;
+  char *text = NULL;
+  int rc = xk_manifest_write(path, "xkv-tune", "host", &e, 1, d);
+  if (!rc && !(text = xk_read_file(path, &len, d)))
+    rc = -1;
+  unlink(path);
+  if (rc)
+    return -1;
+  xkv_embedded_variant ev = {sym, (xkv_host_fn)fn, NULL, NULL, 0};
+  xkv_embedded t = {text, "host", 1, &ev};
+  xkv_const kc[RT_TUNE_MAX_CONF + RT_TUNE_MAX_KEY];
+  for (int i = 0; i < c->nover; i++)
+    kc[i] = (xkv_const){c->over[i].name, c->over[i].value};
+  xkv_status st = xkv_registry_add_embedded(s->ctx, &t);
+  free(text);
+  if (st || xkv_kernel_find(s->ctx, spec->name, kc, c->nover, &c->h))
+    return xk_diag_set(d, "%s", xkv_last_error(s->ctx));
+  return 0;
+}
+
+/* A candidate an earlier key already loaded: the same kernel, constexprs,
+ * warps and stages. */
+static int registered(xk_tune_session *s, const xk_kernel_spec *spec, cand *c) {
+  xkv_const kc[RT_TUNE_MAX_CONF + RT_TUNE_MAX_KEY];
+  for (int i = 0; i < c->nover; i++)
+    kc[i] = (xkv_const){c->over[i].name, c->over[i].value};
+  xkv_kernel *h;
+  if (xkv_kernel_find(s->ctx, spec->name, kc, c->nover, &h))
+    return 0;
+  const rt_variant *v = h->v[0];
+  for (int i = 0; i < c->nover; i++) {
+    const char *n = c->over[i].name;
+    int64_t have = !strcmp(n, "num_warps")    ? v->num_warps
+                   : !strcmp(n, "num_stages") ? v->num_stages
+                                              : INT64_MIN;
+    for (int j = 0; j < v->nconsts; j++)
+      if (!strcmp(v->consts[j].name, n))
+        have = v->consts[j].value;
+    if (have != c->over[i].value)
+      return 0;
+  }
+  c->h = h;
+  return 1;
+}
+
+/* Compiles (or finds) the candidate's host code and registers it. */
+static int load(xk_tune_session *s, xk_dsl *dsl, int k,
+                const xk_kernel_spec *spec, cand *c, xk_diag *d) {
+  if (registered(s, spec, c))
+    return 0;
+  return xk_compile_ir(dsl, k, c->over, c->nover, &c->f, d) ||
+                 load_host(s, spec, c, d)
+             ? -1
+             : 0;
+}
+
+static int run_once(xk_tune_session *s, xk_problem *p, cand *c, double *us,
+                    xk_diag *d) {
+  if (s->flush) /* caches flushed: the inputs come from memory */
+    memset(s->flush, (int)(now() * 1e3) & 0xff, s->flush_bytes);
+  double t = now();
+  if (xkv_launch(s->ctx, c->h, NULL, p->args, p->nargs, NULL))
+    return xk_diag_set(d, "%s", xkv_last_error(s->ctx));
+  *us = (now() - t) * 1e6;
+  return 0;
+}
+
+/* max |x - ref| / max |ref|; NaN anywhere (an element not written) is inf */
+static double rel_err(const double *x, const double *ref, size_t n) {
+  double e = 0, m = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (isnan(x[i]) || isinf(x[i]))
+      return INFINITY;
+    e = fmax(e, fabs(x[i] - ref[i]));
+    m = fmax(m, fabs(ref[i]));
+  }
+  return e / (m > 0 ? m : 1);
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void stats(cand *c) {
+  double *t = malloc((size_t)c->nt * sizeof *t);
+  if (!t)
+    return;
+  memcpy(t, c->t, (size_t)c->nt * sizeof *t);
+  qsort(t, (size_t)c->nt, sizeof *t, cmp_dbl);
+  int n = c->nt;
+  c->median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+  /* interquartile range relative to the median */
+  c->spread = (t[(3 * (n - 1)) / 4] - t[(n - 1) / 4]) / c->median;
+  free(t);
+}
+
+static int over_budget(const xk_tune_session *s) {
+  return s->o.budget_s > 0 && now() - s->t0 > s->o.budget_s;
+}
+
+/* best: the candidate with the fastest run so far, us its time */
+static void progress(xk_tune_session *s, const char *kname, const char *key,
+                     const char *phase, int done, int total, const cand *best,
+                     double us) {
+  if (!s->o.progress)
+    return;
+  char b[256] = "-";
+  if (best)
+    conf_str(best, b, sizeof b);
+  fprintf(s->o.progress,
+          "\r\033[K%s %s: %s %d/%d (%d left), fastest run %.1f us [%s]", kname,
+          key, phase, done, total, total - done, us, b);
+  fflush(s->o.progress);
+}
+
+/* Interleaved rounds over the candidates in `idx`: each round visits them
+ * all, starting one further along, so drift hits every candidate alike. */
+static int time_rounds(xk_tune_session *s, xk_problem *p, cand *c,
+                       const int *idx, int n, int rounds, const char *kname,
+                       const char *key, xk_diag *d) {
+  const cand *best = NULL;
+  double best_us = 0;
+  for (int r = 0; r < rounds; r++) {
+    for (int j = 0; j < n; j++) {
+      cand *x = &c[idx[(j + r) % n]];
+      double us;
+      if (strcmp(x->status, "ok"))
+        continue;
+      if (run_once(s, p, x, &us, d)) {
+        x->status = "run_failed";
+        snprintf(x->why, sizeof x->why, "%s", d->msg);
+        continue;
+      }
+      double *t = realloc(x->t, (size_t)(x->nt + 1) * sizeof *t);
+      if (!t)
+        return xk_diag_set(d, "out of memory");
+      x->t = t;
+      x->t[x->nt++] = us;
+      if (!best || us < best_us) {
+        best = x;
+        best_us = us;
+      }
+    }
+    progress(s, kname, key, "timing round", r + 1, rounds, best, best_us);
+  }
+  for (int j = 0; j < n; j++)
+    if (!strcmp(c[idx[j]].status, "ok") && c[idx[j]].nt)
+      stats(&c[idx[j]]);
+  return 0;
+}
+
+/* Fastest median; a later candidate must beat an earlier one by more than
+ * the noise to displace it, so ties go to declaration order (the default
+ * first). The noise is half the smaller of the two spreads (a candidate
+ * timed in a quiet moment is not penalized for the other's bad luck),
+ * between NOISE_FLOOR and NOISE_CAP. */
+static int pick(const cand *c, int n, int *runner) {
+  int w = -1;
+  for (int i = 0; i < n; i++) {
+    if (strcmp(c[i].status, "ok") || !(c[i].median > 0))
+      continue;
+    if (w < 0) {
+      w = i;
+      continue;
+    }
+    double noise = fmin(
+        NOISE_CAP, fmax(NOISE_FLOOR, 0.5 * fmin(c[i].spread, c[w].spread)));
+    if (c[i].median < c[w].median * (1 - noise))
+      w = i;
+  }
+  *runner = -1;
+  for (int i = 0; w >= 0 && i < n; i++)
+    if (i != w && !strcmp(c[i].status, "ok") && c[i].median > 0 &&
+        (*runner < 0 || c[i].median < c[*runner].median))
+      *runner = i;
+  return w;
+}
+
+static int cmp_median_idx(const void *a, const void *b, void *ctx) {
+  const cand *c = ctx;
+  double x = c[*(const int *)a].median, y = c[*(const int *)b].median;
+  return (x > y) - (x < y);
+}
+
+static void key_str(const xk_kernel_spec *spec, const int64_t *vals, char *buf,
+                    size_t n) {
+  size_t k = 0;
+  buf[0] = 0;
+  for (int i = 0; i < spec->nkey && k < n; i++)
+    k += (size_t)snprintf(buf + k, n - k, "%s%s=%lld", i ? " " : "",
+                          spec->key[i], (long long)vals[i]);
+}
+
+static const rt_tune_record *resumed(const xk_tune_session *s,
+                                     const xk_kernel_spec *spec,
+                                     const int64_t *vals, const char *hash) {
+  const rt_tune_cache *c = s->o.resume;
+  for (int i = 0; c && i < c->n; i++) {
+    const rt_tune_record *r = &c->r[i];
+    if (!r->winner || strcmp(r->kernel, spec->name) ||
+        strcmp(r->fingerprint, s->fp) || strcmp(r->ir_hash, hash) ||
+        r->nkey != spec->nkey)
+      continue;
+    int same = 1;
+    for (int j = 0; j < r->nkey && same; j++)
+      same =
+          !strcmp(r->key[j].name, spec->key[j]) && r->key[j].value == vals[j];
+    if (same)
+      return r;
+  }
+  return NULL;
+}
+
+static int emit(xk_tune_session *s, const xk_kernel_spec *spec,
+                const int64_t *vals, const char *hash, cand *c, int n, int w,
+                int runner, rt_tune_cache *out, xk_diag *d) {
+  for (int i = 0; i < spec->nkeygrid; i++)
+    if (rt_tune_add_grid(out, spec->name, spec->keygrid[i].name,
+                         spec->keygrid[i].vals, spec->keygrid[i].n,
+                         spec->keygrid[i].round))
+      return xk_diag_set(d, "out of memory");
+  for (int i = 0; i < n; i++) {
+    if (!c[i].status)
+      continue; /* skipped by the budget or --max-configs */
+    rt_tune_record r = {.kernel = spec->name,
+                        .ir_hash = (char *)hash,
+                        .compiler = XK_TUNE_COMPILER,
+                        .fingerprint = s->fp,
+                        .source = s->is_model ? "model" : "measured",
+                        .status = (char *)c[i].status,
+                        .why = c[i].why[0] ? c[i].why : NULL,
+                        .nconf = c[i].nconf,
+                        .time_us = c[i].median,
+                        .spread = c[i].spread,
+                        .winner = i == w};
+    if (!strcmp(c[i].status, "ok") && !(c[i].median > 0))
+      continue;
+    for (int j = 0; j < spec->nkey; j++)
+      r.key[r.nkey++] = (rt_tune_pair){spec->key[j], vals[j]};
+    memcpy(r.conf, c[i].conf, sizeof r.conf);
+    if (i == w)
+      r.margin = runner >= 0 ? c[runner].median / c[w].median - 1 : 0;
+    if (rt_tune_add(out, &r))
+      return xk_diag_set(d, "out of memory");
+  }
+  return 0;
+}
+
+static void free_cands(cand *c, int n) {
+  for (int i = 0; c && i < n; i++) {
+    xk_func_free(c[i].f);
+    free(c[i].t);
+  }
+  free(c);
+}
+
+/* Compiles candidate i (IR, resources, host code) and checks its output;
+ * its status says what became of it. */
+static void prepare(xk_tune_session *s, const xk_kernel_spec *spec, int k,
+                    cand *c, xk_problem *p, const double *ref, double *out) {
+  xk_diag d;
+  if (s->is_model) {
+    if (xk_compile_ir(s->dsl, k, c->over, c->nover, &c->f, &d)) {
+      c->status = "compile_failed";
+      snprintf(c->why, sizeof c->why, "%s", d.msg);
+      return;
+    }
+    xk_tune_model_prepare(&s->model, c->f, &c->status, c->why, sizeof c->why);
+    return;
+  }
+  if (load(s, s->dsl, k, spec, c, &d)) {
+    c->status = "compile_failed";
+    snprintf(c->why, sizeof c->why, "%s", d.msg);
+    return;
+  }
+  double us;
+  xk_problem_poison(p);
+  if (run_once(s, p, c, &us, &d)) {
+    c->status = "run_failed";
+    snprintf(c->why, sizeof c->why, "%s", d.msg);
+    return;
+  }
+  xk_problem_output(p, out);
+  double e = rel_err(out, ref, p->out_elems);
+  if (e > p->tol) {
+    c->status = "wrong";
+    snprintf(c->why, sizeof c->why,
+             "output differs from the default config's: rel. error %.3g > "
+             "%.3g%s",
+             e, p->tol, isinf(e) ? " (NaN or unwritten elements)" : "");
+    return;
+  }
+  c->status = "ok";
+}
+
+int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
+                rt_tune_cache *out, xk_tune_row *row, xk_diag *d) {
+  const xk_kernel_spec *spec = xk_dsl_kernel(s->dsl, k);
+  double t_start = now();
+  memset(row, 0, sizeof *row);
+  snprintf(row->kernel, sizeof row->kernel, "%s", spec->name);
+  key_str(spec, vals, row->key, sizeof row->key);
+  xk_constexpr keyc[RT_TUNE_MAX_KEY];
+  int nkeyc = 0;
+  for (int i = 0; i < spec->nkey && nkeyc < RT_TUNE_MAX_KEY; i++)
+    if (is_const(spec, spec->key[i]))
+      keyc[nkeyc++] = (xk_constexpr){spec->key[i], vals[i]};
+  xk_func *dflt;
+  if (xk_compile_ir(s->dsl, k, keyc, nkeyc, &dflt, d))
+    return -1;
+  char hash[32];
+  ir_hash(spec, dflt, hash, sizeof hash);
+  const rt_tune_record *prev = resumed(s, spec, vals, hash);
+  if (prev) {
+    xk_func_free(dflt);
+    row->resumed = 1;
+    row->tuned_us = prev->time_us;
+    return 0; /* its records stay in the file: nothing to merge */
+  }
+  cand *c = NULL;
+  int n = 0, rc = candidates(s, spec, dflt, keyc, nkeyc, &c, &n, d);
+  xk_func_free(dflt);
+  if (rc)
+    return -1;
+  int limit =
+      s->o.max_configs > 0 && s->o.max_configs < n ? s->o.max_configs : n;
+  xk_problem p = {0};
+  double *ref = NULL, *buf = NULL;
+  if (!s->is_model) {
+    if (xk_problem_make(spec, (const char *const *)spec->key, vals, spec->nkey,
+                        &p, d)) {
+      free_cands(c, n);
+      return -1;
+    }
+    ref = malloc(p.out_elems * sizeof *ref);
+    buf = malloc(p.out_elems * sizeof *buf);
+  }
+  /* the default: the reference, checked against C where there is one */
+  rc = !s->is_model && (!ref || !buf) ? xk_diag_set(d, "out of memory") : 0;
+  double us = 0;
+  if (!rc && !s->is_model) {
+    xk_diag e;
+    if (load(s, s->dsl, k, spec, &c[0], &e) ||
+        (xk_problem_poison(&p), run_once(s, &p, &c[0], &us, &e)))
+      rc = xk_diag_set(d, "%s %s: the default config fails: %s", spec->name,
+                       row->key, e.msg);
+    else {
+      xk_problem_output(&p, ref);
+      double err = p.c_ref ? rel_err(ref, p.c_ref, p.out_elems) : 0;
+      if (err > p.tol)
+        rc = xk_diag_set(d,
+                         "%s %s: the default config differs from the C "
+                         "reference (rel. error %.3g): no reference to tune "
+                         "against",
+                         spec->name, row->key, err);
+      c[0].status = "ok";
+    }
+  }
+  for (int i = s->is_model ? 0 : 1; !rc && i < limit; i++) {
+    if (over_budget(s))
+      break;
+    prepare(s, spec, k, &c[i], &p, ref, buf);
+    progress(s, spec->name, row->key, "compile+check", i + 1, limit, NULL, 0);
+  }
+  int idx[MAX_CAND], nidx = 0;
+  for (int i = 0; !rc && i < limit && nidx < MAX_CAND; i++)
+    if (c[i].status && !strcmp(c[i].status, "ok"))
+      idx[nidx++] = i;
+  if (!rc && s->is_model) {
+    for (int j = 0; j < nidx; j++)
+      if (xk_tune_model_time(&s->model, spec, c[idx[j]].f, vals,
+                             &c[idx[j]].median, c[idx[j]].why,
+                             sizeof c[idx[j]].why)) {
+        c[idx[j]].status = "run_failed";
+      } else {
+        c[idx[j]].spread = 0; /* a model has no run-to-run noise */
+      }
+  } else if (!rc) {
+    /* short kernels get more rounds: a scheduler hiccup is then one
+     * sample among many instead of the median */
+    int rounds = s->o.rounds;
+    if (us > 0 && MIN_TIMED_S * 1e6 / us > rounds)
+      rounds = MIN_TIMED_S * 1e6 / us < MAX_ROUNDS
+                   ? (int)(MIN_TIMED_S * 1e6 / us)
+                   : MAX_ROUNDS;
+    rc = time_rounds(s, &p, c, idx, nidx, rounds, spec->name, row->key, d);
+    /* finalists re-timed together, the samples pooled */
+    int fin[FINALISTS], nf = 0;
+    int order[MAX_CAND];
+    memcpy(order, idx, (size_t)nidx * sizeof *idx);
+    qsort_r(order, (size_t)nidx, sizeof *order, cmp_median_idx, c);
+    for (int j = 0; j < nidx && nf < FINALISTS; j++)
+      if (!strcmp(c[order[j]].status, "ok"))
+        fin[nf++] = order[j];
+    if (!rc && nf > 1)
+      rc = time_rounds(s, &p, c, fin, nf, 2 * s->o.rounds, spec->name, row->key,
+                       d);
+  }
+  int runner, w = rc ? -1 : pick(c, limit, &runner);
+  if (!rc && w < 0)
+    rc = xk_diag_set(d, "%s %s: no config ran correctly", spec->name, row->key);
+  if (!rc)
+    rc = emit(s, spec, vals, hash, c, limit, w, runner, out, d);
+  if (!rc) {
+    row->default_us = c[0].median;
+    row->tuned_us = c[w].median;
+    row->spread = c[w].spread;
+    row->margin = runner >= 0 ? c[runner].median / c[w].median - 1 : 0;
+    row->gflops = p.flops > 0 ? p.flops / (c[w].median * 1e3) : 0;
+    conf_str(&c[w], row->config, sizeof row->config);
+    for (int i = 0; i < n; i++) {
+      const char *st = c[i].status;
+      row->n_skipped += !st;
+      row->n_ok += st && !strcmp(st, "ok");
+      row->n_wrong += st && !strcmp(st, "wrong");
+      row->n_infeasible += st && !strcmp(st, "infeasible");
+      row->n_failed += st && strstr(st, "failed") != NULL;
+    }
+  }
+  if (s->o.progress)
+    fprintf(s->o.progress, "\r\033[K");
+  row->seconds = now() - t_start;
+  free(ref);
+  free(buf);
+  xk_problem_free(&p);
+  free_cands(c, n);
+  return rc;
+}

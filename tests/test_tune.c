@@ -1,0 +1,167 @@
+/* xkv-tune's engine (autotune/): the correctness gate rejects a variant
+ * that computes the wrong thing and one that leaves outputs unwritten;
+ * configs that cannot fit are pruned as infeasible before timing; two
+ * tuners merging into one file at once leave a valid file with both's
+ * records. Kernels: tests/data/tune_gate.xk. */
+#include "check_main.h"
+#include "rt_util.h"
+#include "tune.h"
+#include "tune_write.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define GATE XK_SRC "/tests/data/tune_gate.xk"
+
+static const rt_tune_record *find(const rt_tune_cache *c, const char *name,
+                                  int64_t v) {
+  for (int i = 0; i < c->n; i++)
+    for (int j = 0; j < c->r[i].nconf; j++)
+      if (!strcmp(c->r[i].conf[j].name, name) && c->r[i].conf[j].value == v)
+        return &c->r[i];
+  return NULL;
+}
+
+START_TEST(gate_rejects_wrong_variants) {
+  xk_tune_opts o = {.device = "cpu", .rounds = 2};
+  xk_tune_session *s;
+  xk_diag d;
+  ck_assert_msg(!xk_tune_open(GATE, &o, &s, &d), "%s", d.msg);
+  rt_tune_cache *out = calloc(1, sizeof *out);
+  xk_tune_row row;
+  int64_t n = 5000;
+  int k = xk_dsl_find(xk_tune_dsl(s), "vadd");
+  ck_assert_msg(!xk_tune_key(s, k, &n, out, &row, &d), "%s", d.msg);
+  const rt_tune_record *wrong = find(out, "BLOCK", 512),
+                       *partial = find(out, "BLOCK", 2048);
+  ck_assert_ptr_nonnull(wrong);
+  ck_assert_ptr_nonnull(partial);
+  ck_assert_str_eq(wrong->status, "wrong");
+  ck_assert_str_eq(partial->status, "wrong");
+  ck_assert_ptr_nonnull(strstr(partial->why, "NaN or unwritten"));
+  ck_assert(!wrong->winner && !partial->winner);
+  int winners = 0, ok = 0;
+  for (int i = 0; i < out->n; i++) {
+    winners += out->r[i].winner;
+    ok += !strcmp(out->r[i].status, "ok");
+  }
+  ck_assert_int_eq(winners, 1);
+  ck_assert_int_eq(ok, 2); /* BLOCK = 256 and 1024 */
+  ck_assert_int_eq(row.n_wrong, 2);
+  rt_tune_free(out);
+  xk_tune_close(s);
+}
+END_TEST
+
+START_TEST(infeasible_pruned) {
+  xk_tune_opts o = {.device = "model:sm_90"};
+  xk_tune_session *s;
+  xk_diag d;
+  ck_assert_msg(!xk_tune_open(GATE, &o, &s, &d), "%s", d.msg);
+  rt_tune_cache *out = calloc(1, sizeof *out);
+  xk_tune_row row;
+  int64_t key[3] = {512, 512, 512};
+  int k = xk_dsl_find(xk_tune_dsl(s), "gemm_f32");
+  ck_assert_msg(!xk_tune_key(s, k, key, out, &row, &d), "%s", d.msg);
+  const rt_tune_record *big = find(out, "BLOCK_K", 1024),
+                       *small = find(out, "BLOCK_K", 32);
+  ck_assert_ptr_nonnull(big);
+  ck_assert_str_eq(big->status, "infeasible");
+  ck_assert_ptr_nonnull(strstr(big->why, "shared memory"));
+  ck_assert_str_eq(small->status, "ok");
+  ck_assert(small->winner);
+  ck_assert_str_eq(small->source, "model");
+  ck_assert_int_eq(row.n_infeasible, 1);
+  rt_tune_free(out);
+  xk_tune_close(s);
+}
+END_TEST
+
+/* A record of group "g<who>" at N = i, config BLOCK = 64 */
+static void add(rt_tune_cache *c, const char *fp, int64_t n) {
+  rt_tune_record r = {.kernel = "vadd",
+                      .ir_hash = "h",
+                      .compiler = "t",
+                      .fingerprint = (char *)fp,
+                      .source = "measured",
+                      .status = "ok",
+                      .nkey = 1,
+                      .nconf = 1,
+                      .time_us = 1,
+                      .spread = 0,
+                      .winner = 1};
+  r.key[0] = (rt_tune_pair){"N", n};
+  r.conf[0] = (rt_tune_pair){"BLOCK", 64};
+  ck_assert_int_eq(rt_tune_add(c, &r), 0);
+}
+
+START_TEST(concurrent_writers) {
+  char *dir = rt_tmpdir("tune_write");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/cache.json", dir);
+  enum { WRITERS = 2, ROUNDS = 40 };
+  for (int w = 0; w < WRITERS; w++) {
+    pid_t p = fork();
+    ck_assert_int_ge(p, 0);
+    if (p)
+      continue;
+    char fp[32];
+    snprintf(fp, sizeof fp, "writer%d", w);
+    int bad = 0;
+    for (int i = 0; i < ROUNDS && !bad; i++) {
+      rt_tune_cache *c = calloc(1, sizeof *c);
+      add(c, fp, i + 1);
+      xk_diag d;
+      bad = xk_tune_merge_write(path, c, &d);
+      rt_tune_free(c);
+    }
+    _exit(bad);
+  }
+  for (int w = 0; w < WRITERS; w++) {
+    int st;
+    ck_assert_int_gt(wait(&st), 0);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  }
+  char err[1024];
+  rt_tune_cache *c = rt_tune_read(path, err, sizeof err);
+  ck_assert_msg(c != NULL, "%s", err);
+  ck_assert_int_eq(c->n, WRITERS * ROUNDS); /* every group, once */
+  /* a rewrite of one group replaces it */
+  rt_tune_cache *again = calloc(1, sizeof *again);
+  add(again, "writer0", 1);
+  xk_diag d;
+  ck_assert_int_eq(xk_tune_merge_write(path, again, &d), 0);
+  rt_tune_free(again);
+  rt_tune_free(c);
+  c = rt_tune_read(path, err, sizeof err);
+  ck_assert_int_eq(c->n, WRITERS * ROUNDS);
+  rt_tune_free(c);
+  /* a corrupt file is not overwritten */
+  ck_assert_int_eq(rt_write(dir, "cache.json", "{\"format\": "), 0);
+  again = calloc(1, sizeof *again);
+  add(again, "writer0", 1);
+  ck_assert_int_ne(xk_tune_merge_write(path, again, &d), 0);
+  ck_assert_ptr_nonnull(strstr(d.msg, "not overwritten"));
+  rt_tune_free(again);
+  rt_rmdir(dir);
+  free(dir);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("tune");
+  TCase *tc = tcase_create("all");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, gate_rejects_wrong_variants);
+  tcase_add_test(tc, infeasible_pruned);
+  tcase_add_test(tc, concurrent_writers);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return xk_check_run(suite());
+}
