@@ -33,11 +33,18 @@ struct xk_dsl {
 };
 
 /* Kernel files and bodies are small programs: this many million Lua
- * instructions means an endless loop, which must fail, not hang xkvgen. */
-#define MAX_MEGA_INSTRUCTIONS 200
+ * instructions means an endless loop, which must fail, not hang xkvgen.
+ * The fuzz build (fuzz/) lowers both caps so that every input stays fast. */
+#ifndef XK_DSL_MEGA_INSTRUCTIONS
+#define XK_DSL_MEGA_INSTRUCTIONS 200
+#endif
+#define MAX_MEGA_INSTRUCTIONS XK_DSL_MEGA_INSTRUCTIONS
 
 /* and this much memory means a runaway (string.rep("x", 1e10)) */
-#define MAX_LUA_BYTES ((size_t)512 << 20)
+#ifndef XK_DSL_MAX_LUA_MIB
+#define XK_DSL_MAX_LUA_MIB 512
+#endif
+#define MAX_LUA_BYTES ((size_t)XK_DSL_MAX_LUA_MIB << 20)
 
 #define DEFAULT_WARPS 4
 #define DEFAULT_STAGES 1
@@ -557,7 +564,9 @@ static int open_fail(xk_dsl *D, xk_diag *d, const char *m) {
   return -1;
 }
 
-int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
+/* text == NULL: read the file at path; else text[len] stands for it. */
+static int open_source(const char *path, const char *text, size_t len,
+                       xk_dsl **out, xk_diag *d) {
   *out = NULL;
   if (!path)
     return xk_diag_set(d, "xk_dsl_open: no kernel file given");
@@ -613,7 +622,14 @@ int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
   }
   D->loading = 1;
   D->ticks = 0;
-  int rc = luaL_loadfilex(L, path, "t");
+  int rc;
+  if (text) {
+    lua_pushfstring(L, "@%s", path); /* as luaL_loadfilex names the chunk */
+    rc = luaL_loadbufferx(L, text, len, lua_tostring(L, -1), "t");
+    lua_remove(L, -2);
+  } else {
+    rc = luaL_loadfilex(L, path, "t");
+  }
   if (rc == LUA_ERRFILE)
     return open_fail(D, d, lua_tostring(L, -1));
   if (rc != LUA_OK) /* syntax errors, binary chunks */
@@ -646,6 +662,19 @@ int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
   lua_settop(L, 0);
   *out = D;
   return 0;
+}
+
+int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
+  return open_source(path, NULL, 0, out, d);
+}
+
+int xk_dsl_open_buffer(const char *name, const char *text, size_t len,
+                       xk_dsl **out, xk_diag *d) {
+  if (!text) {
+    *out = NULL;
+    return xk_diag_set(d, "xk_dsl_open_buffer: no text given");
+  }
+  return open_source(name, text, len, out, d);
 }
 
 void xk_dsl_close(xk_dsl *D) {
