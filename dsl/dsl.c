@@ -34,11 +34,18 @@ struct xk_dsl {
 };
 
 /* Kernel files and bodies are small programs: this many million Lua
- * instructions means an endless loop, which must fail, not hang xkvgen. */
-#define MAX_MEGA_INSTRUCTIONS 200
+ * instructions means an endless loop, which must fail, not hang xkvgen.
+ * The fuzz build (fuzz/) lowers both caps so that every input stays fast. */
+#ifndef XK_DSL_MEGA_INSTRUCTIONS
+#define XK_DSL_MEGA_INSTRUCTIONS 200
+#endif
+#define MAX_MEGA_INSTRUCTIONS XK_DSL_MEGA_INSTRUCTIONS
 
 /* and this much memory means a runaway (string.rep("x", 1e10)) */
-#define MAX_LUA_BYTES ((size_t)512 << 20)
+#ifndef XK_DSL_MAX_LUA_MIB
+#define XK_DSL_MAX_LUA_MIB 512
+#endif
+#define MAX_LUA_BYTES ((size_t)XK_DSL_MAX_LUA_MIB << 20)
 
 #define DEFAULT_WARPS 4
 #define DEFAULT_STAGES 1
@@ -652,28 +659,44 @@ static int open_fail(xk_dsl *D, xk_diag *d, const char *m) {
   return -1;
 }
 
-/* Loads the kernel file with its conditions guarded (cond_lint.c). */
-static int load_linted(lua_State *L, const char *path) {
+/* The whole file at path (malloc'd, *n bytes); NULL on failure, with
+ * *unopened set when the file could not be opened (errno says why). */
+static char *read_source(const char *path, size_t *n, int *err, int *unopened) {
   FILE *fp = fopen(path, "rb");
-  if (!fp) {
-    lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
-    return LUA_ERRFILE;
-  }
-  size_t n = 0, cap = 1 << 16;
+  if ((*unopened = !fp))
+    return NULL;
+  size_t cap = 1 << 16;
   char *src = malloc(cap);
-  for (size_t got; src && (got = fread(src + n, 1, cap - n, fp)) > 0;) {
-    n += got;
-    if (n == cap) {
+  *n = 0;
+  for (size_t got; src && (got = fread(src + *n, 1, cap - *n, fp)) > 0;) {
+    *n += got;
+    if (*n == cap) {
       char *p = cap < MAX_LUA_BYTES ? realloc(src, cap *= 2) : NULL;
       if (!p)
         free(src);
       src = p;
     }
   }
-  int err = ferror(fp);
+  *err = ferror(fp);
   fclose(fp);
-  size_t ln = 0;
-  char *lint = src && !err ? xk_cond_lint(src, n, &ln) : NULL;
+  return src;
+}
+
+/* Loads the kernel source (text[len], or the file at path when text is
+ * NULL) with its conditions guarded (cond_lint.c). */
+static int load_linted(lua_State *L, const char *path, const char *text,
+                       size_t len) {
+  size_t n = len, ln = 0;
+  int err = 0, unopened = 0;
+  char *src = NULL;
+  if (!text) {
+    if (!(src = read_source(path, &n, &err, &unopened)) && unopened) {
+      lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
+      return LUA_ERRFILE;
+    }
+    text = src;
+  }
+  char *lint = text && !err ? xk_cond_lint(text, n, &ln) : NULL;
   free(src);
   if (!lint) {
     lua_pushfstring(L, "cannot read %s (%s)", path,
@@ -687,7 +710,9 @@ static int load_linted(lua_State *L, const char *path) {
   return rc;
 }
 
-int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
+/* text == NULL: read the file at path; else text[len] stands for it. */
+static int open_source(const char *path, const char *text, size_t len,
+                       xk_dsl **out, xk_diag *d) {
   *out = NULL;
   if (!path)
     return xk_diag_set(d, "xk_dsl_open: no kernel file given");
@@ -743,7 +768,7 @@ int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
   }
   D->loading = 1;
   D->ticks = 0;
-  int rc = load_linted(L, path);
+  int rc = load_linted(L, path, text, len);
   if (rc == LUA_ERRFILE)
     return open_fail(D, d, lua_tostring(L, -1));
   if (rc != LUA_OK) /* syntax errors, binary chunks */
@@ -776,6 +801,19 @@ int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
   lua_settop(L, 0);
   *out = D;
   return 0;
+}
+
+int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d) {
+  return open_source(path, NULL, 0, out, d);
+}
+
+int xk_dsl_open_buffer(const char *name, const char *text, size_t len,
+                       xk_dsl **out, xk_diag *d) {
+  if (!text) {
+    *out = NULL;
+    return xk_diag_set(d, "xk_dsl_open_buffer: no text given");
+  }
+  return open_source(name, text, len, out, d);
 }
 
 void xk_dsl_close(xk_dsl *D) {

@@ -43,6 +43,10 @@ typedef struct {
 
 /* Loads and runs the file (text chunks only). Errors carry file:line. */
 int xk_dsl_open(const char *path, xk_dsl **out, xk_diag *d);
+/* The same for a file already in memory; `name` stands for its path in
+ * messages (and in xk_dsl_path). */
+int xk_dsl_open_buffer(const char *name, const char *text, size_t len,
+                       xk_dsl **out, xk_diag *d);
 void xk_dsl_close(xk_dsl *dsl);
 const char *xk_dsl_path(const xk_dsl *dsl);
 int xk_dsl_nkernels(const xk_dsl *dsl);

@@ -35,6 +35,13 @@ typedef struct {
 int eng_model_load(const char *path, eng_model *m, eng_err *err);
 int eng_model_load_llama2c(const char *path, eng_model *m, eng_err *err);
 int eng_model_load_gguf(const char *path, eng_model *m, eng_err *err);
+/* The same for a file already in memory (`path` names it in messages):
+ * the llama2.c reader copies from buf, the GGUF one takes ownership of it
+ * (malloc'ed), even on failure, as eng_gguf_parse does. */
+int eng_model_parse_llama2c(const unsigned char *buf, size_t size,
+                            const char *path, eng_model *m, eng_err *err);
+int eng_model_parse_gguf(unsigned char *buf, size_t size, const char *path,
+                         eng_model *m, eng_err *err);
 void eng_model_free(eng_model *m);
 /* A model and its tokenizer: tok_path (a llama2.c tokenizer file) when
  * given, else the one a GGUF file carries. */

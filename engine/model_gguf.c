@@ -71,10 +71,11 @@ static int want(const eng_gguf *g, const char *name, uint64_t in, uint64_t out,
 
 enum { T_NORM, T_Q, T_K, T_V, T_O, T_FNORM, T_GATE, T_DOWN, T_UP, T_N };
 
-int eng_model_load_gguf(const char *path, eng_model *m, eng_err *err) {
+int eng_model_parse_gguf(unsigned char *buf, size_t size, const char *path,
+                         eng_model *m, eng_err *err) {
   memset(m, 0, sizeof *m);
   eng_gguf g;
-  if (eng_gguf_open(path, &g, err))
+  if (eng_gguf_parse(buf, size, path, &g, err))
     return -1;
   eng_config *c = &m->cfg;
   int rc = -1;
@@ -152,4 +153,13 @@ done:
   if (rc)
     eng_model_free(m);
   return rc;
+}
+
+int eng_model_load_gguf(const char *path, eng_model *m, eng_err *err) {
+  memset(m, 0, sizeof *m);
+  unsigned char *buf;
+  size_t size;
+  if (eng_read_file(path, &buf, &size, err))
+    return -1;
+  return eng_model_parse_gguf(buf, size, path, m, err);
 }

@@ -26,23 +26,16 @@ static int check_config(const char *path, const int32_t h[7], eng_err *err) {
   return 0;
 }
 
-int eng_model_load_llama2c(const char *path, eng_model *m, eng_err *err) {
+int eng_model_parse_llama2c(const unsigned char *buf, size_t size,
+                            const char *path, eng_model *m, eng_err *err) {
   memset(m, 0, sizeof *m);
-  unsigned char *buf;
-  size_t size;
-  if (eng_read_file(path, &buf, &size, err))
-    return -1;
   int32_t h[7];
-  if (size < sizeof h) {
-    free(buf);
+  if (size < sizeof h)
     return eng_fail(err, "%s: truncated llama2.c header (%zu bytes)", path,
                     size);
-  }
   memcpy(h, buf, sizeof h);
-  if (check_config(path, h, err)) {
-    free(buf);
+  if (check_config(path, h, err))
     return -1;
-  }
   eng_config *c = &m->cfg;
   c->dim = h[0];
   c->hidden_dim = h[1];
@@ -63,22 +56,18 @@ int eng_model_load_llama2c(const char *path, eng_model *m, eng_err *err) {
   size_t need = V * d + L * per_layer + d + (size_t)c->seq_len * hd +
                 (shared ? 0 : V * d);
   size_t have = (size - sizeof h) / sizeof(float);
-  if (have < need) {
-    free(buf);
+  if (have < need)
     return eng_fail(err,
                     "%s: truncated checkpoint: %zu floats after the header, "
                     "the config needs %zu",
                     path, have, need);
-  }
   m->arena = malloc(need * sizeof(float));
   m->layers = calloc(L, sizeof *m->layers);
   if (!m->arena || !m->layers) {
-    free(buf);
     eng_model_free(m);
     return eng_fail(err, "%s: out of memory for %zu weights", path, need);
   }
   memcpy(m->arena, buf + sizeof h, need * sizeof(float));
-  free(buf);
 
   /* The file stores each tensor for all layers contiguously. */
   const float *p = m->arena;
@@ -106,4 +95,15 @@ int eng_model_load_llama2c(const char *path, eng_model *m, eng_err *err) {
   m->wcls = shared ? m->tok_emb : p;
   strcpy(m->format, "llama2c");
   return 0;
+}
+
+int eng_model_load_llama2c(const char *path, eng_model *m, eng_err *err) {
+  memset(m, 0, sizeof *m);
+  unsigned char *buf;
+  size_t size;
+  if (eng_read_file(path, &buf, &size, err))
+    return -1;
+  int rc = eng_model_parse_llama2c(buf, size, path, m, err);
+  free(buf);
+  return rc;
 }

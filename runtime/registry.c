@@ -351,6 +351,7 @@ void rt_registry_free(xkv_context *ctx) {
   ctx->sources = NULL;
   ctx->dls = NULL;
   ctx->nvars = ctx->nkernels = ctx->nsources = 0;
+  ctx->capvars = ctx->capkernels = 0; /* empty and reusable */
 }
 
 int xkv_num_variants(const xkv_context *ctx) {

@@ -2,8 +2,9 @@
 # Installs the Debian 12 packages xkv builds and tests with. Idempotent: a
 # machine that already has them only pays for the dpkg query.
 set -euo pipefail
+# clang-14 and its runtime (libFuzzer) build the fuzzers (scripts/fuzz.sh)
 pkgs=(cmake pkg-config llvm-19-dev liblua5.4-dev check liblapacke-dev
-      libopenblas-dev libcjson-dev clang-format)
+      libopenblas-dev libcjson-dev clang-format clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] ||

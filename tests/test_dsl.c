@@ -2,6 +2,7 @@
  * signatures match common.md, and small inline kernels pin down
  * broadcasting, promotion, for_range and override rules. */
 #include "dsl.h"
+#include "text.h"
 
 #include "check_main.h"
 #include <stdio.h>
@@ -110,6 +111,41 @@ START_TEST(all_kernels_default) {
   ck_assert_int_eq(xk_dsl_find(D, "nope"), -1);
   ck_assert_ptr_null(xk_dsl_kernel(D, xk_dsl_nkernels(D)));
   xk_dsl_close(D);
+}
+END_TEST
+
+/* kernels.xk from memory: the same kernels and traces as from the file;
+ * errors name the given name and line */
+START_TEST(open_buffer) {
+  size_t len;
+  xk_diag d = {{0}};
+  char *text = xk_read_file(KERNELS, &len, &d);
+  ck_assert_ptr_nonnull(text);
+  xk_dsl *M = NULL, *D = open_kernels();
+  ck_assert_msg(xk_dsl_open_buffer("mem.xk", text, len, &M, &d) == 0, "%s",
+                d.msg);
+  ck_assert_str_eq(xk_dsl_path(M), "mem.xk");
+  ck_assert_int_eq(xk_dsl_nkernels(M), xk_dsl_nkernels(D));
+  for (int i = 0; i < xk_dsl_nkernels(D); i++) {
+    xk_func *a = trace(D, xk_dsl_kernel(D, i)->name, NULL, 0), *b;
+    ck_assert_int_eq(xk_dsl_trace(M, i, NULL, 0, &b, &d), 0);
+    ck_assert_str_eq(b->file, "mem.xk");
+    char *pa = xk_func_print(a), *pb = xk_func_print(b);
+    ck_assert_str_eq(pa, pb);
+    free(pa);
+    free(pb);
+    xk_func_free(a);
+    xk_func_free(b);
+  }
+  xk_dsl_close(M);
+  xk_dsl_close(D);
+  free(text);
+  static const char bad[] = "kernel \"k\" {}\nx = (";
+  ck_assert_int_ne(xk_dsl_open_buffer("mem.xk", bad, sizeof bad - 1, &M, &d),
+                   0);
+  ck_assert_ptr_null(M);
+  ck_assert_msg(!strncmp(d.msg, "mem.xk:2: ", 10), "%s", d.msg);
+  ck_assert_int_ne(xk_dsl_open_buffer("mem.xk", NULL, 0, &M, &d), 0);
 }
 END_TEST
 
@@ -808,6 +844,7 @@ static Suite *suite(void) {
   TCase *tc = tcase_create("dsl");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, all_kernels_default);
+  tcase_add_test(tc, open_buffer);
   tcase_add_test(tc, all_kernels_every_tune_value);
   tcase_add_test(tc, signatures);
   tcase_add_test(tc, gemm_shapes);
