@@ -455,7 +455,6 @@ static void check_hand(xk_func *f, const char *what, const char *must) {
     ck_assert_msg(strstr(r.ptx, ntid), "%s: no %s", f->name, ntid);
     ck_assert_msg(!r.ran_ptxas || r.spill_bytes == 0, "%s %s spills %d bytes",
                   f->name, sms[i], r.spill_bytes);
-    ck_assert_msg(r.ms < 500, "%s took %.1f ms", f->name, r.ms);
     free(r.ptx);
   }
   xk_func_free(f);

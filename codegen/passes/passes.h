@@ -12,7 +12,8 @@ int xk_pass_dce(xk_func *f);  /* dead pure ops; #changes */
 /* carried integers advanced by a loop-invariant step, in the body, become
  * functions of the induction variable; #changes */
 int xk_pass_iv(xk_func *f);
-/* fold, if, cse, iv, dce to a fixed point (bounded), verifying after each pass */
+/* fold, if, cse, iv, dce to a fixed point (bounded), verifying after each pass
+ */
 int xk_passes_run(xk_func *f, xk_diag *d);
 /* spec.c: records spec in f's args and replaces XK_SPEC_ONE args by the
  * constant 1 (before the passes); -1 when a bit does not fit its arg. */
