@@ -186,6 +186,15 @@ static int candidates(xk_tune_session *s, const xk_kernel_spec *spec,
     if (!is_const(spec, spec->tune[i].name))
       fixed[nfixed++] = (xk_constexpr){spec->tune[i].name,
                                        func_value(dflt, spec->tune[i].name)};
+  for (int i = 0; i < s->o.nfix && nfixed < RT_TUNE_MAX_CONF; i++) {
+    int tuned = 0, have = 0;
+    for (int j = 0; j < spec->ntune; j++)
+      tuned |= !strcmp(spec->tune[j].name, s->o.fix[i].name);
+    for (int j = 0; j < nfixed; j++)
+      have |= !strcmp(fixed[j].name, s->o.fix[i].name);
+    if (tuned && !have)
+      fixed[nfixed++] = s->o.fix[i];
+  }
   xk_override_set *vs;
   int nv;
   if (xk_variants_enumerate(spec, fixed, nfixed, 1, &vs, &nv, d))

@@ -19,7 +19,9 @@ typedef struct {
   int max_configs; /* candidates per key, default first; 0: all */
   int rounds;      /* timing rounds (interleaved); default 5 */
   const rt_tune_cache *resume; /* skip keys it has a current winner for */
-  FILE *progress;              /* NULL: quiet */
+  const xk_constexpr *fix;     /* tune dims held at one value (-D) */
+  int nfix;
+  FILE *progress; /* NULL: quiet */
 } xk_tune_opts;
 
 /* One line of the summary table. */

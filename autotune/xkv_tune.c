@@ -28,6 +28,7 @@ static const char usage[] =
     "  --budget S        stop starting new configs after S seconds\n"
     "  --max-configs N   at most N candidates per key (the default first)\n"
     "  --rounds N        timing rounds per candidate (default 5)\n"
+    "  -D NAME=VALUE     hold a tune dim at one value (repeatable)\n"
     "  --resume          skip keys CACHE already has a current winner for\n"
     "                    (same kernel IR, tune space, compiler, device)\n"
     "  --json FILE       the summary table as JSON\n"
@@ -37,7 +38,8 @@ static const char usage[] =
 typedef struct {
   const char *file, *out, *device, *keys, *misses, *json;
   char *kernels[64];
-  int nkernels, max_configs, rounds, resume, quiet;
+  xk_constexpr fix[16];
+  int nkernels, nfix, max_configs, rounds, resume, quiet;
   double budget;
 } options;
 
@@ -65,6 +67,16 @@ static int parse_args(int argc, char **argv, options *o) {
       o->resume = 1;
     } else if (!strcmp(a, "--quiet")) {
       o->quiet = 1;
+    } else if (v && !strcmp(a, "-D")) {
+      const char *def = argv[++i], *eq = strchr(def, '=');
+      char *end;
+      long long x = eq ? strtoll(eq + 1, &end, 10) : 0;
+      if (!eq || eq == def || *end || end == eq + 1 || o->nfix == 16)
+        return fprintf(stderr, "xkv-tune: bad -D '%s' (want NAME=INTEGER)\n",
+                       def),
+               -1;
+      o->fix[o->nfix].name = strndup(def, (size_t)(eq - def));
+      o->fix[o->nfix++].value = x;
     } else if (v && !strcmp(a, "-o")) {
       o->out = argv[++i];
     } else if (v && !strcmp(a, "--device")) {
@@ -307,6 +319,8 @@ int main(int argc, char **argv) {
                      .max_configs = o.max_configs,
                      .rounds = o.rounds,
                      .resume = prev,
+                     .fix = o.fix,
+                     .nfix = o.nfix,
                      .progress = o.quiet ? NULL : stderr};
   xk_tune_session *s = NULL;
   if (xk_tune_open(o.file, &to, &s, &d)) {
@@ -377,6 +391,8 @@ int main(int argc, char **argv) {
            failed ? " (some keys failed: see above)" : "");
   for (int i = 0; i < o.nkernels; i++)
     free(o.kernels[i]);
+  for (int i = 0; i < o.nfix; i++)
+    free((char *)o.fix[i].name);
   free(rows);
   rt_tune_free(out);
   rt_tune_free(prev);
