@@ -58,7 +58,7 @@ typedef struct rt_variant {
  * most specialized first (the generic one last). */
 struct xkv_kernel {
   rt_variant **v;
-  int n;
+  int n, cap;
 };
 
 struct xkv_stream {
