@@ -16,9 +16,12 @@ char *xk_read_file(const char *path, size_t *len, xk_diag *d) {
     free(buf);
     buf = NULL;
   }
+  int e = errno; /* ENOMEM tells callers that memory, not the file, failed */
   fclose(f);
+  errno = e;
   if (!buf)
-    return xk_diag_set(d, "%s: cannot read the file", path), NULL;
+    return xk_diag_set(d, "%s: cannot read the file: %s", path, strerror(e)),
+           NULL;
   buf[n] = 0;
   if (len)
     *len = (size_t)n;

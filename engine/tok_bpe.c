@@ -287,7 +287,7 @@ int eng_tok_from_gguf(const eng_gguf *g, eng_tokenizer **out, eng_err *err) {
     return eng_fail(err, "%s: out of memory", g->path);
   t->kind = ENG_TOK_BPE;
   t->eot = -1;
-  if (load_bpe(g, t, err) || eng_tok_set_vocab(t, t->n_vocab, err) ||
+  if (load_bpe(g, t, err) || eng_tok_set_vocab(t, t->n_vocab, g->path, err) ||
       load_merges(g, t, err)) {
     eng_tok_free(t);
     return -1;

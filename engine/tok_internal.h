@@ -43,7 +43,8 @@ size_t eng_tok_decode_bpe(const eng_tokenizer *t, int id, char *buf,
                           size_t cap);
 /* The byte-level BPE tokenizer stored in a GGUF file (tokenizer.ggml.*). */
 int eng_tok_from_gguf(const eng_gguf *g, eng_tokenizer **out, eng_err *err);
-/* Builds the vocab map and copies pieces: tokens[i] of lens[i] bytes. */
-int eng_tok_set_vocab(eng_tokenizer *t, int n, eng_err *err);
+/* Builds the vocab map and copies pieces: tokens[i] of lens[i] bytes;
+ * `where` (the file) names the failure. */
+int eng_tok_set_vocab(eng_tokenizer *t, int n, const char *where, eng_err *err);
 
 #endif

@@ -58,7 +58,7 @@ int eng_strmap_get(const eng_strmap *m, const char *key, size_t len) {
 }
 
 void eng_strmap_free(eng_strmap *m) {
-  for (size_t i = 0; i < m->cap; i++)
+  for (size_t i = 0; m->keys && i < m->cap; i++) /* keys NULL: init failed */
     free(m->keys[i]);
   free(m->keys);
   free(m->lens);
@@ -66,13 +66,16 @@ void eng_strmap_free(eng_strmap *m) {
   memset(m, 0, sizeof *m);
 }
 
-int eng_tok_set_vocab(eng_tokenizer *t, int n, eng_err *err) {
+int eng_tok_set_vocab(eng_tokenizer *t, int n, const char *where,
+                      eng_err *err) {
   t->n_vocab = n;
   if (eng_strmap_init(&t->vocab, (size_t)n))
-    return eng_fail(err, "out of memory for a %d-token vocabulary", n);
+    return eng_fail(err, "%s: out of memory for a %d-token vocabulary", where,
+                    n);
   for (int i = 0; i < n; i++)
     if (eng_strmap_put(&t->vocab, t->tokens[i], t->lens[i], i))
-      return eng_fail(err, "out of memory for a %d-token vocabulary", n);
+      return eng_fail(err, "%s: out of memory for a %d-token vocabulary", where,
+                      n);
   return 0;
 }
 
@@ -149,7 +152,7 @@ int eng_tok_load_llama2c(const char *path, int vocab_size, eng_tokenizer **out,
     t->n_vocab = i + 1;
   }
   free(buf);
-  if (!ok || eng_tok_set_vocab(t, vocab_size, err)) {
+  if (!ok || eng_tok_set_vocab(t, vocab_size, path, err)) {
     eng_tok_free(t);
     return -1;
   }

@@ -59,7 +59,7 @@ typedef struct rt_variant {
  * most specialized first (the generic one last). */
 struct xkv_kernel {
   rt_variant **v;
-  int n;
+  int n, cap;
   /* A handle found with no tuned constexpr fixed while a tune cache is
    * loaded: launches pick the tuned configuration for their key from base's
    * (tune_choose.c), remembering the last key's choice. */

@@ -31,6 +31,14 @@ static int fail(reader *r, const char *why) {
   return -1;
 }
 
+/* no location: the text is not at fault */
+static int oom(reader *r) {
+  if (!r->failed)
+    snprintf(r->err, r->errlen, "%s", JSON_OOM);
+  r->failed = 1;
+  return -1;
+}
+
 static void skip_ws(reader *r) {
   while (r->p < r->end &&
          (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
@@ -106,7 +114,7 @@ static char *read_string(reader *r) {
     return fail(r, "unterminated string"), NULL;
   char *o = malloc((size_t)(q - r->p) + 1);
   if (!o)
-    return fail(r, "out of memory"), NULL;
+    return oom(r), NULL;
   size_t k = 0;
   while (*r->p != '"') {
     unsigned char c = (unsigned char)*r->p++;
@@ -269,7 +277,7 @@ static int read_value(reader *r, json_val *v, int depth) {
         r->p++;
       }
       if (grow(v, obj))
-        return free(key), fail(r, "out of memory");
+        return free(key), oom(r);
       if (obj)
         v->keys[v->n] = key;
       int rc = read_value(r, &v->items[v->n], depth + 1);
@@ -318,7 +326,7 @@ json_val *json_parse(const char *text, size_t len, char *err, size_t errlen) {
   reader r = {text, text, text + len, err, errlen, 0};
   json_val *v = calloc(1, sizeof *v);
   if (!v) {
-    snprintf(err, errlen, "out of memory");
+    snprintf(err, errlen, "%s", JSON_OOM);
     return NULL;
   }
   if (!read_value(&r, v, 0)) {

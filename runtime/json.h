@@ -26,7 +26,9 @@ typedef struct json_val {
   int n, cap;
 } json_val;
 
-/* Returns NULL and writes "line L, column C: why" into err on failure. */
+/* Returns NULL and writes "line L, column C: why" into err on failure, or
+ * exactly JSON_OOM when an allocation failed. */
+#define JSON_OOM "out of memory"
 json_val *json_parse(const char *text, size_t len, char *err, size_t errlen);
 void json_free(json_val *v);
 /* Object member, NULL when absent or when v is not an object. */

@@ -35,6 +35,11 @@ static xkv_status bad(mctx *m, const char *fmt, ...) {
                 m->kernel ? m->kernel : "?", why);
 }
 
+static xkv_status oom(mctx *m) {
+  return rt_err(m->ctx, XKV_ERR_OUT_OF_MEMORY,
+                "%s: out of memory reading the manifest", m->where);
+}
+
 static const char *get_str(const json_val *o, const char *key) {
   const json_val *v = json_get(o, key);
   return v && v->t == JSON_STR ? v->str : NULL;
@@ -227,20 +232,22 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
     return bad(m, "'cubin' is not a plain file name");
   rt_variant *v = calloc(1, sizeof *v);
   if (!v)
-    return bad(m, "out of memory");
+    return oom(m);
   *out = v;
   v->kernel = rt_strdup(kernel);
   v->symbol = rt_strdup(symbol);
   v->file = rt_strdup(file);
   v->cubin_file = cub ? rt_strdup(cub->str) : NULL;
   v->registers = -1;
+  if (!v->kernel || !v->symbol || !v->file || (cub && !v->cubin_file))
+    return oom(m);
 
   const json_val *consts = json_get(o, "consts");
   if (!consts || consts->t != JSON_OBJ)
     return bad(m, "'consts' missing or not an object");
   v->consts = calloc((size_t)consts->n + 1, sizeof *v->consts);
   if (!v->consts)
-    return bad(m, "out of memory");
+    return oom(m);
   for (int i = 0; i < consts->n; i++) {
     const json_val *c = &consts->items[i];
     if (!xk_is_ident(consts->keys[i]) || c->t != JSON_NUM || !c->is_int)
@@ -249,7 +256,7 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
     if (const_index(v, consts->keys[i]) >= 0)
       return bad(m, "constexpr '%s' appears twice", consts->keys[i]);
     if (!(v->consts[i].name = rt_strdup(consts->keys[i])))
-      return bad(m, "out of memory");
+      return oom(m);
     v->consts[i].value = c->i;
     v->nconsts++;
   }
@@ -288,7 +295,7 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
   v->arg_dtype = calloc((size_t)na + 1, 1);
   v->arg_spec = calloc((size_t)na + 1, 1);
   if (!v->arg_names || !v->arg_ptr || !v->arg_dtype || !v->arg_spec)
-    return bad(m, "out of memory");
+    return oom(m);
   for (int i = 0; i < na; i++) {
     const json_val *a = &args->items[i];
     const char *name = get_str(a, "name"), *type = get_str(a, "type");
@@ -306,7 +313,7 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
       return bad(m, "argument '%s': scalar type %s is not passable", name,
                  type);
     if (!(v->arg_names[i] = rt_strdup(name)))
-      return bad(m, "out of memory");
+      return oom(m);
     v->nargs++;
   }
 
@@ -324,7 +331,7 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
     if (grid->items[i].t != JSON_STR || !*grid->items[i].str)
       return bad(m, "grid rule %d is not a string", i);
     if (!(v->grid[i] = rt_strdup(grid->items[i].str)))
-      return bad(m, "out of memory");
+      return oom(m);
     xkv_status s = check_grid(m, v, v->grid[i]);
     if (s)
       return s;
@@ -357,7 +364,7 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
     v->nspec++;
   }
   if (describe(v))
-    return bad(m, "out of memory");
+    return oom(m);
   return XKV_OK;
 }
 
@@ -399,7 +406,7 @@ xkv_status rt_manifest_parse(xkv_context *ctx, const char *text, size_t len,
     return bad(&m, "NUL byte in the text");
   json_val *root = json_parse(text, len, err, sizeof err);
   if (!root)
-    return bad(&m, "%s", err);
+    return strcmp(err, JSON_OOM) ? bad(&m, "%s", err) : oom(&m);
   xkv_status s = XKV_OK;
   const char *format = get_str(root, "format");
   const char *tgt = get_str(root, "target");
@@ -416,14 +423,14 @@ xkv_status rt_manifest_parse(xkv_context *ctx, const char *text, size_t len,
   rt_variant **vs = NULL;
   m.gpu = tgt && strcmp(tgt, "host") != 0;
   if (!s && !(vs = calloc((size_t)vars->n + 1, sizeof *vs)))
-    s = bad(&m, "out of memory");
+    s = oom(&m);
   int k = 0;
   for (; !s && k < vars->n; k++) {
     m.index = k;
     m.kernel = NULL;
     s = parse_variant(&m, &vars->items[k], &vs[k]);
     if (vs[k] && !(vs[k]->target = rt_strdup(tgt)) && !s)
-      s = bad(&m, "out of memory");
+      s = oom(&m);
   }
   if (!s) {
     *target = rt_strdup(tgt);

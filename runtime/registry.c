@@ -40,12 +40,15 @@ static int has_symbol(const xkv_context *ctx, const char *sym) {
   return 0;
 }
 
+static int same_config(const rt_variant *a, const rt_variant *b) {
+  return !strcmp(a->kernel, b->kernel) && a->num_warps == b->num_warps &&
+         a->num_stages == b->num_stages && same_consts(a, b);
+}
+
 static struct xkv_kernel *config_of(const xkv_context *ctx,
                                     const rt_variant *v) {
   for (int i = 0; i < ctx->nkernels; i++) {
-    const rt_variant *w = ctx->kernels[i]->v[0];
-    if (!strcmp(w->kernel, v->kernel) && w->num_warps == v->num_warps &&
-        w->num_stages == v->num_stages && same_consts(w, v))
+    if (same_config(ctx->kernels[i]->v[0], v))
       return ctx->kernels[i];
   }
   return NULL;
@@ -86,7 +89,47 @@ static int grow(void *arr, int *cap, int need, size_t elem) {
   return 0;
 }
 
-/* Takes ownership of vs[*] (freeing duplicates) and of dl. */
+/* 1 when vs[i] is already registered or repeats an earlier batch entry:
+ * registering the same artifacts twice is harmless, the first is kept. */
+static int is_dup(const xkv_context *ctx, rt_variant **vs, int i) {
+  if (has_symbol(ctx, vs[i]->symbol))
+    return 1;
+  for (int j = 0; j < i; j++)
+    if (!strcmp(vs[j]->symbol, vs[i]->symbol))
+      return 1;
+  return 0;
+}
+
+/* Everything that can fail, with nothing visible changed: the
+ * configuration of each new variant (kof[i]; NULL for duplicates), new
+ * ones allocated (fresh[]), every variant array grown to its final size. */
+static int reserve(xkv_context *ctx, rt_variant **vs, int n,
+                   struct xkv_kernel **kof, struct xkv_kernel **fresh,
+                   int *nfresh) {
+  for (int i = 0; i < n; i++) {
+    if (is_dup(ctx, vs, i))
+      continue;
+    struct xkv_kernel *k = config_of(ctx, vs[i]);
+    for (int j = 0; !k && j < i; j++)
+      if (kof[j] && kof[j]->n == 0 && same_config(vs[j], vs[i]))
+        k = kof[j];
+    if (!k) {
+      if (!(k = calloc(1, sizeof *k)))
+        return -1;
+      fresh[(*nfresh)++] = k;
+    }
+    rt_variant **nv = realloc(k->v, (size_t)(k->cap + 1) * sizeof *nv);
+    if (!nv)
+      return -1;
+    k->v = nv;
+    k->cap++;
+    kof[i] = k;
+  }
+  return 0;
+}
+
+/* Takes ownership of vs[*] (freeing duplicates) and of dl. All or nothing:
+ * a failure registers none of the batch. */
 static xkv_status add_batch(xkv_context *ctx, rt_variant **vs, int n,
                             const char *source, const char *where, void *dl) {
   xkv_status s = check_batch(ctx, vs, n, where);
@@ -94,8 +137,12 @@ static xkv_status add_batch(xkv_context *ctx, rt_variant **vs, int n,
   char *src = rt_strdup(source);
   char **srcs = NULL;
   void **dls = NULL;
-  if (!s && (!src || !(srcs = realloc(ctx->sources,
-                                      (size_t)(capsrc + 1) * sizeof *srcs))))
+  struct xkv_kernel **kof = calloc((size_t)n + 1, sizeof *kof);
+  struct xkv_kernel **fresh = calloc((size_t)n + 1, sizeof *fresh);
+  int nfresh = 0;
+  if (!s &&
+      (!src || !kof || !fresh ||
+       !(srcs = realloc(ctx->sources, (size_t)(capsrc + 1) * sizeof *srcs))))
     s = rt_err(ctx, XKV_ERR_OUT_OF_MEMORY, "%s: no memory", source);
   if (srcs)
     ctx->sources = srcs;
@@ -106,12 +153,19 @@ static xkv_status add_batch(xkv_context *ctx, rt_variant **vs, int n,
   /* Reserve the worst case so that adding below cannot fail halfway. */
   if (!s && (grow(&ctx->vars, &ctx->capvars, ctx->nvars + n, sizeof(void *)) ||
              grow(&ctx->kernels, &ctx->capkernels, ctx->nkernels + n,
-                  sizeof(void *))))
+                  sizeof(void *)) ||
+             reserve(ctx, vs, n, kof, fresh, &nfresh)))
     s = rt_err(ctx, XKV_ERR_OUT_OF_MEMORY, "%s: no memory", source);
   if (s) {
     free(src);
     for (int i = 0; i < n; i++)
       rt_variant_free(vs[i]);
+    for (int i = 0; i < nfresh; i++) {
+      free(fresh[i]->v);
+      free(fresh[i]);
+    }
+    free(kof);
+    free(fresh);
     if (dl)
       dlclose(dl);
     return s;
@@ -119,30 +173,16 @@ static xkv_status add_batch(xkv_context *ctx, rt_variant **vs, int n,
   ctx->sources[ctx->nsources] = src;
   ctx->dls[ctx->nsources] = dl;
   ctx->nsources++;
+  for (int i = 0; i < nfresh; i++)
+    ctx->kernels[ctx->nkernels++] = fresh[i];
   for (int i = 0; i < n; i++) {
     rt_variant *v = vs[i];
-    /* Registering the same artifacts twice is harmless: keep the first. */
-    if (has_symbol(ctx, v->symbol)) {
+    struct xkv_kernel *k = kof[i];
+    if (!k) {
       rt_variant_free(v);
       continue;
     }
     v->source = src;
-    struct xkv_kernel *k = config_of(ctx, v);
-    rt_variant **nv =
-        k ? realloc(k->v, (size_t)(k->n + 1) * sizeof *nv) : malloc(sizeof *nv);
-    if (!k && (k = calloc(1, sizeof *k)))
-      ctx->kernels[ctx->nkernels++] = k;
-    if (!k || !nv) {
-      /* Out of memory this late: drop the variant, keep the registry sane. */
-      if (k && nv)
-        k->v = nv;
-      else
-        free(nv);
-      rt_variant_free(v);
-      s = rt_err(ctx, XKV_ERR_OUT_OF_MEMORY, "%s: no memory", source);
-      continue;
-    }
-    k->v = nv;
     /* Most specialized first; equal specialization keeps registry order. */
     int at = k->n;
     while (at > 0 && k->v[at - 1]->nspec < v->nspec)
@@ -153,7 +193,9 @@ static xkv_status add_batch(xkv_context *ctx, rt_variant **vs, int n,
     v->kernel_handle = k;
     ctx->vars[ctx->nvars++] = v;
   }
-  return s;
+  free(kof);
+  free(fresh);
+  return XKV_OK;
 }
 
 static xkv_status parse(xkv_context *ctx, const char *text, size_t len,
@@ -207,10 +249,14 @@ xkv_status xkv_registry_load(xkv_context *ctx, const char *dir) {
   size_t len;
   char *text = xk_read_file(mpath, &len, NULL);
   if (!text) {
-    xkv_status s = rt_err(ctx, XKV_ERR_MANIFEST,
-                          "%s: cannot read the manifest: %s (is %s an xkvgen "
-                          "output directory?)",
-                          mpath, strerror(errno), dir);
+    xkv_status s =
+        errno == ENOMEM
+            ? rt_err(ctx, XKV_ERR_OUT_OF_MEMORY,
+                     "%s: out of memory reading the manifest", mpath)
+            : rt_err(ctx, XKV_ERR_MANIFEST,
+                     "%s: cannot read the manifest: %s (is %s an xkvgen "
+                     "output directory?)",
+                     mpath, strerror(errno), dir);
     free(mpath);
     return s;
   }

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* kernels.xk built at build time for each head dim (runtime/CMakeLists) */
+/* kernels.xk built at build time for each head dim (runtime/CMakeLists),
+ * in the order of register_kernels' dims */
 #define TABLES(X, t) X(t##_d64) X(t##_d8) X(t##_d128)
 #define DECL(n) extern const xkv_embedded xkv_kern_##n;
 TABLES(DECL, host)
@@ -112,17 +113,20 @@ static xkv_status check_config(xkv_context *ctx, const xkv_cache_config *f) {
   return bad(ctx, "unknown rank policy");
 }
 
-/* Registers the embedded kernels once per context. */
+/* Registers the embedded kernels once per context, table by table (a
+ * failed registration, out of memory, is retried at the next create). */
 static xkv_status register_kernels(xkv_context *ctx,
                                    const xkv_device_info *di) {
-  xkv_kernel *k;
-  if (xkv_kernel_find(ctx, "xkv_decode_combine", NULL, 0, &k) == XKV_OK)
-    return XKV_OK;
+  static const int dims[] = {64, 8, 128}; /* the tables' order */
   const xkv_embedded *const *t =
       di->kind == XKV_DEVICE_CPU ? host_tables : gpu_tables;
   xkv_status s = XKV_OK;
-  for (int i = 0; !s && i < 3; i++)
-    s = xkv_registry_add_embedded(ctx, t[i]);
+  for (int i = 0; !s && i < 3; i++) {
+    xkv_kernel *k;
+    xkv_const d = {"D", dims[i]};
+    if (xkv_kernel_find(ctx, "xkv_decode_combine", &d, 1, &k) != XKV_OK)
+      s = xkv_registry_add_embedded(ctx, t[i]);
+  }
   return s;
 }
 
@@ -165,7 +169,8 @@ static xkv_status rope_tables(xkv_cache *c) {
   size_t n = (size_t)P * half;
   float *cs = malloc(n * 2 * sizeof *cs);
   if (!cs)
-    return rt_err(c->ctx, XKV_ERR_OUT_OF_MEMORY, "xkv_cache_create: RoPE");
+    return rt_err(c->ctx, XKV_ERR_OUT_OF_MEMORY,
+                  "xkv_cache_create: no memory for the RoPE tables");
   for (int p = 0; p < P; p++)
     for (int i = 0; i < half; i++) {
       double th = p * pow(c->cfg.rope_theta, -2.0 * i / c->cfg.head_dim);
@@ -380,6 +385,31 @@ static int short_prompt(const xkv_cache *c, int g, int L) {
          (c->cfg.rank_k > full || c->cfg.rank_v > full);
 }
 
+/* Undoes alloc_exact and stage: a failed prefill leaves the layer empty. */
+static void unprefill(xkv_cache *c, xkv_layer *y) {
+  void **p[] = {&y->kx, &y->vx, (void **)&y->stage_k, (void **)&y->stage_v};
+  for (size_t i = 0; i < sizeof p / sizeof *p; i++) {
+    xkv_free(c->ctx, *p[i]);
+    *p[i] = NULL;
+  }
+  y->n_exact = 0;
+}
+
+/* Selective reconstruction's state for layers from..layer of a compressed
+ * group; on failure c->sr_resume remembers where to pick up. */
+static xkv_status sr_setup(xkv_cache *c, int from, int layer,
+                           const char *where) {
+  for (int l = from; l <= layer; l++) {
+    xkv_status s = xkv_cache_sr_prepare(c, l, where);
+    if (s) {
+      c->sr_resume = l + 1;
+      return s;
+    }
+  }
+  c->sr_resume = 0;
+  return XKV_OK;
+}
+
 xkv_status xkv_cache_prefill(xkv_cache *c, int layer, const float *k_pre_rope,
                              const float *v, int L) {
   if (!c)
@@ -387,6 +417,13 @@ xkv_status xkv_cache_prefill(xkv_cache *c, int layer, const float *k_pre_rope,
   xkv_context *ctx = c->ctx;
   if (!k_pre_rope || !v)
     return rt_err(ctx, XKV_ERR_INVALID, "xkv_cache_prefill: NULL k or v");
+  if (c->sr_resume && layer == c->next_layer - 1) /* the retry of a failure */
+    return sr_setup(c, c->sr_resume - 1, layer, "xkv_cache_prefill (retry)");
+  if (c->sr_resume)
+    return rt_err(ctx, XKV_ERR_INVALID,
+                  "xkv_cache_prefill: layer %d's selective reconstruction "
+                  "setup failed: retry xkv_cache_prefill of layer %d first",
+                  c->sr_resume - 1, c->next_layer - 1);
   if (layer != c->next_layer)
     return rt_err(ctx, XKV_ERR_INVALID,
                   "xkv_cache_prefill: layer %d arrived, expected layer %d "
@@ -410,8 +447,10 @@ xkv_status xkv_cache_prefill(xkv_cache *c, int layer, const float *k_pre_rope,
     s = store_exact(c, y, k_pre_rope, v, L, 0);
   else if (!s)
     s = stage(c, y, k_pre_rope, v, L);
-  if (s)
+  if (s) {
+    unprefill(c, y);
     return s;
+  }
   c->prompt_len = L;
   y->prefilled = 1;
   y->len = L;
@@ -424,9 +463,15 @@ xkv_status xkv_cache_prefill(xkv_cache *c, int layer, const float *k_pre_rope,
            "xkv_cache_prefill: layer %d completes group %d (layers %d-%d)",
            layer, g, xkv_cache_group_first(c, g), layer);
   s = xkv_cache_compress_group(c, g, where);
-  for (int l = xkv_cache_group_first(c, g); !s && c->cfg.sr && l <= layer; l++)
-    s = xkv_cache_sr_prepare(c, l, where);
-  return s;
+  if (s) { /* the group stays staged but for this layer: retry it */
+    unprefill(c, y);
+    y->prefilled = 0;
+    y->len = 0;
+    c->next_layer--;
+    return s;
+  }
+  return c->cfg.sr ? sr_setup(c, xkv_cache_group_first(c, g), layer, where)
+                   : XKV_OK;
 }
 
 xkv_status xkv_cache_append(xkv_cache *c, int layer, const float *k_pre_rope,

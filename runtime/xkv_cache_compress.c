@@ -515,18 +515,24 @@ xkv_status xkv_cache_compress_group(xkv_cache *c, int g, const char *where) {
   uint64_t seed = c->cfg.seed + (uint64_t)g * 0x5851f42d4c957f2dull;
   xkv_status s = factorize(c, where, xk, W, L, &rk, &gr->ak, bk, &seed);
   s = s ? s : factorize(c, where, xv, W, L, &rv, &gr->av, bv, &seed);
+  if (s) { /* nothing half-made: the staging stays for a retry */
+    for (int l = 0; l < W; l++) {
+      xkv_free(c->ctx, bk[l]);
+      xkv_free(c->ctx, bv[l]);
+    }
+    xkv_free(c->ctx, gr->ak);
+    xkv_free(c->ctx, gr->av);
+    gr->ak = gr->av = NULL;
+    return s;
+  }
   for (int l = 0; l < W; l++) {
     xkv_layer *y = &c->layers[first + l];
     y->bk = bk[l];
     y->bv = bv[l];
-    if (s)
-      continue;
     xkv_free(c->ctx, y->stage_k);
     xkv_free(c->ctx, y->stage_v);
     y->stage_k = y->stage_v = NULL;
   }
-  if (s)
-    return s;
   gr->L = L;
   gr->rank_k = rk;
   gr->rank_v = rv;

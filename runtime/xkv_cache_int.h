@@ -68,6 +68,7 @@ struct xkv_cache {
   size_t elem; /* bytes per stored element */
   int units;   /* the device's multiprocessors or CPU threads */
   int n_groups, next_layer, prompt_len;
+  int sr_resume; /* 1 + the layer whose sr_prepare failed; 0: none */
   xkv_group *groups;
   xkv_layer *layers;
   xkv_cache_kernels k;

@@ -146,7 +146,9 @@ static xkv_status exact_rows(xkv_cache *c, xkv_sr_layer *sr, const char *k,
   size_t row = (size_t)hk * d * c->elem, el = (size_t)d * c->elem;
   char *hk_rows = malloc((size_t)sr->nfix * row * 2 + 1);
   if (!hk_rows)
-    return rt_err(c->ctx, XKV_ERR_OUT_OF_MEMORY, "xkv_cache_prefill: SR");
+    return rt_err(c->ctx, XKV_ERR_OUT_OF_MEMORY,
+                  "xkv_cache_prefill: out of memory for the selective "
+                  "reconstruction state");
   char *hv_rows = hk_rows + (size_t)sr->nfix * row;
   int nloc = L - local0;
   memcpy(hk_rows, k + (size_t)local0 * row, (size_t)nloc * row);

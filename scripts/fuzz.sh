@@ -38,7 +38,7 @@ for f in $fuzzers; do
   mkdir -p "$corpus" "$crashes"
   rc=0
   "$build/fuzz/fuzz_$f" "$corpus" "$seeds/$f" -max_total_time="$secs" \
-    -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+    -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 \
     -artifact_prefix="$crashes/" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   last=$(grep -E '^#[0-9]+' "$log" | tail -n1 || true)

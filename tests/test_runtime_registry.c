@@ -1,6 +1,7 @@
 /* The kernel registry: manifests and embedded tables, grouping into
  * configurations, variant choice (constexprs, num_warps, argument
  * specialization), and the JSON reader underneath. */
+#include "../runtime/internal.h"
 #include "../runtime/json.h"
 #include "rt_kernels.h"
 #include "rt_util.h"
@@ -207,6 +208,20 @@ START_TEST(json_reader) {
 }
 END_TEST
 
+/* Found by fuzz/fuzz_manifest.c: rt_registry_free kept the arrays'
+ * capacities, so a registration after it wrote through NULL. */
+START_TEST(registry_reusable_after_free) {
+  xkv_context *ctx = open_loaded();
+  rt_registry_free(ctx);
+  ck_assert_int_eq(xkv_num_variants(ctx), 0);
+  ck_assert_int_eq(xkv_registry_load(ctx, RT_HOST_DIR), XKV_OK);
+  ck_assert_int_eq(xkv_num_variants(ctx), 7);
+  xkv_kernel *k;
+  ck_assert_int_eq(xkv_kernel_find(ctx, "vadd", NULL, 0, &k), XKV_OK);
+  xkv_close(ctx);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("runtime_registry");
   TCase *tc = tcase_create("registry");
@@ -215,6 +230,7 @@ int main(void) {
   tcase_add_test(tc, embedded_tables);
   tcase_add_test(tc, gpu_artifacts_rejected_on_cpu);
   tcase_add_test(tc, json_reader);
+  tcase_add_test(tc, registry_reusable_after_free);
   suite_add_tcase(s, tc);
   return xk_check_run(s);
 }
