@@ -135,8 +135,6 @@ static int l_if(lua_State *L) {
  * stops early is a for_range over fewer iterations. */
 static int l_exit(lua_State *L) {
   xk_trace *t = xk_cur(L, "exit");
-  if (lua_gettop(L))
-    xk_fail(L, t, "takes no arguments (got %d)", lua_gettop(L));
   for (int b = t->block; t->f->blocks[b].parent_op >= 0;) {
     const xk_op *p = &t->f->ops[t->f->blocks[b].parent_op];
     if (p->code == XK_OP_FOR)
@@ -147,6 +145,24 @@ static int l_exit(lua_State *L) {
   }
   xk_op_new(t->f, t->block, XK_OP_EXIT, NULL, 0, NULL, 0, (xk_attr){0},
             (xk_loc){t->line});
+  return 0;
+}
+
+/* static_assert(cond[, msg]): fails the trace unless cond, a Lua value
+ * known while tracing (constexprs, shapes, dtypes), holds. */
+static int l_static_assert(lua_State *L) {
+  xk_trace *t = xk_cur(L, "static_assert");
+  if (xk_is_tile(L, 1))
+    xk_fail(L, t,
+            "the condition is a tile, whose value exists only on the device: "
+            "static_assert checks trace-time values (c.NAME, x.shape, "
+            "x.dtype)");
+  if (!lua_isnoneornil(L, 2) && !lua_isstring(L, 2))
+    xk_fail(L, t, "the message must be a string (got a %s)",
+            luaL_typename(L, 2));
+  if (!lua_toboolean(L, 1))
+    xk_fail(L, t, "failed%s%s", lua_isstring(L, 2) ? ": " : "",
+            lua_isstring(L, 2) ? lua_tostring(L, 2) : "");
   return 0;
 }
 
@@ -187,6 +203,7 @@ static int l_eq(lua_State *L) {
 void xk_control_open(lua_State *L) {
   static const luaL_Reg ops[] = {{"if_", l_if},
                                  {"exit", l_exit},
+                                 {"static_assert", l_static_assert},
                                  {"__xk_truth", l_truth},
                                  {"__xk_eq", l_eq},
                                  {NULL, NULL}};

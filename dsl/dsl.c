@@ -166,6 +166,14 @@ static int msgh(lua_State *L) {
     m = lua_tostring(L, 1);
   else
     m = lua_pushfstring(L, "error object is a %s value", luaL_typename(L, 1));
+  /* Lua's own words for `for i = 0, a.N do`, the common slip */
+  if (strstr(m, "'for' ") &&
+      (strstr(m, "must be a number") || strstr(m, "number expected")) &&
+      !strstr(m, "for_range"))
+    m = lua_pushfstring(L,
+                        "%s: a tile bound is known only on the device; loop "
+                        "on it with for_range(lo, hi, step, init, body)",
+                        m);
   push_located(L, D, m, xk_lua_file_line(L, D->path));
   return 1;
 }

@@ -96,6 +96,9 @@ void xk_ops_open(lua_State *L);
 /* cond_lint.c: the kernel file's source with its Lua conditions guarded
  * against tiles (malloc'd, NUL-terminated; NULL when out of memory) */
 char *xk_cond_lint(const char *src, size_t n, size_t *outn);
+/* op_sigs.c: wraps the ops (globals and methods) in a check of their
+ * positional argument counts; after every op is registered */
+void xk_sigs_apply(lua_State *L);
 /* control.c: if_, exit and the guards the lint calls */
 void xk_control_open(lua_State *L);
 /* ops_scan.c: argmax/argmin, scans, sort/topk (called by xk_ops_open) */

@@ -221,8 +221,6 @@ static int l_store(lua_State *L) {
  * loads after it, e.g. a tile stored and reloaded in another layout */
 static int l_barrier(lua_State *L) {
   xk_trace *t = xk_cur(L, "barrier");
-  if (lua_gettop(L))
-    xk_fail(L, t, "takes no arguments (got %d)", lua_gettop(L));
   xk_op_new(t->f, t->block, XK_OP_BARRIER, NULL, 0, NULL, 0, (xk_attr){0},
             (xk_loc){t->line});
   return 0;

@@ -152,6 +152,11 @@ static int tile_value(lua_State *L, xk_trace *t, tile_ud *u) {
 
 int xk_tile_arg(lua_State *L, xk_trace *t, int idx, const char *what) {
   tile_ud *u = luaL_testudata(L, idx, XK_TILE_MT);
+  if (!u && !strcmp(what, "self"))
+    xk_fail(L, t,
+            "called on a %s, not a tile: methods take ':' (x:%s(...), not "
+            "x.%s(...))",
+            luaL_typename(L, idx), t->op, t->op);
   if (!u)
     xk_fail(L, t, "%s must be a tile (got a %s)", what, luaL_typename(L, idx));
   return tile_value(L, t, u);
@@ -772,4 +777,5 @@ void xk_trace_open(lua_State *L) {
   lua_pop(L, 1);
   xk_ops_open(L);
   xk_control_open(L);
+  xk_sigs_apply(L);
 }

@@ -95,6 +95,14 @@ for sub, ext in (("gpu", ".ptx"), ("host", ".o")):
         assert os.path.getsize(os.path.join(t, sub, "kernels.so")) > 0
     print(sub, len(vs), "variants ok")
 PY
+  # a kernel without a grid rule says so (the runtime then wants a grid)
+  cat >"$tmp/nogrid.xk" <<'XK'
+kernel "ng" { args = { {"X", ptr(f32)} } }(function(a, c) store(a.X, 1.0) end)
+XK
+  "$gen" "$tmp/nogrid.xk" --target host -o "$tmp/ng" || fail "no-grid build"
+  python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["variants"][0]; assert v["grid"] is None, v["grid"]' \
+    "$tmp/ng/manifest.json" || fail "no-grid manifest"
+  echo "no-grid manifest ok"
   ;;
 skip)
   # --variants all for sm_86 (99 KB of shared memory per block): each config

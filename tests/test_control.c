@@ -124,6 +124,30 @@ START_TEST(test_marks_exit) {
 }
 END_TEST
 
+START_TEST(test_loop_branch) {
+  xk_func *f = trace("loop_branch");
+  kern k;
+  build(f, targets[_i], &k);
+  static const int32_t ks[] = {0, 1, 5, 7};
+  for (int s = 0; s < 4; s++) {
+    float y[64];
+    int32_t kk = ks[s];
+    void *py = y;
+    void *args[2] = {&py, &kk};
+    launch(&k, args, 1);
+    for (int i = 0; i < 64; i++) {
+      float want = 0;
+      for (int j = 0; j < kk; j++)
+        want = j % 3 == 0 ? want + (float)i : want - 1.0f;
+      ck_assert_msg(y[i] == want, "%s K=%d y[%d] = %g, want %g", targets[_i],
+                    kk, i, y[i], want);
+    }
+  }
+  xk_jit_free(k.jit);
+  xk_func_free(f);
+}
+END_TEST
+
 /* The fold keeps only the taken branch: no IF is left to lower. */
 START_TEST(test_constant_condition_folds) {
   xk_func *f = trace("folded");
@@ -154,11 +178,11 @@ START_TEST(test_ir_has_region) {
 END_TEST
 
 START_TEST(test_ptxas_accepts) {
-  static const char *const names[] = {"branchy", "marks"};
+  static const char *const names[] = {"branchy", "marks", "loop_branch"};
   static const char *const sms[] = {"sm_80", "sm_90"};
   const char *px = XK_PTXAS;
   int have = px[0] && access(px, X_OK) == 0;
-  for (int n = 0; n < 2; n++)
+  for (int n = 0; n < 3; n++)
     for (int s = 0; s < 2; s++) {
       xk_func *f = trace(names[n]);
       LLVMTargetMachineRef tm;
@@ -206,6 +230,7 @@ int main(void) {
   tcase_add_unchecked_fixture(tc, open_dsl, close_dsl);
   tcase_add_loop_test(tc, test_branchy, 0, 2);
   tcase_add_loop_test(tc, test_marks_exit, 0, 2);
+  tcase_add_loop_test(tc, test_loop_branch, 0, 2);
   tcase_add_test(tc, test_constant_condition_folds);
   tcase_add_test(tc, test_ir_has_region);
   tcase_add_test(tc, test_ptxas_accepts);

@@ -829,6 +829,8 @@ START_TEST(shape_counts_from_zero) {
       "  assert(sum(x, 0).shape[0] == x.shape[1])\n"
       "  local y = zeros(x.shape, i32)\n"
       "  assert(y.shape[0] == 4 and y.shape[1] == 8)\n"
+      "  static_assert(#x.shape == 2, 'rank 2')\n"
+      "  static_assert(x.dtype == f32)\n"
       "  store(a.X + arange(4):col() * 8 + arange(8):row(), reshape(x, "
       "x.shape))\n"
       "end)\n";
