@@ -235,6 +235,73 @@ START_TEST(verifier_rejects_with_location) {
 }
 END_TEST
 
+/* The axis exchanges, fma and atomics: the verifier's rules, and an
+ * atomic whose old value nobody reads survives the passes. */
+static xk_func *broken_new_op(int which) {
+  xk_func *f = xk_func_new("bad", "t.xk");
+  int p = xk_func_add_arg(f, "P", xk_type_ptr(XK_F32));
+  int32_t s8[1] = {8};
+  xk_type t8 = xk_type_tile(XK_I32, 1, s8), f8 = xk_type_tile(XK_F32, 1, s8);
+  int x = cst_i(f, 0, t8, 1);
+  xk_attr a = {0};
+  switch (which) {
+  case 0: /* xorperm mask not a power of two */
+    a.i = 3;
+    xk_emit(f, 0, XK_OP_XORPERM, &x, 1, t8, a, L7);
+    break;
+  case 1: /* shift by the whole axis */
+    a.i = 8;
+    xk_emit(f, 0, XK_OP_SHIFT, &x, 1, t8, a, L7);
+    break;
+  case 2: { /* fma on integers */
+    int o[3] = {x, x, x};
+    xk_emit(f, 0, XK_OP_FMA, o, 3, t8, a, L7);
+    break;
+  }
+  default: { /* atomic max on f32 memory */
+    int pt = xk_emit(f, 0, XK_OP_BROADCAST, &p, 1,
+                     (xk_type){XK_PTR, XK_F32, 1, {8}}, a, L7);
+    int o[2] = {pt, cst_i(f, 0, f8, 0)};
+    a.rmw = XK_RMW_MAX;
+    xk_emit(f, 0, XK_OP_ATOMIC, o, 2, f8, a, L7);
+  }
+  }
+  return f;
+}
+
+START_TEST(verifier_rejects_new_ops) {
+  static const char *const why[] = {"xorperm mask", "shift amount",
+                                    "fma operands", "atomics on i32"};
+  xk_func *f = broken_new_op(_i);
+  xk_diag d = {{0}};
+  ck_assert_int_eq(xk_func_verify(f, &d), -1);
+  ck_assert_msg(strstr(d.msg, "t.xk:7: in kernel 'bad'"), "%s", d.msg);
+  ck_assert_msg(strstr(d.msg, why[_i]), "case %d: %s", _i, d.msg);
+  xk_func_free(f);
+}
+END_TEST
+
+START_TEST(unused_atomic_survives_passes) {
+  xk_func *f = xk_func_new("k", "t.xk");
+  int p = xk_func_add_arg(f, "P", xk_type_ptr(XK_I32));
+  int o[2] = {p, cst_i(f, 0, xk_type_scalar(XK_I32), 1)};
+  xk_attr a = {0};
+  a.rmw = XK_RMW_XCHG;
+  a.sem = XK_SEM_RELAXED;
+  a.scope = XK_SCOPE_CTA;
+  xk_emit(f, 0, XK_OP_ATOMIC, o, 2, xk_type_scalar(XK_I32), a, L7);
+  xk_diag d;
+  ck_assert_msg(xk_func_verify(f, &d) == 0, "%s", d.msg);
+  ck_assert_msg(xk_passes_run(f, &d) == 0, "%s", d.msg);
+  ck_assert_int_eq(count_live(f, XK_OP_ATOMIC), 1);
+  char *txt = xk_func_print(f);
+  ck_assert_msg(strstr(txt, "= atomic xchg relaxed cta %0, %1 : i32"), "%s",
+                txt);
+  free(txt);
+  xk_func_free(f);
+}
+END_TEST
+
 static int lookup(void *ctx, const char *name, int64_t *v) {
   (void)ctx;
   if (!strcmp(name, "N"))
@@ -314,6 +381,8 @@ int main(void) {
   tcase_add_test(tc, cse_merges_across_scopes_only_downward);
   tcase_add_loop_test(tc, verifier_rejects_with_location, 0, 9);
   tcase_add_test(tc, barriers_survive_passes);
+  tcase_add_loop_test(tc, verifier_rejects_new_ops, 0, 4);
+  tcase_add_test(tc, unused_atomic_survives_passes);
   tcase_add_test(tc, grid_rules);
   tcase_add_loop_test(tc, printer_golden, 0,
                       sizeof golden_kernels / sizeof *golden_kernels);
