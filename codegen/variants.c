@@ -38,7 +38,8 @@ int xk_variants_enumerate(const xk_kernel_spec *spec, const xk_constexpr *fixed,
       return xk_diag_set(d, "out of memory");
     }
     /* names are borrowed from the spec and the caller's overrides */
-    memcpy(v[k].over, fixed, sizeof(xk_constexpr) * (size_t)nfixed);
+    if (nfixed) /* fixed may be NULL, which memcpy must not get */
+      memcpy(v[k].over, fixed, sizeof(xk_constexpr) * (size_t)nfixed);
     long r = k;
     for (int j = nd - 1; j >= 0; j--) {
       const xk_tune_dim *t = &spec->tune[dims[j]];

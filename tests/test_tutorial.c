@@ -134,14 +134,20 @@ START_TEST(test_ptxas) {
   variants v = variants_of(_i);
   for (int i = 0; i <= v.n; i++) {
     xk_func *f = trace_variant(_i, &v, i);
+    char what[256] = "default";
+    for (int k = 0, o = 0; i && k < v.sets[i - 1].n && o < (int)sizeof what;
+         k++)
+      o += snprintf(what + o, sizeof what - (size_t)o, "%s%s=%lld",
+                    k ? "," : "", v.sets[i - 1].over[k].name,
+                    (long long)v.sets[i - 1].over[k].value);
     for (int s = 0; s < 2; s++) {
       xk_ptxas_info pi;
       xk_nvptx_info info;
       xk_diag d;
       ck_assert_msg(xk_ptxas_func(f, sms[s], NULL, &pi, &info, &d) == 0,
                     "%s variant %d %s: %s", f->name, i, sms[s], d.msg);
-      fprintf(stderr, "  %-14s %-5s variant %2d regs %3d spill %4d smem %6d\n",
-              f->name, sms[s], i, pi.registers, pi.spill_bytes,
+      fprintf(stderr, "  %-14s %-5s %-44s regs %3d spill %4d smem %6d\n",
+              f->name, sms[s], what, pi.registers, pi.spill_bytes,
               pi.shared_bytes);
       ck_assert_int_eq(info.threads, 32 * f->num_warps);
       if (i == 0)
