@@ -1,6 +1,7 @@
 #include "tune_write.h"
 
 #include "bucket.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,25 +10,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-static void put_str(FILE *o, const char *s) {
-  fputc('"', o);
-  for (; s && *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      fprintf(o, "\\%c", c);
-    else if (c < 0x20)
-      fprintf(o, "\\u%04x", c);
-    else
-      fputc(c, o);
-  }
-  fputc('"', o);
-}
-
 static void put_pairs(FILE *o, const rt_tune_pair *p, int n) {
   fputc('{', o);
   for (int i = 0; i < n; i++) {
     fprintf(o, "%s", i ? ", " : "");
-    put_str(o, p[i].name);
+    xk_json_put_str(o, p[i].name);
     fprintf(o, ": %lld", (long long)p[i].value);
   }
   fputc('}', o);
@@ -35,29 +22,29 @@ static void put_pairs(FILE *o, const rt_tune_pair *p, int n) {
 
 static void put_record(FILE *o, const rt_tune_record *r) {
   fprintf(o, "    {\"kernel\": ");
-  put_str(o, r->kernel);
+  xk_json_put_str(o, r->kernel);
   fprintf(o, ", \"key\": ");
   put_pairs(o, r->key, r->nkey);
   fprintf(o, ", \"config\": ");
   put_pairs(o, r->conf, r->nconf);
   fprintf(o, ",\n     \"status\": ");
-  put_str(o, r->status);
+  xk_json_put_str(o, r->status);
   if (!strcmp(r->status, "ok"))
     fprintf(o, ", \"time_us\": %.3f, \"spread\": %.4f", r->time_us, r->spread);
   if (r->winner)
     fprintf(o, ", \"winner\": true, \"margin\": %.4f", r->margin);
   if (r->why) {
     fprintf(o, ", \"why\": ");
-    put_str(o, r->why);
+    xk_json_put_str(o, r->why);
   }
   fprintf(o, ",\n     \"source\": ");
-  put_str(o, r->source);
+  xk_json_put_str(o, r->source);
   fprintf(o, ", \"fingerprint\": ");
-  put_str(o, r->fingerprint);
+  xk_json_put_str(o, r->fingerprint);
   fprintf(o, ", \"ir_hash\": ");
-  put_str(o, r->ir_hash);
+  xk_json_put_str(o, r->ir_hash);
   fprintf(o, ", \"compiler\": ");
-  put_str(o, r->compiler);
+  xk_json_put_str(o, r->compiler);
   fprintf(o, "}");
 }
 
@@ -66,9 +53,9 @@ void xk_tune_print(FILE *o, const rt_tune_cache *c) {
   for (int i = 0; i < c->ng; i++) {
     const rt_tune_grid *g = &c->g[i];
     fprintf(o, "    {\"kernel\": ");
-    put_str(o, g->kernel);
+    xk_json_put_str(o, g->kernel);
     fprintf(o, ", \"key\": ");
-    put_str(o, g->name);
+    xk_json_put_str(o, g->name);
     fprintf(o, ", \"round\": \"%s\", \"values\": [", xk_round_name(g->round));
     for (int j = 0; j < g->n; j++)
       fprintf(o, "%s%lld", j ? ", " : "", (long long)g->vals[j]);

@@ -1,49 +1,37 @@
 #include "manifest.h"
 
+#include "text.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-
-static void put_str(FILE *o, const char *s) {
-  fputc('"', o);
-  for (; s && *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      fprintf(o, "\\%c", c);
-    else if (c < 0x20)
-      fprintf(o, "\\u%04x", c);
-    else
-      fputc(c, o);
-  }
-  fputc('"', o);
-}
 
 static void put_entry(FILE *o, const xk_manifest_entry *e) {
   const xk_func *f = e->f;
   char ty[64];
   fprintf(o, "    {\"kernel\": ");
-  put_str(o, f->name);
+  xk_json_put_str(o, f->name);
   fprintf(o, ", \"symbol\": ");
-  put_str(o, e->symbol);
+  xk_json_put_str(o, e->symbol);
   fprintf(o, ", \"file\": ");
-  put_str(o, e->file);
+  xk_json_put_str(o, e->file);
   if (e->cubin) {
     fprintf(o, ", \"cubin\": ");
-    put_str(o, e->cubin);
+    xk_json_put_str(o, e->cubin);
   }
   fprintf(o, ",\n     \"consts\": {");
   for (int i = 0; i < f->nconsts; i++) {
     fprintf(o, "%s", i ? ", " : "");
-    put_str(o, f->consts[i].name);
+    xk_json_put_str(o, f->consts[i].name);
     fprintf(o, ": %lld", (long long)f->consts[i].value);
   }
   fprintf(o, "}, \"num_warps\": %d, \"num_stages\": %d,\n     \"args\": [",
           f->num_warps, f->num_stages);
   for (int i = 0; i < f->nargs; i++) {
     fprintf(o, "%s{\"name\": ", i ? ", " : "");
-    put_str(o, f->args[i].name);
+    xk_json_put_str(o, f->args[i].name);
     fprintf(o, ", \"type\": ");
-    put_str(o, xk_type_str(f->args[i].type, ty, sizeof ty));
+    xk_json_put_str(o, xk_type_str(f->args[i].type, ty, sizeof ty));
     fprintf(o, "}");
   }
   fprintf(o, "]");
@@ -54,7 +42,7 @@ static void put_entry(FILE *o, const xk_manifest_entry *e) {
     if (!sp)
       continue;
     fprintf(o, "%s", nspec++ ? ", " : ", \"spec\": {");
-    put_str(o, f->args[i].name);
+    xk_json_put_str(o, f->args[i].name);
     fprintf(o, ": \"%s\"",
             sp & XK_SPEC_ONE     ? "one"
             : sp & XK_SPEC_DIV16 ? "div16"
@@ -70,14 +58,14 @@ static void put_entry(FILE *o, const xk_manifest_entry *e) {
     fprintf(o, ",\n     \"grid\": [");
     for (int i = 0; i < 3; i++) {
       fprintf(o, "%s", i ? ", " : "");
-      put_str(o, g[i] ? g[i] : "1");
+      xk_json_put_str(o, g[i] ? g[i] : "1");
     }
     fprintf(o, "]");
   }
   fprintf(o, ", \"key\": [");
   for (int i = 0; i < e->spec->nkey; i++) {
     fprintf(o, "%s", i ? ", " : "");
-    put_str(o, e->spec->key[i]);
+    xk_json_put_str(o, e->spec->key[i]);
   }
   fprintf(o, "],\n     \"shared_bytes\": %d, \"threads\": %d", e->shared_bytes,
           e->threads);
@@ -95,9 +83,9 @@ int xk_manifest_write(const char *path, const char *source, const char *target,
   if (!o)
     return xk_diag_set(d, "%s: cannot write: %s", path, strerror(errno));
   fprintf(o, "{\n  \"format\": \"xkv-manifest-1\",\n  \"source\": ");
-  put_str(o, source);
+  xk_json_put_str(o, source);
   fprintf(o, ",\n  \"target\": ");
-  put_str(o, target);
+  xk_json_put_str(o, target);
   fprintf(o, ",\n  \"variants\": [\n");
   for (int i = 0; i < n; i++) {
     put_entry(o, &e[i]);

@@ -36,3 +36,17 @@ int xk_is_ident(const char *s) {
       return 0;
   return 1;
 }
+
+void xk_json_put_str(FILE *o, const char *s) {
+  fputc('"', o);
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(o, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(o, "\\u%04x", c);
+    else
+      fputc(c, o);
+  }
+  fputc('"', o);
+}

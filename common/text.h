@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "diag.h"
 
@@ -12,5 +13,8 @@
 char *xk_read_file(const char *path, size_t *len, xk_diag *d);
 /* A C identifier: what kernel, symbol and argument names must be. */
 int xk_is_ident(const char *s);
+
+/* s as a JSON string literal (quotes, escapes); NULL writes "". */
+void xk_json_put_str(FILE *o, const char *s);
 
 #endif
