@@ -177,12 +177,79 @@ START_TEST(test_ir_has_region) {
 }
 END_TEST
 
+/* Runs k over 2 programs with stdout sent to a temporary file; returns
+ * what it printed, its lines sorted (order across programs and threads is
+ * unspecified). */
+static int cmp_line(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *printed(kern *k, void **args) {
+  char path[] = "/tmp/xk_print_XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  fflush(stdout);
+  int saved = dup(1);
+  dup2(fd, 1);
+  launch(k, args, 2);
+  fflush(stdout);
+  dup2(saved, 1);
+  close(saved);
+  off_t n = lseek(fd, 0, SEEK_END);
+  char *buf = calloc((size_t)n + 1, 1);
+  ck_assert_int_eq(pread(fd, buf, (size_t)n, 0), n);
+  close(fd);
+  unlink(path);
+  char *lines[64];
+  int nl = 0;
+  for (char *l = strtok(buf, "\n"); l && nl < 64; l = strtok(NULL, "\n"))
+    lines[nl++] = l;
+  qsort(lines, (size_t)nl, sizeof *lines, cmp_line);
+  char *out = calloc((size_t)n + 2, 1);
+  for (int i = 0; i < nl; i++)
+    strcat(strcat(out, lines[i]), "\n");
+  free(buf);
+  return out;
+}
+
+START_TEST(test_device_print) {
+  xk_func *f = trace("printer");
+  kern k;
+  build(f, targets[_i], &k);
+  int32_t x[8] = {3, -1, 40, 7, 0, 12, -5, 99};
+  float sv = 1.5f;
+  void *args[] = {&(int32_t *){x}, &sv};
+  char *got = printed(&k, args);
+  char *lines[10], want[1024] = "";
+  int nl = 0;
+  for (int p = 0; p < 2; p++) {
+    for (int i = 0; i < 4; i++) {
+      lines[nl] = malloc(64);
+      snprintf(lines[nl++], 64, "pid (%d, 0, 0) idx (%d) x: %d", p, i,
+               x[p * 4 + i]);
+    }
+    lines[nl] = malloc(64);
+    snprintf(lines[nl++], 64, "pid (%d, 0, 0) s: %.9g", p, (double)sv);
+  }
+  qsort(lines, (size_t)nl, sizeof *lines, cmp_line);
+  for (int i = 0; i < nl; i++) {
+    strcat(strcat(want, lines[i]), "\n");
+    free(lines[i]);
+  }
+  ck_assert_str_eq(got, want);
+  free(got);
+  xk_jit_free(k.jit);
+  xk_func_free(f);
+}
+END_TEST
+
 START_TEST(test_ptxas_accepts) {
-  static const char *const names[] = {"branchy", "marks", "loop_branch"};
+  static const char *const names[] = {"branchy", "marks", "loop_branch",
+                                      "printer"};
   static const char *const sms[] = {"sm_80", "sm_90"};
   const char *px = XK_PTXAS;
   int have = px[0] && access(px, X_OK) == 0;
-  for (int n = 0; n < 3; n++)
+  for (int n = 0; n < 4; n++)
     for (int s = 0; s < 2; s++) {
       xk_func *f = trace(names[n]);
       LLVMTargetMachineRef tm;
@@ -233,6 +300,7 @@ int main(void) {
   tcase_add_loop_test(tc, test_loop_branch, 0, 2);
   tcase_add_test(tc, test_constant_condition_folds);
   tcase_add_test(tc, test_ir_has_region);
+  tcase_add_loop_test(tc, test_device_print, 0, 2);
   tcase_add_test(tc, test_ptxas_accepts);
   suite_add_tcase(s, tc);
   return xk_check_run(s);
