@@ -107,5 +107,7 @@ void xk_ops_scan_open(lua_State *L);
 void xk_ops_math_open(lua_State *L);
 /* ops_atomic.c: atomic_add ... atomic_cas */
 void xk_ops_atomic_open(lua_State *L);
+/* ops_print.c: device_print */
+void xk_ops_print_open(lua_State *L);
 
 #endif

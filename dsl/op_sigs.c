@@ -23,6 +23,7 @@ static const op_sig sigs[] = {
     {"store", 3, "ptr, value, {mask}"},
     {"atomic_add", 3, "ptr, value, {mask}"},
     {"barrier", 0, ""},
+    {"device_print", 17, "prefix, x..."},
     {"where", 3, "cond, a, b"},
     {"dot", 4, "a, b, acc, {out_dtype, input_precision}"},
     {"broadcast", 2, "x, shape"},

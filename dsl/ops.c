@@ -755,4 +755,5 @@ void xk_ops_open(lua_State *L) {
   xk_ops_scan_open(L);
   xk_ops_math_open(L);
   xk_ops_atomic_open(L);
+  xk_ops_print_open(L);
 }

@@ -177,12 +177,106 @@ START_TEST(test_ir_has_region) {
 }
 END_TEST
 
+static int cmp_line(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* text's lines sorted, each ending in a newline (malloc'd): the order of
+ * device_print's lines across programs and threads is unspecified */
+static char *sorted_lines(char *text) {
+  char *lines[64], *out = calloc(strlen(text) + 2, 1);
+  int nl = 0;
+  for (char *l = strtok(text, "\n"); l; l = strtok(NULL, "\n")) {
+    ck_assert_int_lt(nl, 64);
+    lines[nl++] = l;
+  }
+  qsort(lines, (size_t)nl, sizeof *lines, cmp_line);
+  for (int i = 0; i < nl; i++)
+    strcat(strcat(out, lines[i]), "\n");
+  return out;
+}
+
+/* Runs k over 2 programs with stdout sent to a temporary file; returns
+ * what it printed, sorted. */
+static char *printed(kern *k, void **args) {
+  char path[] = "/tmp/xk_print_XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  fflush(stdout);
+  int saved = dup(1);
+  dup2(fd, 1);
+  launch(k, args, 2);
+  fflush(stdout);
+  dup2(saved, 1);
+  close(saved);
+  off_t n = lseek(fd, 0, SEEK_END);
+  char *buf = calloc((size_t)n + 1, 1);
+  ck_assert_int_eq(pread(fd, buf, (size_t)n, 0), n);
+  close(fd);
+  unlink(path);
+  char *out = sorted_lines(buf);
+  free(buf);
+  return out;
+}
+
+static void expect_printed(kern *k, void **args, char *want) {
+  char *got = printed(k, args), *w = sorted_lines(want);
+  ck_assert_str_eq(got, w);
+  free(got);
+  free(w);
+}
+
+/* A [4] i32 tile and an f32 scalar per program */
+START_TEST(test_device_print) {
+  xk_func *f = trace("printer");
+  kern k;
+  build(f, targets[_i], &k);
+  int32_t x[8] = {3, -1, 40, 7, 0, 12, -5, 99};
+  float sv = 1.5f;
+  void *args[] = {&(int32_t *){x}, &sv};
+  char want[1024] = "";
+  for (int p = 0; p < 2; p++) {
+    for (int i = 0; i < 4; i++)
+      snprintf(want + strlen(want), sizeof want - strlen(want),
+               "pid (%d, 0, 0) idx (%d) x: %d\n", p, i, x[p * 4 + i]);
+    snprintf(want + strlen(want), sizeof want - strlen(want),
+             "pid (%d, 0, 0) s: %.9g\n", p, (double)sv);
+  }
+  expect_printed(&k, args, want);
+  xk_jit_free(k.jit);
+  xk_func_free(f);
+}
+END_TEST
+
+/* A [2, 4] f16 tile: two indices, a half converted for printing */
+START_TEST(test_device_print_2d) {
+  xk_func *f = trace("printer2d");
+  kern k;
+  build(f, targets[_i], &k);
+  float x[16];
+  for (int i = 0; i < 16; i++)
+    x[i] = (float)(i * 3 - 20) * 0.25f; /* exact in f16 */
+  void *args[] = {&(float *){x}};
+  char want[2048] = "";
+  for (int p = 0; p < 2; p++)
+    for (int i = 0; i < 2; i++)
+      for (int j = 0; j < 4; j++)
+        snprintf(want + strlen(want), sizeof want - strlen(want),
+                 "pid (%d, 0, 0) idx (%d, %d) h: %.9g\n", p, i, j,
+                 (double)x[p * 8 + i * 4 + j]);
+  expect_printed(&k, args, want);
+  xk_jit_free(k.jit);
+  xk_func_free(f);
+}
+END_TEST
+
 START_TEST(test_ptxas_accepts) {
-  static const char *const names[] = {"branchy", "marks", "loop_branch"};
+  static const char *const names[] = {"branchy", "marks", "loop_branch",
+                                      "printer", "printer2d"};
   static const char *const sms[] = {"sm_80", "sm_90"};
   const char *px = XK_PTXAS;
   int have = px[0] && access(px, X_OK) == 0;
-  for (int n = 0; n < 3; n++)
+  for (int n = 0; n < 5; n++)
     for (int s = 0; s < 2; s++) {
       xk_func *f = trace(names[n]);
       LLVMTargetMachineRef tm;
@@ -233,6 +327,8 @@ int main(void) {
   tcase_add_loop_test(tc, test_loop_branch, 0, 2);
   tcase_add_test(tc, test_constant_condition_folds);
   tcase_add_test(tc, test_ir_has_region);
+  tcase_add_loop_test(tc, test_device_print, 0, 2);
+  tcase_add_loop_test(tc, test_device_print_2d, 0, 2);
   tcase_add_test(tc, test_ptxas_accepts);
   suite_add_tcase(s, tc);
   return xk_check_run(s);

@@ -416,6 +416,8 @@ static int lower_op(xk_hl *h, const xk_op *op) {
     return xk_hl_store(h, op);
   case XK_OP_ATOMIC:
     return xk_hl_atomic(h, op);
+  case XK_OP_PRINT:
+    return xk_hl_print(h, op);
   case XK_OP_BARRIER:
     return 0; /* a program runs as one thread, each op over its whole tile */
   case XK_OP_FOR:

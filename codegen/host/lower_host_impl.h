@@ -99,5 +99,7 @@ int xk_hl_axis_perm(xk_hl *h, const xk_op *op);
 
 /* lower_host_atomic.c: ATOMIC */
 int xk_hl_atomic(xk_hl *h, const xk_op *op);
+/* lower_host_print.c: PRINT */
+int xk_hl_print(xk_hl *h, const xk_op *op);
 
 #endif

@@ -147,6 +147,9 @@ void xk_func_free(xk_func *f) {
     free(f->args[i].name);
   for (int i = 0; i < f->nconsts; i++)
     free(f->consts[i].name);
+  for (int i = 0; i < f->nstrs; i++)
+    free(f->strs[i]);
+  free(f->strs);
   free(f->args);
   free(f->consts);
   free(f->values);
@@ -205,6 +208,15 @@ void xk_func_add_const(xk_func *f, const char *name, int64_t v) {
   f->consts[f->nconsts].name = xk_strdup(name);
   f->consts[f->nconsts].value = v;
   f->nconsts++;
+}
+
+int xk_func_add_str(xk_func *f, const char *s) {
+  char **v = realloc(f->strs, (size_t)(f->nstrs + 1) * sizeof *v);
+  if (!v)
+    abort();
+  f->strs = v;
+  f->strs[f->nstrs] = xk_strdup(s);
+  return f->nstrs++;
 }
 
 int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
@@ -268,7 +280,8 @@ static const char *const op_names[XK_NOPS] = {
     "select",  "fma",        "cast",         "broadcast",  "expand_dims",
     "reshape", "shift",      "xorperm",      "trans",      "reduce",
     "dot",     "load",       "store",        "atomic_add", "atomic",
-    "barrier", "for",        "yield",        "if",         "exit"};
+    "barrier", "print",      "for",          "yield",      "if",
+    "exit"};
 
 const char *xk_rmw_name(int rmw) {
   static const char *const n[XK_NRMW] = {"add", "max", "min",  "and",
@@ -306,5 +319,5 @@ int xk_op_is_region(int code) {
 
 int xk_op_orders_memory(int code) {
   return code == XK_OP_STORE || code == XK_OP_ATOMIC_ADD ||
-         code == XK_OP_ATOMIC || code == XK_OP_BARRIER;
+         code == XK_OP_ATOMIC || code == XK_OP_BARRIER || code == XK_OP_PRINT;
 }

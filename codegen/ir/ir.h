@@ -100,6 +100,11 @@ typedef enum {
    * before those after it, across all of its threads (CUDA's
    * __syncthreads); for a tile stored and reloaded in another layout */
   XK_OP_BARRIER,
+  /* (x) -> no result: writes each element of x (a scalar or a tile of an
+   * int or float dtype) to stdout with the program id and its index,
+   * after the prefix f->strs[attr.i] (Triton's device_print). A side
+   * effect, ordered with memory; line order across programs unspecified */
+  XK_OP_PRINT,
   /* control */
   XK_OP_FOR,   /* (lo, hi, step, init...) -> carried...; body block */
   XK_OP_YIELD, /* terminates a FOR body or an IF branch */
@@ -217,6 +222,8 @@ typedef struct xk_func {
   int nops, cap_ops;
   xk_block *blocks;
   int nblocks, cap_blocks;
+  char **strs; /* string attributes (PRINT's prefix), by index */
+  int nstrs;
 } xk_func;
 
 /* types */
@@ -239,6 +246,8 @@ xk_func *xk_func_new(const char *name, const char *file);
 void xk_func_free(xk_func *f);
 int xk_func_add_arg(xk_func *f, const char *name, xk_type t); /* value id */
 void xk_func_add_const(xk_func *f, const char *name, int64_t v);
+/* Index of a copy of s in f->strs, for an op's attr.i. */
+int xk_func_add_str(xk_func *f, const char *s);
 int xk_block_new(xk_func *f, int parent_op);
 int xk_block_add_arg(xk_func *f, int block, xk_type t); /* value id */
 /* Appends an op to a block; results get the given types. Returns op id. */
@@ -256,8 +265,8 @@ static inline xk_type xk_vtype(const xk_func *f, int v) {
 }
 const char *xk_op_name(int code);
 int xk_op_is_elementwise(int code);
-/* STORE, ATOMIC_ADD, BARRIER: ops that are kept without uses and that
- * loads must not be moved across */
+/* STORE, ATOMIC_ADD, ATOMIC, BARRIER, PRINT: ops that are kept without uses and
+ * that loads must not be moved across */
 int xk_op_orders_memory(int code);
 /* FOR, IF, EXIT, YIELD: structure; never removed or merged */
 int xk_op_is_control(int code);

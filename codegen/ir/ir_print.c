@@ -92,6 +92,9 @@ static void put_attr(printer *p, const xk_func *f, const xk_op *op) {
     put(p, "]");
     break;
   }
+  case XK_OP_PRINT: /* the prefix is the user's text, printed as is */
+    put(p, " \"%s\"", f->strs[op->attr.i]);
+    break;
   default:
     break;
   }

@@ -345,6 +345,14 @@ static int check_op(verifier *v, const xk_op *op, int is_last) {
   } else if (c == XK_OP_BARRIER) {
     NEED(op->nopnd == 0 && op->nres == 0,
          "barrier takes no operands and has no result");
+  } else if (c == XK_OP_PRINT) {
+    NEED(op->nopnd == 1 && op->nres == 0,
+         "print takes one operand and has no result");
+    NEED(op->attr.i >= 0 && op->attr.i < v->f->nstrs,
+         "print's prefix is no string of the function");
+    int dt = xk_vtype(v->f, op->opnd[0]).dtype;
+    NEED(xk_dtype_is_int(dt) || xk_dtype_is_float(dt),
+         "print takes an int or float value");
   } else if (c == XK_OP_FOR) {
     if (check_for(v, op))
       return -1;

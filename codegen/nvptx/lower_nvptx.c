@@ -1042,6 +1042,8 @@ int nv_lower_op(nv *s, const xk_op *op) {
      * thread reaches it */
     s->pr->barrier(s);
     return 0;
+  case XK_OP_PRINT:
+    return nv_lower_print(s, op);
   case XK_OP_FOR:
     return lower_for(s, op);
   case XK_OP_IF:

@@ -36,6 +36,8 @@ typedef struct {
   /* base of the block's shared scratch (nv_smem sizes it) */
   LLVMValueRef (*smem_base)(nv *s);
   int global_as; /* address space of kernel pointer arguments */
+  /* printf(fmt, args...) of the target (lower_nvptx_print.c) */
+  void (*print)(nv *s, LLVMValueRef fmt, LLVMValueRef *args, int n);
   /* Optional instrumentation (the sim target; NULL for NVPTX), emitted
    * before a memory access of type `ty` at `ptr` whose execution by this
    * thread `active` (i1, NULL = always) says, and for instruction counts
@@ -275,6 +277,10 @@ int nv_carried_layout(nv *s, const xk_op *loop, int i, xk_layout *l);
 
 /* lower_nvptx_atomic.c: ATOMIC, and the NVPTX primitive (inline PTX) */
 int nv_lower_atomic(nv *s, const xk_op *op);
+/* lower_nvptx_print.c: PRINT, and the two targets' print prims */
+int nv_lower_print(nv *s, const xk_op *op);
+void nv_ptx_print(nv *s, LLVMValueRef fmt, LLVMValueRef *args, int n);
+void nv_sim_print(nv *s, LLVMValueRef fmt, LLVMValueRef *args, int n);
 LLVMValueRef nv_ptx_atomic(nv *s, int rmw, int sem, int scope, int dtype,
                            LLVMValueRef ptr, LLVMValueRef cmp,
                            LLVMValueRef val);

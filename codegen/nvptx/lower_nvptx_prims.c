@@ -199,4 +199,5 @@ const nv_prims xk_nvptx_prims = {
     .cp_async_commit = p_cp_async_commit,
     .cp_async_wait = p_cp_async_wait,
     .atomic = nv_ptx_atomic,
+    .print = nv_ptx_print,
 };

@@ -140,6 +140,7 @@ static const nv_prims sim_prims = {
     .cp_async_commit = nv_sim_cp_async_commit,
     .cp_async_wait = nv_sim_cp_async_wait,
     .atomic = p_atomic,
+    .print = nv_sim_print,
 };
 
 /* `void sym(void **args)` (xk_sim_fn): loads each argument through its
