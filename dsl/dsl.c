@@ -426,6 +426,12 @@ static void parse_tune(lua_State *L, xk_dsl *D, kentry *e, int idx) {
                 "tune names '%s', which is not a const (nor num_warps, "
                 "num_stages)",
                 name ? name : luaL_typename(L, -2));
+    int ci = find_const(e, name);
+    if (ci >= 0 && e->s.consts[ci].kind != XK_CONST_INT)
+      decl_fail(L, D, e,
+                "tune names '%s', a float or string const; tune lists "
+                "integers only (build other values with -D)",
+                name);
     xk_tune_dim *t = &e->s.tune[e->s.ntune++];
     t->name = xstrdup(name);
     int m = check_list(L, D, e, lua_gettop(L), "tune values", "{64, 128}");
