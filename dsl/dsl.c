@@ -256,6 +256,12 @@ static int find_const(const kentry *e, const char *name) {
   return -1;
 }
 
+/* Grid rules and tune-cache keys are integer arithmetic. */
+static int is_nonint_const(const kentry *e, const char *name) {
+  int c = find_const(e, name);
+  return c >= 0 && e->s.consts[c].kind != XK_CONST_INT;
+}
+
 static int find_arg(const kentry *e, const char *name) {
   for (int i = 0; i < e->s.nargs; i++)
     if (!strcmp(e->s.args[i].name, name))
@@ -467,6 +473,8 @@ static void parse_key(lua_State *L, xk_dsl *D, kentry *e, int idx) {
     if (!name || (find_const(e, name) < 0 && !is_int_arg(e, name)))
       decl_fail(L, D, e, "key '%s' is neither a const nor an integer arg",
                 name ? name : luaL_typename(L, -1));
+    if (is_nonint_const(e, name))
+      decl_fail(L, D, e, "key '%s' is a float or string const", name);
     for (int j = 0; j < e->s.nkey; j++)
       if (!strcmp(e->s.key[j], name))
         decl_fail(L, D, e, "key '%s' is listed twice", name);
@@ -568,6 +576,9 @@ static void parse_grid(lua_State *L, xk_dsl *D, kentry *e, int idx) {
                     "grid '%s' names '%s', which is neither a const nor an "
                     "integer arg",
                     g, id);
+        if (is_nonint_const(e, id))
+          decl_fail(L, D, e, "grid '%s' names '%s', a float or string const", g,
+                    id);
       } else if (strchr("0123456789 +-*/%(),", *p)) {
         p++;
       } else {
