@@ -56,7 +56,15 @@ uint64_t xk_variant_hash(const xk_func *f, const char *target) {
   h = fnv(h, target, strlen(target) + 1);
   for (int i = 0; i < f->nconsts; i++) {
     h = fnv(h, f->consts[i].name, strlen(f->consts[i].name) + 1);
-    h = fnv(h, &f->consts[i].value, sizeof f->consts[i].value);
+    const xk_constexpr *c = &f->consts[i];
+    /* an int keeps its old hash; a float and a string hash their kind too,
+     * so 1, 1.0 and "1" are three variants */
+    if (c->kind == XK_CONST_INT)
+      h = fnv(h, &c->value, sizeof c->value);
+    else if (c->kind == XK_CONST_FLOAT)
+      h = fnv(fnv(h, &c->kind, sizeof c->kind), &c->fvalue, sizeof c->fvalue);
+    else
+      h = fnv(fnv(h, &c->kind, sizeof c->kind), c->str, strlen(c->str) + 1);
   }
   for (int i = 0; i < f->nargs; i++)
     if (f->args[i].spec) { /* unspecialized variants keep their hashes */

@@ -23,7 +23,15 @@ static void put_entry(FILE *o, const xk_manifest_entry *e) {
   for (int i = 0; i < f->nconsts; i++) {
     fprintf(o, "%s", i ? ", " : "");
     xk_json_put_str(o, f->consts[i].name);
-    fprintf(o, ": %lld", (long long)f->consts[i].value);
+    const xk_constexpr *c = &f->consts[i];
+    fprintf(o, ": ");
+    if (c->kind == XK_CONST_STR) {
+      xk_json_put_str(o, c->str);
+    } else { /* finite floats only (dsl.c), so a JSON number */
+      char v[64];
+      xk_const_format(c, v, sizeof v);
+      fprintf(o, "%s", v);
+    }
   }
   fprintf(o, "}, \"num_warps\": %d, \"num_stages\": %d,\n     \"args\": [",
           f->num_warps, f->num_stages);

@@ -43,8 +43,8 @@ int xk_variants_enumerate(const xk_kernel_spec *spec, const xk_constexpr *fixed,
     long r = k;
     for (int j = nd - 1; j >= 0; j--) {
       const xk_tune_dim *t = &spec->tune[dims[j]];
-      v[k].over[nfixed + j].name = t->name;
-      v[k].over[nfixed + j].value = t->vals[r % t->n];
+      v[k].over[nfixed + j] =
+          (xk_constexpr){.name = t->name, .value = t->vals[r % t->n]};
       r /= t->n;
     }
   }

@@ -90,8 +90,9 @@ int xk_variants_tuned(const xk_kernel_spec *spec, const char *target,
       for (int j = 0; j < nfixed; j++)
         have |= !strcmp(fixed[j].name, pick[k - 1]->conf[i].name);
       if (!have)
-        v[k].over[v[k].n++] = (xk_constexpr){pick[k - 1]->conf[i].name,
-                                             pick[k - 1]->conf[i].value};
+        v[k].over[v[k].n++] =
+            (xk_constexpr){.name = pick[k - 1]->conf[i].name,
+                           .value = pick[k - 1]->conf[i].value};
     }
   }
   free(pick);

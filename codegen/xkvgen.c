@@ -11,6 +11,7 @@
 #include "variants_tuned.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,16 +51,24 @@ static const char usage[] =
     "  --version         the xkv release this xkvgen belongs to\n"
     "  -h, --help        this text\n";
 
+/* NAME=VALUE: an integer, else a float, else a string */
 static int parse_def(options *o, const char *s) {
-  const char *eq = strchr(s, '=');
+  const char *eq = strchr(s, '='), *val = eq ? eq + 1 : NULL;
   char *end;
   if (!eq || eq == s || o->ndefs == 64)
     return -1;
-  long long v = strtoll(eq + 1, &end, 0);
-  if (*end || end == eq + 1)
-    return -1;
-  o->defs[o->ndefs].name = strndup(s, (size_t)(eq - s));
-  o->defs[o->ndefs++].value = v;
+  xk_constexpr *c = &o->defs[o->ndefs++];
+  *c = (xk_constexpr){.name = strndup(s, (size_t)(eq - s))};
+  c->value = strtoll(val, &end, 0);
+  if (*val && !*end)
+    return 0;
+  c->fvalue = strtod(val, &end);
+  if (*val && !*end && isfinite(c->fvalue)) {
+    c->kind = XK_CONST_FLOAT;
+    return 0;
+  }
+  c->kind = XK_CONST_STR;
+  c->str = (char *)val; /* borrowed from argv */
   return 0;
 }
 
@@ -84,7 +93,7 @@ static int parse_args(int argc, char **argv, options *o) {
     } else if (!strncmp(a, "-D", 2) && (a[2] || next)) {
       const char *d = a[2] ? a + 2 : argv[++i];
       if (parse_def(o, d)) {
-        fprintf(stderr, "xkvgen: bad -D '%s' (want NAME=INTEGER)\n", d);
+        fprintf(stderr, "xkvgen: bad -D '%s' (want NAME=VALUE)\n", d);
         return -1;
       }
     } else if (next && !strcmp(a, "--target")) {
@@ -168,8 +177,11 @@ static void list_kernels(const xk_dsl *dsl) {
       printf(" %s:%s", s->args[i].name,
              xk_type_str(s->args[i].type, ty, sizeof ty));
     printf("\n  consts:");
-    for (int i = 0; i < s->nconsts; i++)
-      printf(" %s=%lld", s->consts[i].name, (long long)s->consts[i].value);
+    for (int i = 0; i < s->nconsts; i++) {
+      char v[96];
+      xk_const_format(&s->consts[i], v, sizeof v);
+      printf(" %s=%s", s->consts[i].name, v);
+    }
     printf("\n  tune:");
     for (int i = 0; i < s->ntune; i++) {
       printf(" %s={", s->tune[i].name);

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <lualib.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,8 +90,10 @@ static void spec_free(xk_kernel_spec *s) {
   for (int i = 0; i < s->nargs; i++)
     free(s->args[i].name);
   free(s->args);
-  for (int i = 0; i < s->nconsts; i++)
+  for (int i = 0; i < s->nconsts; i++) {
     free(s->consts[i].name);
+    free(s->consts[i].str);
+  }
   free(s->consts);
   for (int i = 0; i < s->ntune; i++) {
     free(s->tune[i].name);
@@ -253,6 +256,12 @@ static int find_const(const kentry *e, const char *name) {
   return -1;
 }
 
+/* Grid rules and tune-cache keys are integer arithmetic. */
+static int is_nonint_const(const kentry *e, const char *name) {
+  int c = find_const(e, name);
+  return c >= 0 && e->s.consts[c].kind != XK_CONST_INT;
+}
+
 static int find_arg(const kentry *e, const char *name) {
   for (int i = 0; i < e->s.nargs; i++)
     if (!strcmp(e->s.args[i].name, name))
@@ -348,7 +357,8 @@ static void parse_args(lua_State *L, xk_dsl *D, kentry *e, int idx) {
   }
 }
 
-/* consts = { {"BLOCK", 1024} }; num_warps and num_stages set defaults */
+/* consts = { {"BLOCK", 1024}, {"ALPHA", 0.5}, {"ACT", "relu"} }: integers,
+ * finite floats or strings; num_warps and num_stages set defaults */
 static void parse_consts(lua_State *L, xk_dsl *D, kentry *e, int idx) {
   static const char ex[] = "{ {\"BLOCK\", 1024} }";
   if (lua_isnil(L, idx))
@@ -359,23 +369,39 @@ static void parse_consts(lua_State *L, xk_dsl *D, kentry *e, int idx) {
     lua_rawgeti(L, idx, i + 1);
     if (!lua_istable(L, -1) || lua_rawlen(L, -1) != 2)
       decl_fail(L, D, e,
-                "consts entry %d must be a pair {name, integer}, as in %s",
-                i + 1, ex);
+                "consts entry %d must be a pair {name, value}, as in %s", i + 1,
+                ex);
     lua_rawgeti(L, -1, 1);
     lua_rawgeti(L, -2, 2);
     const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : 0;
-    if (!lua_isinteger(L, -1))
-      decl_fail(L, D, e, "const '%s' must be an integer (got %s)",
-                name ? name : "?", describe(L, -1).s);
-    lua_Integer v = lua_tointeger(L, -1);
+    int t = lua_type(L, -1);
+    int finite = t == LUA_TNUMBER && isfinite((double)lua_tonumber(L, -1));
     if (name && is_launch_param(name)) {
+      if (!lua_isinteger(L, -1))
+        decl_fail(L, D, e, "%s must be an integer (got %s)", name,
+                  describe(L, -1).s);
+      lua_Integer v = lua_tointeger(L, -1);
       if (!check_launch_value(name, v))
         decl_fail(L, D, e, "%s = %lld is out of range", name, (long long)v);
       *(!strcmp(name, "num_warps") ? &e->num_warps : &e->num_stages) = (int)v;
     } else {
+      if (t != LUA_TSTRING && !finite)
+        decl_fail(L, D, e,
+                  "const '%s' must be an integer, a finite float or a string "
+                  "(got %s)",
+                  name ? name : "?", describe(L, -1).s);
       check_name(L, D, e, "const", name);
-      e->s.consts[e->s.nconsts].name = xstrdup(name);
-      e->s.consts[e->s.nconsts++].value = v;
+      xk_constexpr *c = &e->s.consts[e->s.nconsts++];
+      *c = (xk_constexpr){.name = xstrdup(name)};
+      if (t == LUA_TSTRING) {
+        c->kind = XK_CONST_STR;
+        c->str = xstrdup(lua_tostring(L, -1));
+      } else if (lua_isinteger(L, -1)) {
+        c->value = lua_tointeger(L, -1);
+      } else {
+        c->kind = XK_CONST_FLOAT;
+        c->fvalue = (double)lua_tonumber(L, -1);
+      }
     }
     lua_pop(L, 3);
   }
@@ -406,6 +432,12 @@ static void parse_tune(lua_State *L, xk_dsl *D, kentry *e, int idx) {
                 "tune names '%s', which is not a const (nor num_warps, "
                 "num_stages)",
                 name ? name : luaL_typename(L, -2));
+    int ci = find_const(e, name);
+    if (ci >= 0 && e->s.consts[ci].kind != XK_CONST_INT)
+      decl_fail(L, D, e,
+                "tune names '%s', a float or string const; tune lists "
+                "integers only (build other values with -D)",
+                name);
     xk_tune_dim *t = &e->s.tune[e->s.ntune++];
     t->name = xstrdup(name);
     int m = check_list(L, D, e, lua_gettop(L), "tune values", "{64, 128}");
@@ -441,6 +473,8 @@ static void parse_key(lua_State *L, xk_dsl *D, kentry *e, int idx) {
     if (!name || (find_const(e, name) < 0 && !is_int_arg(e, name)))
       decl_fail(L, D, e, "key '%s' is neither a const nor an integer arg",
                 name ? name : luaL_typename(L, -1));
+    if (is_nonint_const(e, name))
+      decl_fail(L, D, e, "key '%s' is a float or string const", name);
     for (int j = 0; j < e->s.nkey; j++)
       if (!strcmp(e->s.key[j], name))
         decl_fail(L, D, e, "key '%s' is listed twice", name);
@@ -542,6 +576,9 @@ static void parse_grid(lua_State *L, xk_dsl *D, kentry *e, int idx) {
                     "grid '%s' names '%s', which is neither a const nor an "
                     "integer arg",
                     g, id);
+        if (is_nonint_const(e, id))
+          decl_fail(L, D, e, "grid '%s' names '%s', a float or string const", g,
+                    id);
       } else if (strchr("0123456789 +-*/%(),", *p)) {
         p++;
       } else {
@@ -916,13 +953,15 @@ int xk_dsl_trace(xk_dsl *D, int i, const xk_constexpr *over, int nover,
   f->num_stages = e->num_stages;
   for (int a = 0; a < e->s.nargs; a++)
     xk_func_add_arg(f, e->s.args[a].name, e->s.args[a].type);
-  for (int c = 0; c < e->s.nconsts; c++)
-    xk_func_add_const(f, e->s.consts[c].name, e->s.consts[c].value);
+  for (int c = 0; c < e->s.nconsts; c++) {
+    xk_func_add_const(f, e->s.consts[c].name, 0);
+    xk_func_set_const(f, c, &e->s.consts[c]);
+  }
   for (int o = 0; o < nover; o++) {
     const char *name = over[o].name ? over[o].name : "(null)";
     int c = find_const(e, name);
     if (c >= 0) {
-      f->consts[c].value = over[o].value;
+      xk_func_set_const(f, c, &over[o]);
       continue;
     }
     if (is_launch_param(name) && check_launch_value(name, over[o].value)) {
@@ -963,7 +1002,13 @@ int xk_dsl_trace(xk_dsl *D, int i, const xk_constexpr *over, int nover,
   push_proxy(L, "a", "argument", names);
   lua_createtable(L, 0, f->nconsts + 2);
   for (int c = 0; c < f->nconsts; c++) {
-    lua_pushinteger(L, f->consts[c].value);
+    const xk_constexpr *k = &f->consts[c];
+    if (k->kind == XK_CONST_STR)
+      lua_pushstring(L, k->str);
+    else if (k->kind == XK_CONST_FLOAT)
+      lua_pushnumber(L, k->fvalue);
+    else
+      lua_pushinteger(L, k->value);
     lua_setfield(L, -2, f->consts[c].name);
   }
   lua_pushinteger(L, f->num_warps);

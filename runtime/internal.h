@@ -32,8 +32,13 @@ typedef struct {
 typedef struct rt_variant {
   char *kernel, *symbol, *target, *file, *cubin_file;
   const char *source; /* owned by the context's source list */
-  xkv_const *consts;
+  xkv_const *consts;  /* the integer constexprs */
   int nconsts;
+  /* The float and string constexprs, as "ALPHA=0.5 ACT=\"relu\" " (NULL
+   * when none). xkv_const carries only integers, so these cannot be asked
+   * for by value: they keep configurations apart, and such a variant is
+   * reached as a kernel's default or through its integer constexprs. */
+  char *other_consts;
   int num_warps, num_stages, threads, shared_bytes, dyn_shared, registers;
   int nargs;
   char **arg_names;

@@ -81,6 +81,22 @@ static int arg_index(const rt_variant *v, const char *name) {
   return -1;
 }
 
+/* Appends NAME=VALUE to v->other_consts, a float as %.17g, a string quoted;
+ * -1 when out of memory. */
+static int add_other_const(rt_variant *v, const char *name, const json_val *c) {
+  size_t had = v->other_consts ? strlen(v->other_consts) : 0;
+  size_t n = had + strlen(name) + (c->t == JSON_STR ? strlen(c->str) : 32) + 6;
+  char *s = realloc(v->other_consts, n);
+  if (!s)
+    return -1;
+  v->other_consts = s;
+  if (c->t == JSON_STR)
+    snprintf(s + had, n - had, "%s=\"%s\" ", name, c->str);
+  else
+    snprintf(s + had, n - had, "%s=%.17g ", name, c->num);
+  return 0;
+}
+
 static int const_index(const rt_variant *v, const char *name) {
   for (int i = 0; i < v->nconsts; i++)
     if (!strcmp(v->consts[i].name, name))
@@ -250,15 +266,21 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
     return oom(m);
   for (int i = 0; i < consts->n; i++) {
     const json_val *c = &consts->items[i];
-    if (!xk_is_ident(consts->keys[i]) || c->t != JSON_NUM || !c->is_int)
-      return bad(m, "constexpr '%s' is not an identifier with an integer",
-                 consts->keys[i]);
-    if (const_index(v, consts->keys[i]) >= 0)
-      return bad(m, "constexpr '%s' appears twice", consts->keys[i]);
-    if (!(v->consts[i].name = rt_strdup(consts->keys[i])))
+    const char *name = consts->keys[i];
+    if (!xk_is_ident(name) || (c->t != JSON_NUM && c->t != JSON_STR))
+      return bad(m,
+                 "constexpr '%s' is not an identifier with a number or a "
+                 "string",
+                 name);
+    if (const_index(v, name) >= 0)
+      return bad(m, "constexpr '%s' appears twice", name);
+    if (c->t == JSON_NUM && c->is_int) {
+      if (!(v->consts[v->nconsts].name = rt_strdup(name)))
+        return oom(m);
+      v->consts[v->nconsts++].value = c->i;
+    } else if (add_other_const(v, name, c)) {
       return oom(m);
-    v->consts[i].value = c->i;
-    v->nconsts++;
+    }
   }
 
   int64_t x;
@@ -379,6 +401,7 @@ void rt_variant_free(rt_variant *v) {
   for (int i = 0; v->consts && i < v->nconsts; i++)
     free((char *)v->consts[i].name);
   free(v->consts);
+  free(v->other_consts);
   for (int i = 0; v->arg_names && i < v->nargs; i++)
     free(v->arg_names[i]);
   free(v->arg_names);

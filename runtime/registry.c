@@ -42,7 +42,9 @@ static int has_symbol(const xkv_context *ctx, const char *sym) {
 
 static int same_config(const rt_variant *a, const rt_variant *b) {
   return !strcmp(a->kernel, b->kernel) && a->num_warps == b->num_warps &&
-         a->num_stages == b->num_stages && same_consts(a, b);
+         a->num_stages == b->num_stages && same_consts(a, b) &&
+         !strcmp(a->other_consts ? a->other_consts : "",
+                 b->other_consts ? b->other_consts : "");
 }
 
 static struct xkv_kernel *config_of(const xkv_context *ctx,

@@ -142,5 +142,21 @@ PY
   [ "$(ls -A "$tmp/keep")" = old ] || fail "stray files: $(ls -A "$tmp/keep")"
   echo "skips and clean failures ok"
   ;;
+const_kinds)
+  # -D parses an int, else a float, else a string; other values, other IR
+  k=$src/tests/data/const_kinds.xk
+  "$gen" "$k" --emit ir > "$tmp/a.ir" || fail "default IR"
+  "$gen" "$k" -D ACTIVATION=relu -D ALPHA=0.25 --emit ir > "$tmp/b.ir" ||
+    fail "-D IR"
+  grep -q 'ALPHA=0.5, ACTIVATION="leaky_relu"' "$tmp/a.ir" || fail "defaults"
+  grep -q 'ALPHA=0.25, ACTIVATION="relu"' "$tmp/b.ir" || fail "-D values"
+  grep -q ' select ' "$tmp/a.ir" && ! grep -q ' select ' "$tmp/b.ir" ||
+    fail "ACTIVATION did not select the code"
+  "$gen" "$k" -D ALPHA=1 --emit ir | grep -q 'ALPHA=1,' || fail "-D int"
+  "$gen" "$k" -D ACTIVATION=gelu --emit ir 2> "$tmp/err" && fail "gelu"
+  grep -q 'const_kinds.xk:[0-9]*:.*unknown ACTIVATION gelu' "$tmp/err" ||
+    fail "gelu message: $(cat "$tmp/err")"
+  echo "float and string constexprs ok"
+  ;;
 *) fail "unknown case $case" ;;
 esac

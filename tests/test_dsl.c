@@ -617,8 +617,10 @@ START_TEST(errors_and_recovery) {
                "'other' without a mask", 2);
   expect_error("local t = arange(4)\n", "only allowed inside a kernel body", 1);
   expect_error("kernel 'k' { args = { {'X', ptr(f32)} }, consts = { {'B', "
-               "1.5} } }(function(a, c) end)\n",
-               "const 'B' must be an integer", 1);
+               "false} } }(function(a, c) end)\n",
+               "const 'B' must be an integer, a finite float or a string "
+               "(got the boolean false)",
+               1);
   expect_error("kernel 'k' { args = { {'X', ptr(f32)} } }(function(a, c)\n"
                "end)\n"
                "kernel 'k' { args = { {'X', ptr(f32)} } }(function(a, c)\n"

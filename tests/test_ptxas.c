@@ -523,8 +523,8 @@ static void check_kernel(xk_dsl *dsl, int k) {
     size_t wl = 0;
     for (int i = 0; v >= 0 && i < sp->ntune && nover < 16; i++) {
       int n = sp->tune[i].n > 0 ? sp->tune[i].n : 1;
-      over[nover].name = sp->tune[i].name;
-      over[nover].value = sp->tune[i].vals[x % n];
+      over[nover] = (xk_constexpr){.name = sp->tune[i].name,
+                                   .value = sp->tune[i].vals[x % n]};
       x /= n;
       wl += (size_t)snprintf(what + wl, sizeof what - wl, "%s%s=%lld",
                              nover ? " " : "", over[nover].name,

@@ -145,8 +145,10 @@ void xk_func_free(xk_func *f) {
   }
   for (int i = 0; i < f->nargs; i++)
     free(f->args[i].name);
-  for (int i = 0; i < f->nconsts; i++)
+  for (int i = 0; i < f->nconsts; i++) {
     free(f->consts[i].name);
+    free(f->consts[i].str);
+  }
   for (int i = 0; i < f->nstrs; i++)
     free(f->strs[i]);
   free(f->strs);
@@ -205,8 +207,7 @@ void xk_func_add_const(xk_func *f, const char *name, int64_t v) {
   if (!c)
     abort();
   f->consts = c;
-  f->consts[f->nconsts].name = xk_strdup(name);
-  f->consts[f->nconsts].value = v;
+  f->consts[f->nconsts] = (xk_constexpr){.name = xk_strdup(name), .value = v};
   f->nconsts++;
 }
 
@@ -217,6 +218,27 @@ int xk_func_add_str(xk_func *f, const char *s) {
   f->strs = v;
   f->strs[f->nstrs] = xk_strdup(s);
   return f->nstrs++;
+}
+
+void xk_func_set_const(xk_func *f, int i, const xk_constexpr *c) {
+  xk_constexpr *t = &f->consts[i];
+  free(t->str);
+  t->kind = c->kind;
+  t->value = c->kind == XK_CONST_INT ? c->value : 0;
+  t->fvalue = c->kind == XK_CONST_FLOAT ? c->fvalue : 0;
+  t->str = c->kind == XK_CONST_STR ? xk_strdup(c->str) : NULL;
+}
+
+void xk_const_format(const xk_constexpr *c, char *buf, size_t n) {
+  if (c->kind == XK_CONST_FLOAT) {
+    /* 1.0 prints as "1"; the ".0" keeps it a float when read back */
+    int w = snprintf(buf, n, "%.17g", c->fvalue);
+    if (w > 0 && (size_t)w + 2 < n && !strpbrk(buf, ".eEn"))
+      strcat(buf, ".0");
+  } else if (c->kind == XK_CONST_STR)
+    snprintf(buf, n, "\"%s\"", c->str);
+  else
+    snprintf(buf, n, "%lld", (long long)c->value);
 }
 
 int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,

@@ -187,9 +187,16 @@ typedef struct {
   int def_block; /* block of the argument when def_op == -1 */
 } xk_value;
 
+/* A constexpr is an integer unless kind says otherwise; zero-initialized
+ * overrides ({name, value}) stay integers. Floats and strings only select
+ * code at trace time (c.ALPHA, c.ACTIVATION == "relu"). */
+enum { XK_CONST_INT, XK_CONST_FLOAT, XK_CONST_STR };
 typedef struct {
   char *name;
-  int64_t value;
+  int64_t value; /* XK_CONST_INT */
+  int kind;      /* XK_CONST_* */
+  double fvalue; /* XK_CONST_FLOAT */
+  char *str;     /* XK_CONST_STR; owned wherever name is */
 } xk_constexpr;
 
 /* Argument specialization (Triton's, ahead of time): facts a variant may
@@ -248,6 +255,10 @@ int xk_func_add_arg(xk_func *f, const char *name, xk_type t); /* value id */
 void xk_func_add_const(xk_func *f, const char *name, int64_t v);
 /* Index of a copy of s in f->strs, for an op's attr.i. */
 int xk_func_add_str(xk_func *f, const char *s);
+/* Gives f's constexpr i the kind and value of c (the name stays). */
+void xk_func_set_const(xk_func *f, int i, const xk_constexpr *c);
+/* "1024", "0.5" (%.17g) or "\"relu\"": a constexpr's value as text. */
+void xk_const_format(const xk_constexpr *c, char *buf, size_t n);
 int xk_block_new(xk_func *f, int parent_op);
 int xk_block_add_arg(xk_func *f, int block, xk_type t); /* value id */
 /* Appends an op to a block; results get the given types. Returns op id. */

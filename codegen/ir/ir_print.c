@@ -189,9 +189,11 @@ char *xk_func_print(const xk_func *f) {
     put_type(&p, f->args[i].type);
   }
   put(&p, ") [");
-  for (int i = 0; i < f->nconsts; i++)
-    put(&p, "%s%s=%lld", i ? ", " : "", f->consts[i].name,
-        (long long)f->consts[i].value);
+  for (int i = 0; i < f->nconsts; i++) {
+    char v[96];
+    xk_const_format(&f->consts[i], v, sizeof v);
+    put(&p, "%s%s=%s", i ? ", " : "", f->consts[i].name, v);
+  }
   put(&p, "] num_warps=%d num_stages=%d", f->num_warps, f->num_stages);
   put_block(&p, f, 0, 0);
   put(&p, "\n");
@@ -203,8 +205,9 @@ char *xk_func_config_str(const xk_func *f, char *buf, size_t n) {
   size_t k = 0;
   buf[0] = 0;
   for (int i = 0; i < f->nconsts && k < n; i++) {
-    int w = snprintf(buf + k, n - k, "%s=%lld ", f->consts[i].name,
-                     (long long)f->consts[i].value);
+    char v[96];
+    xk_const_format(&f->consts[i], v, sizeof v);
+    int w = snprintf(buf + k, n - k, "%s=%s ", f->consts[i].name, v);
     k += w > 0 ? (size_t)w : 0;
   }
   if (k < n)
