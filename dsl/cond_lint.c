@@ -231,9 +231,10 @@ static int cmp_edit(const void *a, const void *b) {
   return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-char *xk_cond_lint(const char *s, size_t n, size_t *outn) {
+char *xk_cond_lint(const char *s, size_t n, size_t *outn, int *overlap) {
   lint x = {0};
   char *out = NULL;
+  *overlap = 0;
   if (tokenize(&x, s, n))
     goto done;
   for (int k = 0; k < x.n; k++) {
@@ -252,6 +253,16 @@ char *xk_cond_lint(const char *s, size_t n, size_t *outn) {
       edit tmp = x.e[j];
       x.e[j] = x.e[j - 1];
       x.e[j - 1] = tmp;
+    }
+  /* rewrites that overlap (a condition the tokenizer split oddly, e.g.
+   * inside a broken string) have no faithful result: refuse the file */
+  for (int i = 1; i < x.ne; i++)
+    if (x.e[i].pos < x.e[i - 1].pos + x.e[i - 1].del) {
+      int line = 1;
+      for (size_t p = 0; p < x.e[i].pos && p < n; p++)
+        line += s[p] == '\n';
+      *overlap = line;
+      goto done;
     }
   size_t len = n + 1;
   for (int i = 0; i < x.ne; i++)

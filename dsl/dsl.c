@@ -741,8 +741,16 @@ static int load_linted(lua_State *L, const char *path, const char *text,
     }
     text = src;
   }
-  char *lint = text && !err ? xk_cond_lint(text, n, &ln) : NULL;
+  int overlap = 0;
+  char *lint = text && !err ? xk_cond_lint(text, n, &ln, &overlap) : NULL;
   free(src);
+  if (!lint && overlap) {
+    lua_pushfstring(L,
+                    "%s:%d: cannot guard this Lua condition against tiles "
+                    "(its parts overlap): write it more simply",
+                    path, overlap);
+    return LUA_ERRSYNTAX;
+  }
   if (!lint) {
     lua_pushfstring(L, "cannot read %s (%s)", path,
                     err ? "read error" : "too large or out of memory");

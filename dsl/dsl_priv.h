@@ -94,8 +94,9 @@ int xk_materialize(lua_State *L, xk_trace *t, xk_opnd o, int dtype,
 /* ops.c registers the ops that are not operators */
 void xk_ops_open(lua_State *L);
 /* cond_lint.c: the kernel file's source with its Lua conditions guarded
- * against tiles (malloc'd, NUL-terminated; NULL when out of memory) */
-char *xk_cond_lint(const char *src, size_t n, size_t *outn);
+ * against tiles (malloc'd, NUL-terminated; NULL when out of memory, or
+ * with *overlap = the line where two rewrites overlap) */
+char *xk_cond_lint(const char *src, size_t n, size_t *outn, int *overlap);
 /* op_sigs.c: wraps the ops (globals and methods) in a check of their
  * positional argument counts; after every op is registered */
 void xk_sigs_apply(lua_State *L);
