@@ -134,7 +134,7 @@ static int tokenize(lint *x, const char *s, size_t n) {
           "...", "==", "~=", "<=", ">=", "//", "::", "<<", ">>", ".."};
       size_t len = 1;
       for (size_t k = 0; k < sizeof ops / sizeof *ops; k++)
-        if (!strncmp(s + i, ops[k], strlen(ops[k]))) {
+        if (i + strlen(ops[k]) <= n && !memcmp(s + i, ops[k], strlen(ops[k]))) {
           len = strlen(ops[k]);
           break;
         }
