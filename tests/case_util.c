@@ -300,3 +300,17 @@ void xk_case_free(xk_case *c) {
     free(c->out[k].ref);
   memset(c, 0, sizeof *c);
 }
+
+void xk_case_ref_softmax(const float *x, int32_t m, int32_t n, int32_t ldx,
+                         double *ref) {
+  for (int32_t r = 0; r < m; r++) {
+    const float *xr = x + (size_t)r * ldx;
+    double mx = -INFINITY, sum = 0;
+    for (int32_t j = 0; j < n; j++)
+      mx = fmax(mx, xr[j]);
+    for (int32_t j = 0; j < n; j++)
+      sum += exp(xr[j] - mx);
+    for (int32_t j = 0; j < n; j++)
+      ref[(size_t)r * n + j] = exp(xr[j] - mx) / sum;
+  }
+}

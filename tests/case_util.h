@@ -92,4 +92,8 @@ float xk_f16_to_f32(uint16_t h);
 uint16_t xk_f32_to_bf16(float f);
 float xk_bf16_to_f32(uint16_t h);
 
+/* Row softmax of x ([m] rows of n, ldx apart) into ref ([m, n]), in f64. */
+void xk_case_ref_softmax(const float *x, int32_t m, int32_t n, int32_t ldx,
+                         double *ref);
+
 #endif

@@ -48,16 +48,7 @@ static int setup_softmax(xk_case *c, const xk_func *f, int s, uint64_t *rs,
       xk_case_i32(c, f, "M", m, d) || xk_case_i32(c, f, "N", n, d))
     return -1;
   xk_case_fill_f32(x, (size_t)m * n, -8, 8, rs);
-  for (int32_t r = 0; r < m; r++) {
-    const float *xr = x + (size_t)r * n;
-    double mx = -INFINITY, sum = 0;
-    for (int32_t j = 0; j < n; j++)
-      mx = fmax(mx, xr[j]);
-    for (int32_t j = 0; j < n; j++)
-      sum += exp(xr[j] - mx);
-    for (int32_t j = 0; j < n; j++)
-      ref[(size_t)r * n + j] = exp(xr[j] - mx) / sum;
-  }
+  xk_case_ref_softmax(x, m, n, n, ref);
   c->grid[0] = m;
   snprintf(c->desc, sizeof c->desc, "M=%d N=%d", m, n);
   return 0;
