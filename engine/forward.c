@@ -17,9 +17,16 @@ static void rmsnorm(float *out, const float *x, const float *w, int n,
     out[i] = w[i] * (x[i] * r);
 }
 
-static void swiglu(float *h1, const float *h3, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    h1[i] = h1[i] / (1.0f + expf(-h1[i])) * h3[i];
+/* h1 = act(h1) * h3: SiLU (SwiGLU) or tanh-approximated GELU (GeGLU) */
+static void glu(int gelu, float *h1, const float *h3, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    float x = h1[i];
+    float a =
+        gelu ? 0.5f * x *
+                   (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x)))
+             : x / (1.0f + expf(-x));
+    h1[i] = a * h3[i];
+  }
 }
 
 /* out[n, rows] = X[n, cols] . W[rows, cols]^T */
@@ -69,14 +76,70 @@ void eng_state_free(eng_state *s) {
   memset(s, 0, sizeof *s);
 }
 
-static void residual(float *x, const float *y, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    x[i] += y[i];
+/* X[n, dim] += Y, Y first normed row by row when the layer has a norm
+ * after its sublayer (Gemma 3). */
+static void residual(const eng_config *c, const float *post, float *X, float *Y,
+                     int n, int dim) {
+  for (size_t t = 0; post && t < (size_t)n; t++)
+    rmsnorm(Y + t * dim, Y + t * dim, post, dim, c->norm_eps);
+  for (size_t i = 0; i < (size_t)n * dim; i++)
+    X[i] += Y[i];
+}
+
+static void embed(const eng_model *m, int token, float *x) {
+  size_t d = (size_t)m->cfg.dim;
+  float sc = m->cfg.embed_scale > 0 ? m->cfg.embed_scale : 1.0f;
+  const float *e = m->tok_emb + (size_t)token * d;
+  for (size_t i = 0; i < d; i++)
+    x[i] = e[i] * sc;
+}
+
+static void add_bias(float *X, const float *b, int n, int dim) {
+  for (size_t t = 0; b && t < (size_t)n; t++)
+    for (int i = 0; i < dim; i++)
+      X[t * dim + i] += b[i];
+}
+
+/* n rows of heads vectors of head_dim, each RMS-normed by w (QK-norm). */
+static void head_norm(const eng_config *c, float *X, const float *w, int n,
+                      int heads) {
+  for (size_t i = 0; w && i < (size_t)n * heads; i++)
+    rmsnorm(X + i * c->head_dim, X + i * c->head_dim, w, c->head_dim,
+            c->norm_eps);
+}
+
+/* Q, K, V of n normed rows XB: projections, biases, QK-norm (pre-RoPE). */
+static void project_qkv(const eng_config *c, const eng_layer *y,
+                        const float *XB, float *Q, float *K, float *V, int n) {
+  int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+  mm(Q, XB, y->wq, n, qd, c->dim);
+  mm(K, XB, y->wk, n, kvd, c->dim);
+  mm(V, XB, y->wv, n, kvd, c->dim);
+  add_bias(Q, y->bq, n, qd);
+  add_bias(K, y->bk, n, kvd);
+  add_bias(V, y->bv, n, kvd);
+  head_norm(c, Q, y->q_norm, n, c->n_heads);
+  head_norm(c, K, y->k_norm, n, c->n_kv_heads);
+}
+
+/* The feed-forward sublayer on n rows of X (XB, H1, H3 scratch). */
+static void ffn(const eng_config *c, const eng_layer *y, float *X, float *XB,
+                float *H1, float *H3, int n) {
+  size_t d = (size_t)c->dim;
+  for (size_t t = 0; t < (size_t)n; t++)
+    rmsnorm(XB + t * d, X + t * d, y->rms_ffn, c->dim, c->norm_eps);
+  mm(H1, XB, y->w1, n, c->hidden_dim, c->dim);
+  mm(H3, XB, y->w3, n, c->hidden_dim, c->dim);
+  glu(c->gelu, H1, H3, (size_t)n * c->hidden_dim);
+  mm(XB, H1, y->w2, n, c->dim, c->hidden_dim);
+  residual(c, y->post_ffn, X, XB, n, c->dim);
 }
 
 /* Exact causal attention of the rotated prompt, ATT_BLOCK query rows at a
- * time so that the score block stays small at long contexts. */
-static void causal_attention(const eng_config *c, const float *Q,
+ * time so that the score block stays small at long contexts; a
+ * sliding-window layer (window > 0) sees only the last `window` keys, and
+ * only their columns are computed. */
+static void causal_attention(const eng_config *c, int window, const float *Q,
                              const float *K, const float *V, int n, float *att,
                              float *S) {
   int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
@@ -85,25 +148,30 @@ static void causal_attention(const eng_config *c, const float *Q,
   for (int h = 0; h < c->n_heads; h++) {
     int g = h / rep;
     for (int r0 = 0; r0 < n; r0 += ATT_BLOCK) {
-      int bm = n - r0 < ATT_BLOCK ? n - r0 : ATT_BLOCK, cols = r0 + bm;
+      int bm = n - r0 < ATT_BLOCK ? n - r0 : ATT_BLOCK;
+      int c0 = window > 0 && r0 >= window ? r0 - window + 1 : 0;
+      int cols = r0 + bm - c0; /* key columns c0 .. r0 + bm - 1 */
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bm, cols, hd, scale,
-                  Q + (size_t)r0 * qd + h * hd, qd, K + g * hd, kvd, 0.0f, S,
-                  cols);
+                  Q + (size_t)r0 * qd + h * hd, qd,
+                  K + (size_t)c0 * kvd + g * hd, kvd, 0.0f, S, cols);
       for (int i = 0; i < bm; i++) {
         float *row = S + (size_t)i * cols;
-        int last = r0 + i; /* causal: keys 0..last */
-        float mx = row[0], sum = 0;
-        for (int j = 1; j <= last; j++)
+        int last = r0 + i - c0; /* causal: keys first..last */
+        int first = window > 0 && last >= window ? last - window + 1 : 0;
+        float mx = row[first], sum = 0;
+        for (int j = first + 1; j <= last; j++)
           mx = fmaxf(mx, row[j]);
-        for (int j = 0; j <= last; j++)
+        for (int j = 0; j < first; j++)
+          row[j] = 0;
+        for (int j = first; j <= last; j++)
           sum += row[j] = expf(row[j] - mx);
-        for (int j = 0; j <= last; j++)
+        for (int j = first; j <= last; j++)
           row[j] /= sum;
         for (int j = last + 1; j < cols; j++)
           row[j] = 0;
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bm, hd, cols, 1.0f,
-                  S, cols, V + g * hd, kvd, 0.0f,
+                  S, cols, V + (size_t)c0 * kvd + g * hd, kvd, 0.0f,
                   att + (size_t)r0 * qd + h * hd, qd);
     }
   }
@@ -143,32 +211,24 @@ int eng_prefill(eng_state *s, eng_kv *kv, const int *tokens, int n,
                t);
       goto done;
     }
-    memcpy(X + t * d, m->tok_emb + (size_t)tokens[t] * d, d * sizeof(float));
+    embed(m, tokens[t], X + t * d);
   }
   for (int l = 0; l < c->n_layers; l++) {
     const eng_layer *y = &m->layers[l];
     for (size_t t = 0; t < N; t++)
       rmsnorm(XB + t * d, X + t * d, y->rms_att, (int)d, c->norm_eps);
-    mm(Q, XB, y->wq, n, (int)qd, (int)d);
-    mm(K, XB, y->wk, n, (int)kvd, (int)d);
-    mm(V, XB, y->wv, n, (int)kvd, (int)d);
+    project_qkv(c, y, XB, Q, K, V, n);
     if (kv->ops->prefill(kv, l, K, V, n, err))
       goto done;
     memcpy(KR, K, N * kvd * sizeof(float));
     for (int t = 0; t < n; t++) {
-      eng_rope(Q + t * qd, c->n_heads, (int)hd, t, c->rope_theta);
-      eng_rope(KR + t * kvd, c->n_kv_heads, (int)hd, t, c->rope_theta);
+      eng_rope_layer(c, l, Q + t * qd, c->n_heads, t);
+      eng_rope_layer(c, l, KR + t * kvd, c->n_kv_heads, t);
     }
-    causal_attention(c, Q, KR, V, n, ATT, S);
+    causal_attention(c, eng_layer_window(c, l), Q, KR, V, n, ATT, S);
     mm(XB, ATT, y->wo, n, (int)d, (int)qd);
-    residual(X, XB, N * d);
-    for (size_t t = 0; t < N; t++)
-      rmsnorm(XB + t * d, X + t * d, y->rms_ffn, (int)d, c->norm_eps);
-    mm(H1, XB, y->w1, n, (int)f, (int)d);
-    mm(H3, XB, y->w3, n, (int)f, (int)d);
-    swiglu(H1, H3, N * f);
-    mm(XB, H1, y->w2, n, (int)d, (int)f);
-    residual(X, XB, N * d);
+    residual(c, y->post_att, X, XB, n, (int)d);
+    ffn(c, y, X, XB, H1, H3, n);
     if (progress)
       progress(user, l + 1, c->n_layers);
   }
@@ -199,28 +259,20 @@ int eng_decode(eng_state *s, eng_kv *kv, int token, int pos, float *logits,
     return eng_fail(err, "decode: position %d past the model's %d", pos,
                     c->seq_len);
   double t0 = eng_now();
-  int d = c->dim, f = c->hidden_dim, hd = c->head_dim;
-  int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-  memcpy(s->x, m->tok_emb + (size_t)token * d, (size_t)d * sizeof(float));
+  int d = c->dim, qd = c->n_heads * c->head_dim;
+  embed(m, token, s->x);
   for (int l = 0; l < c->n_layers; l++) {
     const eng_layer *y = &m->layers[l];
     rmsnorm(s->xb, s->x, y->rms_att, d, c->norm_eps);
-    mm(s->q, s->xb, y->wq, 1, qd, d);
-    mm(s->k, s->xb, y->wk, 1, kvd, d);
-    mm(s->v, s->xb, y->wv, 1, kvd, d);
+    project_qkv(c, y, s->xb, s->q, s->k, s->v, 1);
     double ta = eng_now();
     if (kv->ops->append(kv, l, s->k, s->v, err) ||
         kv->ops->attention(kv, l, s->q, pos, s->att, err))
       return -1;
     s->t_attn += eng_now() - ta;
     mm(s->xb2, s->att, y->wo, 1, d, qd);
-    residual(s->x, s->xb2, (size_t)d);
-    rmsnorm(s->xb, s->x, y->rms_ffn, d, c->norm_eps);
-    mm(s->hb, s->xb, y->w1, 1, f, d);
-    mm(s->hb2, s->xb, y->w3, 1, f, d);
-    swiglu(s->hb, s->hb2, (size_t)f);
-    mm(s->xb2, s->hb, y->w2, 1, d, f);
-    residual(s->x, s->xb2, (size_t)d);
+    residual(c, y->post_att, s->x, s->xb2, 1, d);
+    ffn(c, y, s->x, s->xb, s->hb, s->hb2, 1);
   }
   if (logits)
     logits_of(m, s->x, s->xb, logits);

@@ -4,16 +4,37 @@
 #include <math.h>
 #include <string.h>
 
-void eng_rope(float *x, int n_heads, int head_dim, int pos, float theta) {
-  for (int i = 0; i < head_dim; i += 2) {
-    float freq = powf(theta, -(float)i / (float)head_dim);
-    float a = (float)pos * freq, cs = cosf(a), sn = sinf(a);
+void eng_rope(float *x, int n_heads, int head_dim, int pos, float theta,
+              int neox) {
+  /* pair i rotates elements (a, b): (2i, 2i+1), or (i, i + d/2) in NEOX */
+  int half = head_dim / 2, stride = neox ? half : 1;
+  for (int i = 0; i < half; i++) {
+    float freq = powf(theta, -(float)(2 * i) / (float)head_dim);
+    float ang = (float)pos * freq, cs = cosf(ang), sn = sinf(ang);
+    int a = neox ? i : 2 * i;
     for (int h = 0; h < n_heads; h++) {
-      float *p = x + h * head_dim + i, x0 = p[0], x1 = p[1];
+      float *p = x + h * head_dim + a, x0 = p[0], x1 = p[stride];
       p[0] = x0 * cs - x1 * sn;
-      p[1] = x0 * sn + x1 * cs;
+      p[stride] = x0 * sn + x1 * cs;
     }
   }
+}
+
+int eng_layer_window(const eng_config *c, int layer) {
+  if (c->sliding_window <= 0 ||
+      (c->swa_period > 0 && (layer + 1) % c->swa_period == 0))
+    return 0;
+  return c->sliding_window;
+}
+
+float eng_layer_theta(const eng_config *c, int layer) {
+  return eng_layer_window(c, layer) ? c->rope_theta_swa : c->rope_theta;
+}
+
+void eng_rope_layer(const eng_config *c, int layer, float *x, int n_heads,
+                    int pos) {
+  eng_rope(x, n_heads, c->head_dim, pos, eng_layer_theta(c, layer),
+           c->rope_neox);
 }
 
 int eng_rank_for_ratio(int n, int features, float ratio) {
@@ -27,7 +48,9 @@ int eng_kv_create(const char *kind, const eng_config *c, int max_tokens,
   if (strcmp(kind, "exact") == 0)
     return eng_kv_exact_create(c, max_tokens, out, err);
   if (strcmp(kind, "xkv") == 0)
-    return eng_kv_xkv_create(c, max_tokens, o, out, err);
+    return c->sliding_window > 0 && c->swa_period > 0
+               ? eng_kv_split_create(c, max_tokens, o, out, err)
+               : eng_kv_xkv_create(c, max_tokens, o, out, err);
   *out = NULL;
   return eng_fail(err, "unknown cache \"%s\" (exact or xkv)", kind);
 }

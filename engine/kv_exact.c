@@ -1,4 +1,6 @@
-/* The exact cache: f32, post-RoPE keys, attention by OpenBLAS sgemv. */
+/* The exact cache: f32, post-RoPE keys, attention by OpenBLAS sgemv. A
+ * sliding-window layer keeps only its window, in a ring (softmax does not
+ * care about the order of keys). */
 #include "kvcache.h"
 
 #include <cblas.h>
@@ -10,8 +12,10 @@ typedef struct {
   eng_kv base;
   eng_config c;
   int max_tokens, kv_dim;
-  float *k, *v; /* [layer][max_tokens][kv_dim] */
-  int *len;     /* per layer */
+  float *k, *v; /* layer l at off[l]: [cap[l]][kv_dim] */
+  int *len;     /* per layer: tokens seen */
+  int *cap;     /* per layer: slots (its window, or max_tokens) */
+  size_t *off;
   float *q, *scores;
 } kv_exact;
 
@@ -22,10 +26,10 @@ static int store(kv_exact *e, int layer, const float *k_pre, const float *v,
   int pos = e->len[layer];
   if (pos >= e->max_tokens)
     return eng_fail(err, "exact cache: full (%d tokens)", e->max_tokens);
-  size_t at = ((size_t)layer * e->max_tokens + pos) * e->kv_dim;
+  size_t at = e->off[layer] + (size_t)(pos % e->cap[layer]) * e->kv_dim;
   memcpy(e->k + at, k_pre, (size_t)e->kv_dim * sizeof(float));
   memcpy(e->v + at, v, (size_t)e->kv_dim * sizeof(float));
-  eng_rope(e->k + at, e->c.n_kv_heads, e->c.head_dim, pos, e->c.rope_theta);
+  eng_rope_layer(&e->c, layer, e->k + at, e->c.n_kv_heads, pos);
   e->len[layer]++;
   return 0;
 }
@@ -51,11 +55,11 @@ static int ex_attention(eng_kv *kv, int layer, const float *q, int pos,
   const eng_config *c = &e->c;
   if (layer < 0 || layer >= c->n_layers || e->len[layer] == 0)
     return eng_fail(err, "exact cache: attention on empty layer %d", layer);
-  int n = e->len[layer], hd = c->head_dim, rep = c->n_heads / c->n_kv_heads;
+  int n = e->len[layer] < e->cap[layer] ? e->len[layer] : e->cap[layer];
+  int hd = c->head_dim, rep = c->n_heads / c->n_kv_heads;
   memcpy(e->q, q, (size_t)c->n_heads * hd * sizeof(float));
-  eng_rope(e->q, c->n_heads, hd, pos, c->rope_theta);
-  const float *K = e->k + (size_t)layer * e->max_tokens * e->kv_dim;
-  const float *V = e->v + (size_t)layer * e->max_tokens * e->kv_dim;
+  eng_rope_layer(c, layer, e->q, c->n_heads, pos);
+  const float *K = e->k + e->off[layer], *V = e->v + e->off[layer];
   float scale = 1.0f / sqrtf((float)hd);
   for (int h = 0; h < c->n_heads; h++) {
     int g = h / rep;
@@ -77,8 +81,10 @@ static int ex_stats(eng_kv *kv, eng_kv_stats *s, eng_err *err) {
   memset(s, 0, sizeof *s);
   s->tokens = e->len[0];
   uint64_t elems = 0;
-  for (int l = 0; l < e->c.n_layers; l++)
-    elems += 2ull * (uint64_t)e->len[l] * (uint64_t)e->kv_dim;
+  for (int l = 0; l < e->c.n_layers; l++) {
+    int kept = e->len[l] < e->cap[l] ? e->len[l] : e->cap[l];
+    elems += 2ull * (uint64_t)kept * (uint64_t)e->kv_dim;
+  }
   s->bytes = elems * sizeof(float);
   s->exact_bytes = elems * 2;
   s->ratio = s->bytes ? (double)s->exact_bytes / (double)s->bytes : 1.0;
@@ -93,6 +99,8 @@ static void ex_destroy(eng_kv *kv) {
   free(e->k);
   free(e->v);
   free(e->len);
+  free(e->cap);
+  free(e->off);
   free(e->q);
   free(e->scores);
   free(e);
@@ -113,13 +121,22 @@ int eng_kv_exact_create(const eng_config *c, int max_tokens, eng_kv **out,
   e->c = *c;
   e->max_tokens = max_tokens;
   e->kv_dim = c->n_kv_heads * c->head_dim;
-  size_t n = (size_t)c->n_layers * max_tokens * e->kv_dim;
+  size_t L = (size_t)c->n_layers, n = 0;
+  e->len = calloc(L, sizeof *e->len);
+  e->cap = calloc(L, sizeof *e->cap);
+  e->off = calloc(L, sizeof *e->off);
+  if (e->len && e->cap && e->off)
+    for (size_t l = 0; l < L; l++) {
+      int w = eng_layer_window(c, (int)l);
+      e->cap[l] = w > 0 && w < max_tokens ? w : max_tokens;
+      e->off[l] = n;
+      n += (size_t)e->cap[l] * e->kv_dim;
+    }
   e->k = malloc(n * sizeof(float));
   e->v = malloc(n * sizeof(float));
-  e->len = calloc((size_t)c->n_layers, sizeof *e->len);
   e->q = malloc((size_t)c->n_heads * c->head_dim * sizeof(float));
   e->scores = malloc((size_t)max_tokens * sizeof(float));
-  if (!e->k || !e->v || !e->len || !e->q || !e->scores) {
+  if (!e->len || !e->cap || !e->off || !e->k || !e->v || !e->q || !e->scores) {
     ex_destroy(&e->base);
     return eng_fail(err, "exact cache: out of memory for %d tokens",
                     max_tokens);

@@ -136,6 +136,9 @@ static int stage_buffers(kv_xkv *x, eng_err *err) {
 int eng_kv_xkv_create(const eng_config *c, int max_tokens,
                       const eng_xkv_opts *o, eng_kv **out, eng_err *err) {
   *out = NULL;
+  if (c->sliding_window > 0)
+    return eng_fail(err, "xKV cache: sliding-window layers are not "
+                         "supported (the split cache keeps them exact)");
   kv_xkv *x = calloc(1, sizeof *x);
   if (!x)
     return eng_fail(err, "xKV cache: out of memory");
@@ -168,7 +171,7 @@ int eng_kv_xkv_create(const eng_config *c, int max_tokens,
       .energy = 1.0f,
       .dtype = o->f32 ? XKV_F32 : XKV_F16,
       .rope_theta = c->rope_theta,
-      .rope_style = XKV_ROPE_INTERLEAVED,
+      .rope_style = c->rope_neox ? XKV_ROPE_HALF : XKV_ROPE_INTERLEAVED,
       .seed = o->seed,
       .sr = o->sr_budget > 0,
       .sr_budget = o->sr_budget,

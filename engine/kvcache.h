@@ -53,7 +53,11 @@ int eng_kv_exact_create(const eng_config *c, int max_tokens, eng_kv **out,
 /* Fails with a clear message when the runtime has no xKV cache. */
 int eng_kv_xkv_create(const eng_config *c, int max_tokens,
                       const eng_xkv_opts *o, eng_kv **out, eng_err *err);
-/* "exact" or "xkv" (o used for xkv). */
+/* Sliding-window layers exact (their window), global layers in xKV. */
+int eng_kv_split_create(const eng_config *c, int max_tokens,
+                        const eng_xkv_opts *o, eng_kv **out, eng_err *err);
+/* "exact" or "xkv" (o used for xkv; xkv on a model with sliding-window
+ * layers compresses only its global layers). */
 int eng_kv_create(const char *kind, const eng_config *c, int max_tokens,
                   const eng_xkv_opts *o, eng_kv **out, eng_err *err);
 /* The device the xKV cache runs on ("cpu", a GPU name), for reports. */
@@ -65,6 +69,13 @@ const char *eng_kv_xkv_device(const eng_kv *kv);
  * width store the same per layer. At least 1, at most min(n, features). */
 int eng_rank_for_ratio(int n, int features, float ratio);
 
-void eng_rope(float *x, int n_heads, int head_dim, int pos, float theta);
+void eng_rope(float *x, int n_heads, int head_dim, int pos, float theta,
+              int neox);
+/* Keys layer l attends to (0: all) and its RoPE base. */
+int eng_layer_window(const eng_config *c, int layer);
+float eng_layer_theta(const eng_config *c, int layer);
+/* RoPE of layer l at pos on n_heads heads of x. */
+void eng_rope_layer(const eng_config *c, int layer, float *x, int n_heads,
+                    int pos);
 
 #endif

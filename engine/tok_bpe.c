@@ -189,8 +189,8 @@ size_t eng_tok_decode_bpe(const eng_tokenizer *t, int id, char *buf,
   return k;
 }
 
-static int copy_strings(const eng_gguf *g, const eng_gguf_kv *kv,
-                        eng_tokenizer *t, eng_err *err) {
+int eng_tok_copy_strings(const eng_gguf *g, const eng_gguf_kv *kv,
+                         eng_tokenizer *t, eng_err *err) {
   int n = (int)kv->v.arr.n;
   t->tokens = calloc((size_t)n, sizeof *t->tokens);
   t->lens = calloc((size_t)n, sizeof *t->lens);
@@ -237,7 +237,7 @@ static int load_bpe(const eng_gguf *g, eng_tokenizer *t, eng_err *err) {
     return eng_fail(err, "%s: bad vocabulary size %llu", g->path,
                     (unsigned long long)tokens->v.arr.n);
   int n = (int)tokens->v.arr.n;
-  if (copy_strings(g, tokens, t, err))
+  if (eng_tok_copy_strings(g, tokens, t, err))
     return -1;
   t->n_vocab = n;
   if (types && types->v.arr.n == (uint64_t)n) {
@@ -276,11 +276,14 @@ static int load_bpe(const eng_gguf *g, eng_tokenizer *t, eng_err *err) {
 int eng_tok_from_gguf(const eng_gguf *g, eng_tokenizer **out, eng_err *err) {
   *out = NULL;
   const eng_gguf_kv *model = eng_gguf_find(g, "tokenizer.ggml.model");
+  if (model && model->type == GGUF_T_STRING && model->v.str.len == 5 &&
+      memcmp(model->v.str.s, "llama", 5) == 0)
+    return eng_tok_spm_from_gguf(g, out, err);
   if (!model || model->type != GGUF_T_STRING || model->v.str.len != 4 ||
       memcmp(model->v.str.s, "gpt2", 4) != 0)
     return eng_fail(err,
-                    "%s: tokenizer.ggml.model is not \"gpt2\" (only byte-level "
-                    "BPE GGUF tokenizers are supported)",
+                    "%s: tokenizer.ggml.model is not \"gpt2\" (byte-level BPE) "
+                    "or \"llama\" (SentencePiece)",
                     g->path);
   eng_tokenizer *t = calloc(1, sizeof *t);
   if (!t)

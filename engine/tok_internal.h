@@ -18,7 +18,9 @@ int eng_strmap_put(eng_strmap *m, const char *key, size_t len, int val);
 int eng_strmap_get(const eng_strmap *m, const char *key, size_t len); /* -1 */
 void eng_strmap_free(eng_strmap *m);
 
-enum { ENG_TOK_SP, ENG_TOK_BPE };
+/* SP: llama2.c's tokenizer file; SPM: a GGUF SentencePiece vocabulary
+ * (spaces as U+2581, byte fallback pieces <0xXX>) */
+enum { ENG_TOK_SP, ENG_TOK_BPE, ENG_TOK_SPM };
 
 struct eng_tokenizer {
   int kind;
@@ -28,7 +30,9 @@ struct eng_tokenizer {
   float *scores;     /* SP: merge scores */
   int *types;        /* BPE: GGUF token types (3: control) */
   int bos, eos, eot; /* eot: end of turn, -1 when none */
+  int unk;           /* SPM: for bytes without a piece */
   int add_bos;       /* whether sequences start with BOS */
+  int add_space;     /* SPM: a space before the text */
   eng_strmap vocab, merges;
   char *chat_template;
   int *specials; /* BPE: control token ids, matched literally */
@@ -41,8 +45,17 @@ int eng_tok_encode_bpe(const eng_tokenizer *t, const char *text, int *ids,
                        int *n, eng_err *err);
 size_t eng_tok_decode_bpe(const eng_tokenizer *t, int id, char *buf,
                           size_t cap);
-/* The byte-level BPE tokenizer stored in a GGUF file (tokenizer.ggml.*). */
+/* The tokenizer stored in a GGUF file (tokenizer.ggml.*): byte-level BPE
+ * or SentencePiece. */
 int eng_tok_from_gguf(const eng_gguf *g, eng_tokenizer **out, eng_err *err);
+int eng_tok_spm_from_gguf(const eng_gguf *g, eng_tokenizer **out, eng_err *err);
+int eng_tok_encode_spm(const eng_tokenizer *t, const char *text, int *ids,
+                       int *n, eng_err *err);
+size_t eng_tok_decode_spm(const eng_tokenizer *t, int id, char *buf,
+                          size_t cap);
+/* Copies the string array kv into t->tokens / t->lens. */
+int eng_tok_copy_strings(const eng_gguf *g, const eng_gguf_kv *kv,
+                         eng_tokenizer *t, eng_err *err);
 /* Builds the vocab map and copies pieces: tokens[i] of lens[i] bytes;
  * `where` (the file) names the failure. */
 int eng_tok_set_vocab(eng_tokenizer *t, int n, const char *where, eng_err *err);

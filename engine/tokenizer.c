@@ -173,7 +173,8 @@ int eng_tok_encode(const eng_tokenizer *t, const char *text, int start,
   int m = 0;
   if (t->kind == ENG_TOK_SP)
     eng_tok_encode_sp(t, text, out + k, &m);
-  else if (eng_tok_encode_bpe(t, text, out + k, &m, err)) {
+  else if ((t->kind == ENG_TOK_SPM ? eng_tok_encode_spm : eng_tok_encode_bpe)(
+               t, text, out + k, &m, err)) {
     free(out);
     return -1;
   }
@@ -188,6 +189,8 @@ size_t eng_tok_decode(const eng_tokenizer *t, int prev, int id, char *buf,
     return 0;
   if (t->kind == ENG_TOK_BPE)
     return eng_tok_decode_bpe(t, id, buf, cap);
+  if (t->kind == ENG_TOK_SPM)
+    return eng_tok_decode_spm(t, id, buf, cap);
   const char *p = t->tokens[id];
   size_t n = t->lens[id];
   if (prev == t->bos && n > 0 && p[0] == ' ') { /* SP's dummy prefix */
