@@ -112,29 +112,38 @@ static int group_rank(const config *c, int fixed, int n, int features) {
   return eng_rank_for_ratio(n, features, c->x.ratio);
 }
 
+/* Over the layers xKV compresses: all, or the global ones of a model with
+ * sliding-window layers (those stay exact; see kv_split.c). */
 static int svd_errors(const eng_model *m, const eng_kv *rec, const config *c,
                       result *r, eng_err *err) {
-  int L = m->cfg.n_layers, kvd = m->cfg.n_kv_heads * m->cfg.head_dim;
-  int W = c->exact ? 1 : c->x.group;
+  int kvd = m->cfg.n_kv_heads * m->cfg.head_dim;
+  int W = c->exact ? 1 : c->x.group, L = 0;
+  int *layers = malloc((size_t)m->cfg.n_layers * sizeof *layers);
+  if (!layers)
+    return eng_fail(err, "xkv-eval: out of memory");
+  for (int l = 0; l < m->cfg.n_layers; l++)
+    if (!eng_layer_window(&m->cfg, l))
+      layers[L++] = l;
   const float *parts[64];
   double sum[2] = {0, 0};
-  for (int l0 = 0; l0 < L; l0 += W) {
+  int rc = 0;
+  for (int l0 = 0; l0 < L && !rc; l0 += W) {
     int w = L - l0 < W ? L - l0 : W, n = 0;
-    for (int want_v = 0; want_v < 2; want_v++) {
+    for (int want_v = 0; want_v < 2 && !rc; want_v++) {
       for (int l = 0; l < w; l++)
-        parts[l] = eng_kv_recorded(rec, l0 + l, want_v, &n);
+        parts[l] = eng_kv_recorded(rec, layers[l0 + l], want_v, &n);
       int fixed =
           want_v ? (c->x.rank_v ? c->x.rank_v : c->x.rank_k) : c->x.rank_k;
       double e;
-      if (eng_svd_tail_error(parts, w, n, kvd, group_rank(c, fixed, n, w * kvd),
-                             &e, err))
-        return -1;
+      rc = eng_svd_tail_error(parts, w, n, kvd,
+                              group_rank(c, fixed, n, w * kvd), &e, err);
       sum[want_v] += e * w;
     }
   }
+  free(layers);
   r->err_k = sum[0] / L;
   r->err_v = sum[1] / L;
-  return 0;
+  return rc;
 }
 
 static int needle_score(const eng_model *m, const config *c,
