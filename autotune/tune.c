@@ -8,6 +8,7 @@
 
 #include "compile.h"
 #include "internal.h"
+#include "ir_hash.h"
 #include "manifest.h"
 #include "problem.h"
 #include "text.h"
@@ -129,30 +130,6 @@ void xk_tune_close(xk_tune_session *s) {
 }
 
 /* --- candidates ----------------------------------------------------------- */
-
-static uint64_t fnv(uint64_t h, const char *s) {
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-  return h;
-}
-
-/* What re-tuning keys on: the default config's IR, the tune space and key
- * grid, and the compiler. */
-static void ir_hash(const xk_kernel_spec *spec, const xk_func *f, char *buf,
-                    size_t n) {
-  char *ir = xk_func_print(f), num[32];
-  uint64_t h = fnv(0xcbf29ce484222325ull, ir ? ir : "");
-  free(ir);
-  for (int i = 0; i < spec->ntune; i++) {
-    h = fnv(h, spec->tune[i].name);
-    for (int j = 0; j < spec->tune[i].n; j++) {
-      snprintf(num, sizeof num, ",%lld", (long long)spec->tune[i].vals[j]);
-      h = fnv(h, num);
-    }
-  }
-  h = fnv(h, XK_TUNE_COMPILER);
-  snprintf(buf, n, "%016llx", (unsigned long long)h);
-}
 
 static int64_t func_value(const xk_func *f, const char *name) {
   if (!strcmp(name, "num_warps"))
@@ -576,7 +553,10 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
   if (xk_compile_ir(s->dsl, k, keyc, nkeyc, &dflt, d))
     return -1;
   char hash[32];
-  ir_hash(spec, dflt, hash, sizeof hash);
+  if (xk_kernel_ir_hash(s->dsl, k, dflt, hash, sizeof hash, d)) {
+    xk_func_free(dflt);
+    return -1;
+  }
   const rt_tune_record *prev = resumed(s, spec, vals, hash);
   if (prev) {
     xk_func_free(dflt);
