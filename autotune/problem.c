@@ -62,9 +62,10 @@ int xk_problem_known(const char *kernel) {
 }
 
 int xk_problem_make(const xk_kernel_spec *spec, const char *const *names,
-                    const int64_t *vals, int n, xk_problem *p, xk_diag *d) {
+                    const int64_t *vals, int n, int units, xk_problem *p,
+                    xk_diag *d) {
   memset(p, 0, sizeof *p);
-  xk_problem_key k = {spec->name, names, vals, n, XKV_F32};
+  xk_problem_key k = {spec->name, names, vals, n, XKV_F32, units};
   const kind *kd = kind_of(spec->name, &k.dt);
   if (!kd)
     return xk_diag_set(d,

@@ -34,9 +34,12 @@ struct xk_problem {
   double *c_ref;   /* a plain C reference of the output, or NULL */
 };
 
-/* key: the kernel's key names and values (all of them). */
+/* key: the kernel's key names and values (all of them); units: the
+ * device's parallel units (SMs, CPU pool threads), which size the work
+ * split the way the runtime splits it. */
 int xk_problem_make(const xk_kernel_spec *spec, const char *const *names,
-                    const int64_t *vals, int n, xk_problem *p, xk_diag *d);
+                    const int64_t *vals, int n, int units, xk_problem *p,
+                    xk_diag *d);
 /* 1 when the table has inputs for the kernel. */
 int xk_problem_known(const char *kernel);
 /* Before a run: NaN in every output element (0 where the kernel

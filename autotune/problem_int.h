@@ -15,6 +15,7 @@ typedef struct {
   const int64_t *vals;
   int n;
   xkv_dtype dt; /* from the kernel's dtype suffix (f32 without one) */
+  int units;    /* the device's SMs or CPU pool threads */
 } xk_problem_key;
 
 /* Sets up p (arguments, outputs, tolerance, reference); error in d. */

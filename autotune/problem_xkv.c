@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NSPLITS 8      /* split partials of a decode source */
 #define MAX_SPLITS 128 /* XKV_MAX_SPLITS: the partials' row stride */
 
 typedef struct {
@@ -19,6 +18,18 @@ typedef struct {
 
 static model_shape shape_of(int64_t D) {
   return D >= 128 ? (model_shape){D, 8, 4, 1024} : (model_shape){D, 3, 3, 2048};
+}
+
+/* The splits the cache cuts T tokens into (xkv_cache_nsplits): enough
+ * programs to fill the device twice, at least 256 tokens each. */
+static int64_t nsplits(const xk_problem_key *k, const model_shape *m,
+                       int64_t T) {
+  int64_t progs = m->Hkv * ((m->G + 7) / 8);
+  int64_t units = k->units > 0 ? k->units : 1;
+  int64_t n = (2 * units + progs - 1) / progs, most = (T + 255) / 256;
+  n = n < most ? n : most;
+  n = n < 64 ? n : 64;
+  return n > 0 ? n : 1;
 }
 
 static int need(const xk_problem_key *k, const char *name, int64_t *v,
@@ -91,12 +102,13 @@ static void merge_partials(const xk_problem *p, double *out) {
 }
 
 /* Split-kernel outputs O, M, Lsum at arguments io.. io+2, checked merged. */
-static void partial_outputs(xk_problem *p, const model_shape *m, int io) {
+static void partial_outputs(xk_problem *p, const model_shape *m, int io,
+                            int64_t ns) {
   int64_t Hq = m->Hkv * m->G;
   xk_pout(p, io, (size_t)(Hq * MAX_SPLITS * m->D), XKV_F32);
   xk_pout(p, io + 1, (size_t)(Hq * MAX_SPLITS), XKV_F32);
   xk_pout(p, io + 2, (size_t)(Hq * MAX_SPLITS), XKV_F32);
-  int64_t dims[] = {Hq, m->D, NSPLITS, MAX_SPLITS, io, io + 1, io + 2};
+  int64_t dims[] = {Hq, m->D, ns, MAX_SPLITS, io, io + 1, io + 2};
   memcpy(p->dims, dims, sizeof dims);
   p->view = merge_partials;
   p->out_elems = (size_t)(Hq * m->D);
@@ -144,8 +156,9 @@ int xk_setup_decode_exact(xk_problem *p, const xk_problem_key *k, xk_diag *d) {
   xk_pbuf(p, 0, (size_t)(T * m.Hkv * D), k->dt, 1, &s);
   xk_pbuf(p, 1, (size_t)(T * m.Hkv * D), k->dt, 1, &s);
   xk_pbuf(p, 2, (size_t)(Hq * D), XKV_F32, 0.125f, &s);
-  partial_outputs(p, &m, 3);
-  int64_t ints[] = {T, m.Hkv, m.G, NSPLITS, MAX_SPLITS, 0};
+  int64_t ns = nsplits(k, &m, T);
+  partial_outputs(p, &m, 3, ns);
+  int64_t ints[] = {T, m.Hkv, m.G, ns, MAX_SPLITS, 0};
   for (int i = 0; i < 6; i++)
     xk_pi32(p, 6 + i, ints[i]);
   p->dims[7] = m.Hkv;
@@ -197,8 +210,9 @@ int xk_setup_decode_lr(xk_problem *p, const xk_problem_key *k, xk_diag *d) {
   xk_pbuf(p, 5, (size_t)(L * D / 2), XKV_F32, 1, &s);
   xk_pbuf(p, 6, (size_t)(L * D / 2), XKV_F32, 1, &s);
   xk_pout(p, 7, (size_t)(Hq * L), XKV_F32); /* the scores' scratch */
-  partial_outputs(p, &m, 8);
-  int64_t ints[] = {L, RK, RV, m.Hkv, m.G, L, NSPLITS, MAX_SPLITS, 0};
+  int64_t ns = nsplits(k, &m, L);
+  partial_outputs(p, &m, 8, ns);
+  int64_t ints[] = {L, RK, RV, m.Hkv, m.G, L, ns, MAX_SPLITS, 0};
   for (int i = 0; i < 9; i++)
     xk_pi32(p, 11 + i, ints[i]);
   p->dims[7] = RV;
@@ -341,14 +355,15 @@ int xk_setup_combine(xk_problem *p, const xk_problem_key *k, xk_diag *d) {
   for (int64_t i = 0; l && i < n; i++)
     l[i] = 1.0f + fabsf(l[i]);
   xk_pout(p, 3, (size_t)(Hq * D), XKV_F32);
-  int64_t ints[] = {Hq, NSPLITS, MAX_SPLITS};
+  int64_t ns = nsplits(k, &m, m.L);
+  int64_t ints[] = {Hq, ns, MAX_SPLITS};
   for (int i = 0; i < 3; i++)
     xk_pi32(p, 4 + i, ints[i]);
   p->tol = 1e-5;
   if (xk_pcheck(p, d))
     return -1;
   /* the reference: the inputs as split partials, merged */
-  int64_t dims[] = {Hq, D, NSPLITS, MAX_SPLITS, 0, 1, 2};
+  int64_t dims[] = {Hq, D, ns, MAX_SPLITS, 0, 1, 2};
   memcpy(p->dims, dims, sizeof dims);
   p->out_elems = (size_t)(Hq * D);
   if (!xk_pref(p))

@@ -573,12 +573,20 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
       s->o.max_configs > 0 && s->o.max_configs < n ? s->o.max_configs : n;
   xk_problem p = {0};
   double *ref = NULL, *buf = NULL;
-  if (!s->is_model) {
+  /* the model device runs the GEMMs on its own reduced problems */
+  int sim_problem = s->is_model && strcmp(spec->name, "gemm_f32") &&
+                    strcmp(spec->name, "gemm_f16");
+  if (!s->is_model || sim_problem) {
+    xkv_device_info di = {0};
+    if (!s->is_model)
+      xkv_device_get_info(s->ctx, &di);
     if (xk_problem_make(spec, (const char *const *)spec->key, vals, spec->nkey,
-                        &p, d)) {
+                        s->is_model ? s->model.sms : di.units, &p, d)) {
       free_cands(c, n);
       return -1;
     }
+  }
+  if (!s->is_model) {
     ref = malloc(p.out_elems * sizeof *ref);
     buf = malloc(p.out_elems * sizeof *buf);
   }
@@ -614,14 +622,19 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
     if (c[i].status && !strcmp(c[i].status, "ok"))
       idx[nidx++] = i;
   if (!rc && s->is_model) {
-    for (int j = 0; j < nidx; j++)
-      if (xk_tune_model_time(&s->model, spec, c[idx[j]].f, vals,
-                             &c[idx[j]].median, c[idx[j]].why,
-                             sizeof c[idx[j]].why)) {
-        c[idx[j]].status = "run_failed";
-      } else {
-        c[idx[j]].spread = 0; /* a model has no run-to-run noise */
+    for (int j = 0; j < nidx; j++) {
+      cand *x = &c[idx[j]];
+      if (j && over_budget(s)) { /* sim runs are the slow part here */
+        x->status = NULL;
+        continue;
       }
+      int mr = xk_tune_model_time(&s->model, spec, x->f, vals,
+                                  sim_problem ? &p : NULL, &x->median, x->why,
+                                  sizeof x->why);
+      x->status = mr < 0 ? "run_failed" : mr ? "wrong" : "ok";
+      x->spread = 0; /* a model has no run-to-run noise */
+      progress(s, spec->name, row->key, "sim+model", j + 1, nidx, NULL, 0);
+    }
   } else if (!rc) {
     /* short kernels get more rounds: a scheduler hiccup is then one
      * sample among many instead of the median */
