@@ -8,6 +8,7 @@
 
 #include "compile.h"
 #include "internal.h"
+#include "ir_hash.h"
 #include "manifest.h"
 #include "problem.h"
 #include "text.h"
@@ -129,30 +130,6 @@ void xk_tune_close(xk_tune_session *s) {
 }
 
 /* --- candidates ----------------------------------------------------------- */
-
-static uint64_t fnv(uint64_t h, const char *s) {
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-  return h;
-}
-
-/* What re-tuning keys on: the default config's IR, the tune space and key
- * grid, and the compiler. */
-static void ir_hash(const xk_kernel_spec *spec, const xk_func *f, char *buf,
-                    size_t n) {
-  char *ir = xk_func_print(f), num[32];
-  uint64_t h = fnv(0xcbf29ce484222325ull, ir ? ir : "");
-  free(ir);
-  for (int i = 0; i < spec->ntune; i++) {
-    h = fnv(h, spec->tune[i].name);
-    for (int j = 0; j < spec->tune[i].n; j++) {
-      snprintf(num, sizeof num, ",%lld", (long long)spec->tune[i].vals[j]);
-      h = fnv(h, num);
-    }
-  }
-  h = fnv(h, XK_TUNE_COMPILER);
-  snprintf(buf, n, "%016llx", (unsigned long long)h);
-}
 
 static int64_t func_value(const xk_func *f, const char *name) {
   if (!strcmp(name, "num_warps"))
@@ -576,7 +553,10 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
   if (xk_compile_ir(s->dsl, k, keyc, nkeyc, &dflt, d))
     return -1;
   char hash[32];
-  ir_hash(spec, dflt, hash, sizeof hash);
+  if (xk_kernel_ir_hash(s->dsl, k, dflt, hash, sizeof hash, d)) {
+    xk_func_free(dflt);
+    return -1;
+  }
   const rt_tune_record *prev = resumed(s, spec, vals, hash);
   if (prev) {
     xk_func_free(dflt);
@@ -593,12 +573,20 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
       s->o.max_configs > 0 && s->o.max_configs < n ? s->o.max_configs : n;
   xk_problem p = {0};
   double *ref = NULL, *buf = NULL;
-  if (!s->is_model) {
+  /* the model device runs the GEMMs on its own reduced problems */
+  int sim_problem = s->is_model && strcmp(spec->name, "gemm_f32") &&
+                    strcmp(spec->name, "gemm_f16");
+  if (!s->is_model || sim_problem) {
+    xkv_device_info di = {0};
+    if (!s->is_model)
+      xkv_device_get_info(s->ctx, &di);
     if (xk_problem_make(spec, (const char *const *)spec->key, vals, spec->nkey,
-                        &p, d)) {
+                        s->is_model ? s->model.sms : di.units, &p, d)) {
       free_cands(c, n);
       return -1;
     }
+  }
+  if (!s->is_model) {
     ref = malloc(p.out_elems * sizeof *ref);
     buf = malloc(p.out_elems * sizeof *buf);
   }
@@ -634,14 +622,19 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
     if (c[i].status && !strcmp(c[i].status, "ok"))
       idx[nidx++] = i;
   if (!rc && s->is_model) {
-    for (int j = 0; j < nidx; j++)
-      if (xk_tune_model_time(&s->model, spec, c[idx[j]].f, vals,
-                             &c[idx[j]].median, c[idx[j]].why,
-                             sizeof c[idx[j]].why)) {
-        c[idx[j]].status = "run_failed";
-      } else {
-        c[idx[j]].spread = 0; /* a model has no run-to-run noise */
+    for (int j = 0; j < nidx; j++) {
+      cand *x = &c[idx[j]];
+      if (j && over_budget(s)) { /* sim runs are the slow part here */
+        x->status = NULL;
+        continue;
       }
+      int mr = xk_tune_model_time(&s->model, spec, x->f, vals,
+                                  sim_problem ? &p : NULL, &x->median, x->why,
+                                  sizeof x->why);
+      x->status = mr < 0 ? "run_failed" : mr ? "wrong" : "ok";
+      x->spread = 0; /* a model has no run-to-run noise */
+      progress(s, spec->name, row->key, "sim+model", j + 1, nidx, NULL, 0);
+    }
   } else if (!rc) {
     /* short kernels get more rounds: a scheduler hiccup is then one
      * sample among many instead of the median */

@@ -7,11 +7,10 @@
 
 #include "diag.h"
 #include "dsl.h"
+#include "ir_hash.h"
 #include "tune_cache.h"
 
 #include <stdio.h>
-
-#define XK_TUNE_COMPILER "xkv-tune-1 llvm-19"
 
 typedef struct {
   const char *device;

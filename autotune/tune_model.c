@@ -2,7 +2,9 @@
 
 #include "compile.h"
 #include "gemm_model.h"
+#include "sim_model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,7 @@ int xk_tune_model_open(const char *what, xk_tune_model *m, xk_diag *d) {
   snprintf(m->fingerprint, sizeof m->fingerprint, "model:sm_90:sms=%d:smem=%d",
            SMS, SMEM_PER_BLOCK);
   m->smem_limit = SMEM_PER_BLOCK;
+  m->sms = SMS;
   m->max_threads = 1024;
   m->regs_per_sm = REGS_PER_SM;
   return xk_target_machine("sm_90", &m->tm, d);
@@ -109,13 +112,28 @@ static int64_t key_of(const xk_kernel_spec *spec, const int64_t *vals,
 }
 
 int xk_tune_model_time(xk_tune_model *m, const xk_kernel_spec *spec,
-                       const xk_func *f, const int64_t *vals, double *us,
-                       char *why, size_t n) {
+                       const xk_func *f, const int64_t *vals, xk_problem *p,
+                       double *us, char *why, size_t n) {
   int f16 = !strcmp(spec->name, "gemm_f16");
-  if (!f16 && strcmp(spec->name, "gemm_f32"))
-    return snprintf(why, n, "no model of %s's counters here (gemm_f32/f16)",
-                    spec->name),
-           -1;
+  if (!f16 && strcmp(spec->name, "gemm_f32")) {
+    xk_tune_memo *t = memo_of(m, f);
+    xk_diag d;
+    double err;
+    if (!t || !t->fits)
+      return snprintf(why, n, "%s", t ? t->why : "out of memory"), -1;
+    if (!p)
+      return snprintf(why, n, "no inputs for %s", spec->name), -1;
+    if (xk_sim_model_time(f, spec, p, &t->pi, &t->info, us, &err, &d))
+      return snprintf(why, n, "%s", d.msg), -1;
+    if (err > p->tol)
+      return snprintf(why, n,
+                      "the sim run's output misses the C reference: rel. "
+                      "error %.3g > %.3g%s",
+                      err, p->tol,
+                      isinf(err) ? " (NaN or unwritten elements)" : ""),
+             1;
+    return 0;
+  }
   int64_t M = key_of(spec, vals, "M"), N = key_of(spec, vals, "N"),
           K = key_of(spec, vals, "K");
   xk_tune_memo *t = memo_of(m, f);

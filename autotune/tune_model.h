@@ -8,6 +8,7 @@
 
 #include "dsl.h"
 #include "lower.h"
+#include "problem.h"
 
 typedef struct xk_tune_memo xk_tune_memo;
 
@@ -15,7 +16,7 @@ typedef struct {
   char arch[16];
   char fingerprint[128];
   LLVMTargetMachineRef tm;
-  int smem_limit, max_threads, regs_per_sm;
+  int smem_limit, max_threads, regs_per_sm, sms;
   /* sim measurements by variant: they do not depend on the key */
   xk_tune_memo *memo;
   int nmemo;
@@ -26,10 +27,11 @@ void xk_tune_model_close(xk_tune_model *m);
 /* Sets *status to "ok", "infeasible" or "compile_failed" (why says why). */
 void xk_tune_model_prepare(xk_tune_model *m, const xk_func *f,
                            const char **status, char *why, size_t n);
-/* The modeled time (us) of f at key vals; -1 with why when the kernel has
- * no model here. */
+/* The modeled time (us) of f at key vals: the GEMMs by extrapolation, the
+ * rest by a sim run on p (NULL for the GEMMs). -1 with why when it cannot
+ * be modeled, 1 with why when its sim output misses p's reference. */
 int xk_tune_model_time(xk_tune_model *m, const xk_kernel_spec *spec,
-                       const xk_func *f, const int64_t *vals, double *us,
-                       char *why, size_t n);
+                       const xk_func *f, const int64_t *vals, xk_problem *p,
+                       double *us, char *why, size_t n);
 
 #endif

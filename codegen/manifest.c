@@ -82,6 +82,10 @@ static void put_entry(FILE *o, const xk_manifest_entry *e) {
   if (e->registers >= 0)
     fprintf(o, ", \"registers\": %d, \"spill_bytes\": %d", e->registers,
             e->spill_bytes);
+  if (e->ir_hash) {
+    fprintf(o, ", \"ir_hash\": ");
+    xk_json_put_str(o, e->ir_hash);
+  }
   fprintf(o, "}");
 }
 

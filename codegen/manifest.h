@@ -13,6 +13,7 @@ typedef struct {
   int shared_bytes, threads;
   int dynamic_shared_bytes;   /* what the launch passes (GPU targets) */
   int registers, spill_bytes; /* from ptxas, -1 when unknown */
+  const char *ir_hash;        /* xk_kernel_ir_hash, NULL when not known */
 } xk_manifest_entry;
 
 int xk_manifest_write(const char *path, const char *source, const char *target,

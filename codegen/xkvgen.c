@@ -4,6 +4,7 @@
 #include "compile.h"
 #include "embed.h"
 #include "grid.h"
+#include "ir_hash.h"
 #include "manifest.h"
 #include "outdir.h"
 #include "ptxas.h"
@@ -245,15 +246,52 @@ static int write_file(const char *path, const char *buf, size_t len,
   return 0;
 }
 
-/* The variants written so far; entries own their strings and functions. */
+/* The variants written so far; entries own their strings and functions.
+ * IR hashes are memoized per kernel and key constexprs (one trace each,
+ * not one per variant). */
+typedef struct {
+  int k;
+  char key[256], hash[32];
+} hash_memo;
+
 typedef struct {
   xk_manifest_entry *e;
   int n, cap;
+  hash_memo *memo;
+  int nmemo;
 } built;
+
+static const char *ir_hash_of(built *b, xk_dsl *dsl, int k, const xk_func *f,
+                              xk_diag *d) {
+  const xk_kernel_spec *s = xk_dsl_kernel(dsl, k);
+  char key[256];
+  size_t kl = 0;
+  key[0] = 0;
+  for (int i = 0; i < s->nkey && kl < sizeof key; i++)
+    for (int j = 0; j < f->nconsts; j++)
+      if (!strcmp(f->consts[j].name, s->key[i]))
+        kl += (size_t)snprintf(key + kl, sizeof key - kl, "%s=%lld ", s->key[i],
+                               (long long)f->consts[j].value);
+  for (int i = 0; i < b->nmemo; i++)
+    if (b->memo[i].k == k && !strcmp(b->memo[i].key, key))
+      return b->memo[i].hash;
+  hash_memo *m = realloc(b->memo, (size_t)(b->nmemo + 1) * sizeof *m);
+  if (!m)
+    return xk_diag_set(d, "out of memory"), NULL;
+  b->memo = m;
+  m = &m[b->nmemo];
+  m->k = k;
+  snprintf(m->key, sizeof m->key, "%s", key);
+  if (xk_kernel_ir_hash(dsl, k, f, m->hash, sizeof m->hash, d))
+    return NULL;
+  b->nmemo++;
+  return m->hash;
+}
 
 static int record(built *b, const xk_kernel_spec *s, xk_func *f,
                   const char *sym, const char *file, const char *cubin,
-                  const xk_nvptx_info *info, const xk_ptxas_info *pi) {
+                  const xk_nvptx_info *info, const xk_ptxas_info *pi,
+                  const char *ir_hash) {
   if (b->n == b->cap) {
     int cap = b->cap ? 2 * b->cap : 16;
     xk_manifest_entry *e = realloc(b->e, (size_t)cap * sizeof *e);
@@ -271,7 +309,8 @@ static int record(built *b, const xk_kernel_spec *s, xk_func *f,
                                      info ? info->threads : 0,
                                      info ? info->shared_bytes : 0,
                                      pi ? pi->registers : -1,
-                                     pi ? pi->spill_bytes : 0};
+                                     pi ? pi->spill_bytes : 0,
+                                     strdup(ir_hash)};
   return 0;
 }
 
@@ -281,8 +320,10 @@ static void built_free(built *b) {
     free((char *)b->e[i].symbol);
     free((char *)b->e[i].file);
     free((char *)b->e[i].cubin);
+    free((char *)b->e[i].ir_hash);
   }
   free(b->e);
+  free(b->memo);
 }
 
 /* The most registers an SM holds: a block needing more cannot launch. */
@@ -376,8 +417,11 @@ static int build_variant(const options *o, xk_dsl *dsl, int k,
     }
     resource = 0;
   }
+  const char *hash = ir_hash_of(b, dsl, k, f, d);
+  if (!hash)
+    goto fail;
   if (record(b, s, f, sym, file, have_pi ? cubin : NULL, gpu ? &info : NULL,
-             have_pi ? &pi : NULL))
+             have_pi ? &pi : NULL, hash))
     goto fail;
   return 0;
 fail:

@@ -31,6 +31,7 @@ typedef struct {
 
 typedef struct rt_variant {
   char *kernel, *symbol, *target, *file, *cubin_file;
+  char *ir_hash;      /* what tune records must match; NULL: not checked */
   const char *source; /* owned by the context's source list */
   xkv_const *consts;  /* the integer constexprs */
   int nconsts;

@@ -246,6 +246,9 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
   if (cub && (cub->t != JSON_STR || !*cub->str || strstr(cub->str, "..") ||
               cub->str[0] == '/'))
     return bad(m, "'cubin' is not a plain file name");
+  const json_val *hash = json_get(o, "ir_hash");
+  if (hash && hash->t != JSON_STR)
+    return bad(m, "'ir_hash' is not a string");
   rt_variant *v = calloc(1, sizeof *v);
   if (!v)
     return oom(m);
@@ -254,8 +257,10 @@ static xkv_status parse_variant(mctx *m, const json_val *o, rt_variant **out) {
   v->symbol = rt_strdup(symbol);
   v->file = rt_strdup(file);
   v->cubin_file = cub ? rt_strdup(cub->str) : NULL;
+  v->ir_hash = hash ? rt_strdup(hash->str) : NULL;
   v->registers = -1;
-  if (!v->kernel || !v->symbol || !v->file || (cub && !v->cubin_file))
+  if (!v->kernel || !v->symbol || !v->file || (cub && !v->cubin_file) ||
+      (hash && !v->ir_hash))
     return oom(m);
 
   const json_val *consts = json_get(o, "consts");
@@ -398,6 +403,7 @@ void rt_variant_free(rt_variant *v) {
   free(v->target);
   free(v->file);
   free(v->cubin_file);
+  free(v->ir_hash);
   for (int i = 0; v->consts && i < v->nconsts; i++)
     free((char *)v->consts[i].name);
   free(v->consts);

@@ -178,28 +178,55 @@ static xkv_kernel *config_for(const xkv_context *ctx, const rt_variant *base,
   return NULL;
 }
 
-/* Reports a miss once: on stderr and in the misses file. */
-static void report(xkv_context *ctx, const char *kernel, const char *key,
-                   const char *what) {
-  rt_tune_cache *c = ctx->tune;
-  char line[512];
-  snprintf(line, sizeof line, "%s %s", kernel, key);
+/* 1 when `line` was seen before; else remembers it. */
+static int seen(rt_tune_cache *c, const char *line) {
   for (int i = 0; i < c->nreported; i++)
     if (!strcmp(c->reported[i], line))
-      return;
+      return 1;
   char **r = realloc(c->reported, (size_t)(c->nreported + 1) * sizeof *r);
   if (!r)
-    return;
+    return 0;
   c->reported = r;
-  if (!(c->reported[c->nreported] = rt_strdup(line)))
+  if ((c->reported[c->nreported] = rt_strdup(line)))
+    c->nreported++;
+  return 0;
+}
+
+/* A miss: appended once to the misses file (for the next xkv-tune run);
+ * said on stderr once per `said` (the miss itself when NULL). */
+static void report_as(xkv_context *ctx, const char *kernel, const char *key,
+                      const char *said, const char *what) {
+  rt_tune_cache *c = ctx->tune;
+  char line[512], once[600];
+  snprintf(line, sizeof line, "%s %s", kernel, key);
+  if (seen(c, line))
     return;
-  c->nreported++;
-  fprintf(stderr, "xkv: tune cache: %s at %s: %s\n", kernel, key, what);
+  snprintf(once, sizeof once, "said: %s", said ? said : line);
+  if (!seen(c, once))
+    fprintf(stderr, "xkv: tune cache: %s at %s: %s\n", kernel, key, what);
   FILE *f = c->misses_path ? fopen(c->misses_path, "a") : NULL;
   if (f) {
     fprintf(f, "%s\n", line); /* one line per miss: kernel NAME=V ... */
     fclose(f);
   }
+}
+
+static void report(xkv_context *ctx, const char *kernel, const char *key,
+                   const char *what) {
+  report_as(ctx, kernel, key, NULL, what);
+}
+
+/* A record at the variant's own key constexprs must carry its IR hash (a
+ * nearest bucket at another head_dim is another IR by right). */
+static int stale(const rt_tune_record *r, const rt_variant *v) {
+  if (!v->ir_hash || !r->ir_hash || !strcmp(r->ir_hash, v->ir_hash))
+    return 0;
+  for (int i = 0; i < r->nkey; i++)
+    for (int j = 0; j < v->nconsts; j++)
+      if (!strcmp(v->consts[j].name, r->key[i].name) &&
+          v->consts[j].value != r->key[i].value)
+        return 0;
+  return 1;
 }
 
 static xkv_kernel *choose_uncached(xkv_context *ctx, xkv_kernel *base,
@@ -225,6 +252,16 @@ static xkv_kernel *choose_uncached(xkv_context *ctx, xkv_kernel *base,
   }
   if (!r) {
     report(ctx, v->kernel, key, "no record for this device; the default");
+    return base;
+  }
+  if (stale(r, v)) {
+    char what[256], said[160];
+    snprintf(what, sizeof what,
+             "its records were tuned for another version of the kernel (IR "
+             "hash %s, this build's %s): ignored, the default (rerun xkv-tune)",
+             r->ir_hash, v->ir_hash);
+    snprintf(said, sizeof said, "stale %s", v->kernel);
+    report_as(ctx, v->kernel, key, said, what);
     return base;
   }
   if (!exact)

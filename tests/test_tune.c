@@ -2,7 +2,10 @@
  * that computes the wrong thing and one that leaves outputs unwritten;
  * configs that cannot fit are pruned as infeasible before timing; two
  * tuners merging into one file at once leave a valid file with both's
- * records. Kernels: tests/data/tune_gate.xk. */
+ * records; every kernel of kernels.xk the xKV cache launches has inputs
+ * whose C reference its default config matches, and a wrong split merge
+ * or a default that misses its reference are caught. Kernels:
+ * tests/data/tune_gate.xk. */
 #include "check_main.h"
 #include "rt_util.h"
 #include "tune.h"
@@ -15,6 +18,7 @@
 #include <unistd.h>
 
 #define GATE XK_SRC "/tests/data/tune_gate.xk"
+#define KERNELS XK_SRC "/kernels.xk"
 
 static const rt_tune_record *find(const rt_tune_cache *c, const char *name,
                                   int64_t v) {
@@ -75,6 +79,70 @@ START_TEST(infeasible_pruned) {
   ck_assert(small->winner);
   ck_assert_str_eq(small->source, "model");
   ck_assert_int_eq(row.n_infeasible, 1);
+  rt_tune_free(out);
+  xk_tune_close(s);
+}
+END_TEST
+
+/* Tunes kernel `name` of the session at key vals; the row in *row. */
+static int tune_one(xk_tune_session *s, const char *name, const int64_t *vals,
+                    rt_tune_cache *out, xk_tune_row *row, xk_diag *d) {
+  int k = xk_dsl_find(xk_tune_dsl(s), name);
+  ck_assert_msg(k >= 0, "%s is not in the kernels file", name);
+  return xk_tune_key(s, k, vals, out, row, d);
+}
+
+START_TEST(xkv_kernels_match_references) {
+  /* the default config only: its output against the C reference */
+  xk_tune_opts o = {.device = "cpu", .rounds = 1, .max_configs = 1};
+  xk_tune_session *s;
+  xk_diag d;
+  ck_assert_msg(!xk_tune_open(KERNELS, &o, &s, &d), "%s", d.msg);
+  static const char *const fams[] = {"xkv_rows_",         "xkv_decode_lr_",
+                                     "xkv_decode_exact_", "xkv_sr_rebuild_",
+                                     "xkv_scores_exact_", "gemm_st_f32_"};
+  static const char *const dts[] = {"f16", "bf16", "f32"};
+  int64_t d_only[] = {64}, ranks[] = {64, 48, 40}, mnk[] = {96, 80, 64};
+  rt_tune_cache *out = calloc(1, sizeof *out);
+  xk_tune_row row;
+  for (size_t f = 0; f < sizeof fams / sizeof *fams; f++)
+    for (size_t t = 0; t < 3; t++) {
+      char name[64];
+      snprintf(name, sizeof name, "%s%s", fams[f], dts[t]);
+      const int64_t *key = strstr(name, "gemm") ? mnk
+                           : strstr(name, "lr_") || strstr(name, "sr_")
+                               ? ranks
+                               : d_only;
+      ck_assert_msg(!tune_one(s, name, key, out, &row, &d), "%s: %s", name,
+                    d.msg);
+      ck_assert_int_eq(row.n_ok, 1);
+    }
+  int64_t rk[] = {40, 64};
+  ck_assert_msg(!tune_one(s, "xkv_decode_combine", d_only, out, &row, &d), "%s",
+                d.msg);
+  ck_assert_msg(!tune_one(s, "rebuild_k", rk, out, &row, &d), "%s", d.msg);
+  rt_tune_free(out);
+  xk_tune_close(s);
+}
+END_TEST
+
+START_TEST(xkv_gate) {
+  xk_tune_opts o = {.device = "cpu", .rounds = 2};
+  xk_tune_session *s;
+  xk_diag d;
+  ck_assert_msg(!xk_tune_open(GATE, &o, &s, &d), "%s", d.msg);
+  rt_tune_cache *out = calloc(1, sizeof *out);
+  xk_tune_row row;
+  int64_t D = 64;
+  ck_assert_msg(!tune_one(s, "xkv_decode_combine", &D, out, &row, &d), "%s",
+                d.msg);
+  const rt_tune_record *bug = find(out, "BUG", 1), *ok = find(out, "BUG", 0);
+  ck_assert_ptr_nonnull(bug);
+  ck_assert_str_eq(bug->status, "wrong");
+  ck_assert_str_eq(ok->status, "ok");
+  ck_assert(ok->winner);
+  ck_assert_int_ne(tune_one(s, "xkv_rows_f32", &D, out, &row, &d), 0);
+  ck_assert_ptr_nonnull(strstr(d.msg, "differs from the C reference"));
   rt_tune_free(out);
   xk_tune_close(s);
 }
@@ -158,6 +226,8 @@ static Suite *suite(void) {
   tcase_add_test(tc, gate_rejects_wrong_variants);
   tcase_add_test(tc, infeasible_pruned);
   tcase_add_test(tc, concurrent_writers);
+  tcase_add_test(tc, xkv_kernels_match_references);
+  tcase_add_test(tc, xkv_gate);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,8 +1,10 @@
 /* The runtime's tune cache: the reader on corrupt, truncated and foreign
  * files (an error naming the file, the defaults kept), and the per-launch
  * choice: exact bucket, nearest bucket in log space, the default, pinned
- * handles, other devices' records, misses reported to a file. Variants are
- * tests/rt_kernels.c's vadd (BLOCK=256 w4 first, BLOCK=64, BLOCK=256 w8). */
+ * handles, other devices' records, misses reported to a file; records of
+ * another version of the kernel (IR hash) ignored with one message. Variants
+ * are tests/rt_kernels.c's vadd (BLOCK=256 w4 first, BLOCK=64, BLOCK=256 w8).
+ */
 #include "check_main.h"
 #include "rt_util.h"
 #include "text.h"
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char *dir;
 
@@ -184,12 +187,93 @@ START_TEST(env_var) {
 }
 END_TEST
 
+/* The test kernels in a directory of their own whose manifest gives every
+ * variant IR hash `hash`; malloc'd path. */
+static char *hashed_registry(const char *hash) {
+  char *d = rt_tmpdir("tune_hash");
+  char *m = xk_read_file(RT_HOST_DIR "/manifest.json", NULL, NULL);
+  ck_assert_ptr_nonnull(m);
+  /* the replacement's extra space keeps it from matching again */
+  const char *from = "\"shared_bytes\": 0, \"threads\"";
+  char to[96];
+  snprintf(to, sizeof to,
+           "\"ir_hash\": \"%s\", \"shared_bytes\" : 0, \"threads\"", hash);
+  while (strstr(m, from)) {
+    char *p = rt_replace(m, from, to);
+    free(m);
+    m = p;
+  }
+  ck_assert_int_eq(rt_write(d, "manifest.json", m), 0);
+  free(m);
+  char so[1024];
+  snprintf(so, sizeof so, "%s/kernels.so", d);
+  ck_assert_int_eq(symlink(RT_HOST_DIR "/kernels.so", so), 0);
+  return d;
+}
+
+/* The records carry IR hash "0": a build whose kernel hashes to "0" uses
+ * them; one whose kernel hashes otherwise launches the defaults, says so
+ * once, and lists every such key as a miss for the next xkv-tune run. */
+START_TEST(stale_ir_hash) {
+  for (int same = 1; same >= 0; same--) {
+    char *reg = hashed_registry(same ? "0" : "5eed");
+    xkv_context *ctx;
+    ck_assert_int_eq(xkv_open(&ctx, "cpu"), XKV_OK);
+    ck_assert_int_eq(xkv_registry_load(ctx, reg), XKV_OK);
+    char *t = cache_text(xkv_tune_fingerprint(ctx));
+    ck_assert_int_eq(rt_write(dir, "hash.json", t), 0);
+    free(t);
+    char path[1024], misses[1024], errs[1024];
+    snprintf(path, sizeof path, "%s/hash.json", dir);
+    snprintf(misses, sizeof misses, "%s/hash_misses.txt", dir);
+    snprintf(errs, sizeof errs, "%s/stderr.txt", dir);
+    remove(misses);
+    ck_assert_int_eq(xkv_tune_cache_load(ctx, path), XKV_OK);
+    ck_assert_int_eq(xkv_tune_misses_file(ctx, misses), XKV_OK);
+    xkv_kernel *k;
+    ck_assert_int_eq(xkv_kernel_find(ctx, "vadd", NULL, 0, &k), XKV_OK);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *e = fopen(errs, "w");
+    ck_assert(saved >= 0 && e);
+    dup2(fileno(e), 2);
+    const char *a = chosen(ctx, k, 1024), *b = chosen(ctx, k, 65536);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(e);
+    char *said = xk_read_file(errs, NULL, NULL),
+         *m = xk_read_file(misses, NULL, NULL);
+    ck_assert_ptr_nonnull(said);
+    if (same) {
+      ck_assert_str_eq(a, "rt_vadd_b64");
+      ck_assert_str_eq(b, "rt_vadd_b256_w8");
+      ck_assert_str_eq(said, "");
+      ck_assert_ptr_null(m);
+    } else {
+      ck_assert(is_default(a) && is_default(b));
+      const char *hit = strstr(said, "another version of the kernel");
+      ck_assert_msg(hit && !strstr(hit + 1, "another version"), "%s", said);
+      ck_assert_ptr_nonnull(strstr(said, "5eed"));
+      ck_assert_ptr_nonnull(m);
+      ck_assert_str_eq(m, "vadd N=1024\nvadd N=65536\n");
+    }
+    free(said);
+    free(m);
+    xkv_close(ctx);
+    rt_rmdir(reg);
+    free(reg);
+  }
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("tune_cache");
   TCase *tc = tcase_create("all");
   tcase_add_test(tc, fallback_chain);
   tcase_add_test(tc, bad_files);
   tcase_add_test(tc, env_var);
+  tcase_add_test(tc, stale_ir_hash);
   suite_add_tcase(s, tc);
   return s;
 }
