@@ -240,6 +240,9 @@ typedef struct xk_func {
   int nblocks, cap_blocks;
   char **strs; /* string attributes (PRINT's prefix), by index */
   int nstrs;
+  /* bytes of C memory the arrays above have allocated (capacities), kept
+   * by ir.c: what a trace's memory cap counts of the IR */
+  size_t heap_bytes;
 } xk_func;
 
 /* types */
