@@ -30,8 +30,8 @@ struct xk_dsl {
   int n, cap; /* k[n], when n < cap, is the pending slot */
   unsigned serial;
   int loading;
-  int ticks;  /* millions of Lua instructions since the last reset */
-  size_t mem; /* bytes the Lua state holds */
+  int ticks;         /* millions of Lua instructions since the last reset */
+  xk_mem_budget mem; /* the Lua state's and the current trace's bytes */
 };
 
 /* Kernel files and bodies are small programs: this many million Lua
@@ -42,7 +42,8 @@ struct xk_dsl {
 #endif
 #define MAX_MEGA_INSTRUCTIONS XK_DSL_MEGA_INSTRUCTIONS
 
-/* and this much memory means a runaway (string.rep("x", 1e10)) */
+/* and this much memory, Lua and a trace's IR together (mem_budget.c),
+ * means a runaway (string.rep("x", 1e10), an endless loop over tiles) */
 #ifndef XK_DSL_MAX_LUA_MIB
 #define XK_DSL_MAX_LUA_MIB 512
 #endif
@@ -179,23 +180,6 @@ static int msgh(lua_State *L) {
                         m);
   push_located(L, D, m, xk_lua_file_line(L, D->path));
   return 1;
-}
-
-/* lua_Alloc with a cap: Lua turns NULL into a "not enough memory" error */
-static void *capped_alloc(void *ud, void *p, size_t osize, size_t nsize) {
-  xk_dsl *D = ud;
-  size_t old = p ? osize : 0;
-  if (nsize == 0) {
-    free(p);
-    D->mem -= old;
-    return NULL;
-  }
-  if (nsize > old && nsize - old > MAX_LUA_BYTES - D->mem)
-    return NULL;
-  void *q = realloc(p, nsize);
-  if (q)
-    D->mem = D->mem - old + nsize;
-  return q;
 }
 
 static int panic(lua_State *L) {
@@ -771,7 +755,11 @@ static int open_source(const char *path, const char *text, size_t len,
     return xk_diag_set(d, "xk_dsl_open: no kernel file given");
   xk_dsl *D = xmalloc(sizeof *D);
   D->path = xstrdup(path);
-  lua_State *L = D->L = lua_newstate(capped_alloc, D);
+  if (xk_budget_init(&D->mem, XK_DSL_MAX_LUA_MIB, d)) {
+    xk_dsl_close(D);
+    return -1;
+  }
+  lua_State *L = D->L = lua_newstate(xk_budget_alloc, &D->mem);
   if (!L)
     return open_fail(D, d, "cannot create a Lua state (out of memory)");
   /* base, table, string, math: no io, os, package or debug */
@@ -831,7 +819,7 @@ static int open_source(const char *path, const char *text, size_t len,
     return open_fail(D, d,
                      lua_pushfstring(L, "%s: %s (over %d MiB)", path,
                                      lua_tostring(L, -1),
-                                     (int)(MAX_LUA_BYTES >> 20)));
+                                     (int)(D->mem.cap >> 20)));
   if (rc != LUA_OK)
     return open_fail(D, d, lua_tostring(L, -1));
   D->loading = 0;
@@ -1026,15 +1014,20 @@ int xk_dsl_trace(xk_dsl *D, int i, const xk_constexpr *over, int nover,
   names_of(names, sizeof names, e, 1);
   push_proxy(L, "c", "constexpr", names);
   D->ticks = 0;
+  D->mem.ir = f;
   int rc = lua_pcall(L, 2, 0, msgh_idx);
+  if (rc == LUA_ERRMEM) { /* no message handler ran: t.line is the last op's */
+    char why[160];
+    xk_budget_describe(&D->mem, why, sizeof why);
+    xk_diag_set(d, "%s:%d: in kernel '%s': the trace %s, at or after this line",
+                D->path, t.line, e->s.name, why);
+  }
+  D->mem.ir = NULL;
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, XK_REG_TRACE);
   if (rc != LUA_OK) {
     const char *m = lua_tostring(L, -1);
-    if (rc == LUA_ERRMEM)
-      xk_diag_set(d, "%s: in kernel '%s': %s (over %d MiB)", D->path, e->s.name,
-                  m ? m : "", (int)(MAX_LUA_BYTES >> 20));
-    else
+    if (rc != LUA_ERRMEM)
       xk_diag_set(d, "%s", m ? m : "kernel body failed (no message)");
     lua_settop(L, top);
     xk_func_free(f);

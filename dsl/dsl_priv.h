@@ -15,6 +15,21 @@
 #define XK_TILE_MT "xk.tile"    /* metatable of tile userdata */
 #define XK_SHAPE_MT "xk.shape"  /* metatable of x.shape tables (0-based) */
 
+/* mem_budget.c: the memory a kernel file may hold, Lua and IR together */
+#define XK_BUDGET_MAX_MIB 65536
+typedef struct {
+  size_t lua;        /* bytes the Lua state holds */
+  size_t cap;        /* for lua plus ir's heap_bytes */
+  const xk_func *ir; /* the function being traced, or NULL */
+} xk_mem_budget;
+/* default_mib, or XK_DSL_MEM_MIB from the environment (a test's small
+ * cap); -1 + d when that is not a number of MiB. */
+int xk_budget_init(xk_mem_budget *b, size_t default_mib, xk_diag *d);
+size_t xk_budget_used(const xk_mem_budget *b);
+void *xk_budget_alloc(void *ud, void *p, size_t osize, size_t nsize);
+/* "ran out of its N MiB of memory (Lua .., IR ..; ...)" */
+void xk_budget_describe(const xk_mem_budget *b, char *buf, size_t n);
+
 /* The state of one trace: the function being built and where ops go. */
 typedef struct {
   xk_func *f;

@@ -405,12 +405,12 @@ static int l_reduce(lua_State *L) {
 /* --- dot and shape ops ------------------------------------------------- */
 
 /* dot's options: out_dtype (f32, or f16 for f16 inputs) and
- * input_precision ("ieee", "tf32"). The product accumulates in f32 either
- * way: an f16 out_dtype rounds the f32 result once (and an f16 acc is
- * widened), which is at least as accurate as Triton's f16 accumulators
- * (mma with f16 C/D) but not bit-identical to them. tf32 allows a
- * less precise f32 product; f32 dots run on exact FMAs on every target,
- * which satisfies it. */
+ * input_precision ("ieee", "tf32"). An f16 out_dtype accumulates in f16
+ * as Triton's f16 accumulators do (DOT's XK_DOT_ACC_F16: rounded to f16
+ * after every k-block of 16, mma with f16 C/D on tensor cores); the
+ * accumulator flows through the IR widened to f32, each of its values an
+ * f16 one. tf32 allows a less precise f32 product; f32 dots run on exact
+ * FMAs on every target, which satisfies it. */
 static int dot_opts(lua_State *L, xk_trace *t, int idx, int in_dt) {
   if (lua_isnoneornil(L, idx))
     return XK_F32;
@@ -471,7 +471,9 @@ static int l_dot(lua_State *L) {
     acc = xk_cast_to(L, t, acc, XK_F32);
   }
   int o[3] = {a, b, acc};
-  int d = xk_temit(t, XK_OP_DOT, o, 3, r, (xk_attr){0});
+  int d =
+      xk_temit(t, XK_OP_DOT, o, 3, r,
+               (xk_attr){.i = out == XK_F16 ? XK_DOT_ACC_F16 : XK_DOT_ACC_F32});
   push(L, t, xk_cast_to(L, t, d, out));
   return 1;
 }

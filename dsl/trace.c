@@ -16,12 +16,11 @@
  * the lowering allocate without end. */
 #define MAX_NUMEL (1 << 20)
 
-/* The IR lives in C memory, outside the Lua state's allocation cap and
- * cheap in Lua instructions (one `i = i + 1` records an op in a handful),
- * so an endless Lua loop over tiles would grow it until the process
- * aborts. Every op starts in xk_cur, and each op's own memory is bounded
- * (MAX_NUMEL, XK_MAX_RANK, 64 carried values), so capping the op count
- * caps the C side of a trace; real kernels record a few thousand ops. */
+/* The IR is cheap in Lua instructions (one `i = i + 1` records an op in a
+ * handful), so an endless Lua loop over tiles grows it fast. Its C memory
+ * counts against the file's memory budget (mem_budget.c); the op cap gives
+ * the clearer message first at the default budget. Every op starts in
+ * xk_cur; real kernels record a few thousand ops. */
 #define XK_MAX_TRACE_OPS (1 << 18)
 
 typedef struct {

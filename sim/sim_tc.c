@@ -93,6 +93,24 @@ void xk_tc_mma_lane(int dtype, const uint32_t (*a)[4], const uint32_t (*b)[2],
   }
 }
 
+/* XK_DOT_ACC_F16 (ir.h): the 16 products added to the f16 C in f32, in k
+ * order, the sum rounded once to f16. Products of f16 values are exact in
+ * f32, so an FMA chain gives the same sum. */
+void xk_tc_mma_f16acc_lane(const uint32_t (*a)[4], const uint32_t (*b)[2],
+                           const uint32_t (*c)[2], int lane, uint32_t d[2]) {
+  int g = lane / 4, t = lane % 4;
+  uint16_t h[4];
+  for (int q = 0; q < 4; q++) {
+    int row = g + 8 * (q >> 1), col = 2 * t + (q & 1);
+    float acc = elem(XK_F16, c[lane][q >> 1], q & 1);
+    for (int k = 0; k < 16; k++)
+      acc += a_at(XK_F16, a, row, k) * b_at(XK_F16, b, k, col);
+    h[q] = xk_tc_f32_to_f16(acc);
+  }
+  d[0] = (uint32_t)h[0] | (uint32_t)h[1] << 16;
+  d[1] = (uint32_t)h[2] | (uint32_t)h[3] << 16;
+}
+
 void xk_tc_ldmatrix_lane(const uint16_t *const *rows, int n, int trans,
                          int lane, uint32_t *out) {
   for (int q = 0; q < n; q++) {
@@ -138,6 +156,28 @@ void xk_sim_mma_m16n8k16_f16(const uint32_t a[4], const uint32_t b[2],
 void xk_sim_mma_m16n8k16_bf16(const uint32_t a[4], const uint32_t b[2],
                               const float c[4], float d[4]) {
   mma(XK_BF16, a, b, c, d);
+}
+
+typedef struct {
+  uint32_t a[4], b[2], c[2];
+} mma_f16acc_regs;
+
+void xk_sim_mma_m16n8k16_f16acc(const uint32_t a[4], const uint32_t b[2],
+                                const uint32_t c[2], uint32_t d[2]) {
+  mma_f16acc_regs mine;
+  memcpy(mine.a, a, sizeof mine.a);
+  memcpy(mine.b, b, sizeof mine.b);
+  memcpy(mine.c, c, sizeof mine.c);
+  const mma_f16acc_regs *all = xk_sim_warp_exchange(&mine, sizeof mine);
+  uint32_t wa[32][4], wb[32][2], wc[32][2];
+  for (int l = 0; l < 32; l++) {
+    memcpy(wa[l], all[l].a, sizeof wa[l]);
+    memcpy(wb[l], all[l].b, sizeof wb[l]);
+    memcpy(wc[l], all[l].c, sizeof wc[l]);
+  }
+  xk_tc_mma_f16acc_lane((const uint32_t(*)[4])wa, (const uint32_t(*)[2])wb,
+                        (const uint32_t(*)[2])wc, xk_sim_tid() & 31, d);
+  xk_sim_count(XK_SIM_MMA, 1);
 }
 
 void xk_sim_ldmatrix(const void *addr, int32_t n, int32_t trans, int32_t instr,

@@ -1,8 +1,8 @@
 /* Tensor-core and async-copy instructions for the sim target, with the
  * exact fragment semantics of the PTX ISA (mma.m16n8k16 with f16/bf16
- * inputs and f32 accumulation, ldmatrix m8n8 b16, cp.async). The per-lane
- * entry points are called from sim-lowered kernel code on an emulated GPU
- * thread (they are warp collectives over xk_sim_warp_exchange); the
+ * inputs and f32 or f16 accumulation, ldmatrix m8n8 b16, cp.async). The
+ * per-lane entry points are called from sim-lowered kernel code on an emulated
+ * GPU thread (they are warp collectives over xk_sim_warp_exchange); the
  * warp-level cores are plain functions, testable without the emulator. */
 #ifndef XK_SIM_TC_H
 #define XK_SIM_TC_H
@@ -18,6 +18,10 @@
  * half). */
 void xk_tc_mma_lane(int dtype, const uint32_t (*a)[4], const uint32_t (*b)[2],
                     const float (*c)[4], int lane, float d[4]);
+/* The f16-accumulating form (mma...f16.f16.f16.f16): c and d hold two
+ * packed f16 each, rounded as XK_DOT_ACC_F16 (ir.h) defines. */
+void xk_tc_mma_f16acc_lane(const uint32_t (*a)[4], const uint32_t (*b)[2],
+                           const uint32_t (*c)[2], int lane, uint32_t d[2]);
 /* The registers `lane` receives from ldmatrix.x`n` (1, 2, 4) given every
  * lane's row address (lanes 8q..8q+7 address the rows of matrix q). */
 void xk_tc_ldmatrix_lane(const uint16_t *const *rows, int n, int trans,
@@ -31,6 +35,8 @@ void xk_sim_mma_m16n8k16_f16(const uint32_t a[4], const uint32_t b[2],
                              const float c[4], float d[4]);
 void xk_sim_mma_m16n8k16_bf16(const uint32_t a[4], const uint32_t b[2],
                               const float c[4], float d[4]);
+void xk_sim_mma_m16n8k16_f16acc(const uint32_t a[4], const uint32_t b[2],
+                                const uint32_t c[2], uint32_t d[2]);
 /* addr: this lane's row address in shared memory (16-byte aligned; lanes
  * >= 8n pass one too but it is not read); `instr` numbers the access for
  * the bank-conflict counter. */

@@ -12,7 +12,8 @@ bad)
   n=0
   for f in "$src"/tests/bad/*.xk; do
     want=$(sed -n 's/^-- expect: //p' "$f" | head -1)
-    out=$("$gen" "$f" --target host -o "$tmp/o" 2>&1)
+    setenv=$(sed -n '3s/^-- env: //p' "$f")
+    out=$(env $setenv "$gen" "$f" --target host -o "$tmp/o" 2>&1)
     rc=$?
     [ $rc -eq 1 ] || fail "$f: exit $rc (want 1): $out"
     name=$(basename "$f")

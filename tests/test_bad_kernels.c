@@ -1,6 +1,7 @@
 /* Malformed kernels: each tests/bad/NAME.xk starts with
  *   -- expect: SUBSTRING
  *   -- line: LINE
+ *   -- env: NAME=VALUE     (optional: set while the file is opened and traced)
  * (the xkvgen CLI test reads the same header) and opening it, then tracing
  * every kernel, must fail with a message that names NAME.xk:LINE and contains
  * SUBSTRING; never crash. */
@@ -53,19 +54,29 @@ START_TEST(bad_files) {
     size_t len = strlen(ent->d_name);
     if (len < 4 || strcmp(ent->d_name + len - 3, ".xk"))
       continue;
-    char path[512], head[512] = {0}, second[64] = {0};
+    char path[512], head[512] = {0}, second[64] = {0}, third[128] = {0};
     snprintf(path, sizeof path, "%s/%s", BAD_DIR, ent->d_name);
     FILE *fp = fopen(path, "r");
     ck_assert_ptr_nonnull(fp);
     ck_assert_ptr_nonnull(fgets(head, sizeof head, fp));
     ck_assert_ptr_nonnull(fgets(second, sizeof second, fp));
+    char env[128] = {0};
+    if (fgets(third, sizeof third, fp))
+      sscanf(third, "-- env: %127s", env);
     fclose(fp);
+    char *eq = strchr(env, '=');
+    if (eq) {
+      *eq = 0;
+      setenv(env, eq + 1, 1);
+    }
     head[strcspn(head, "\n")] = 0;
     int line = 0, off = 0;
     sscanf(head, "-- expect: %n", &off);
     ck_assert_msg(off > 0 && sscanf(second, "-- line: %d", &line) == 1,
                   "%s: bad header '%s' '%s'", ent->d_name, head, second);
     check_bad(path, ent->d_name, line, head + off);
+    if (eq)
+      unsetenv(env);
     n++;
   }
   closedir(dir);

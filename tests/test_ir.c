@@ -258,6 +258,15 @@ static xk_func *broken_new_op(int which) {
     xk_emit(f, 0, XK_OP_FMA, o, 3, t8, a, L7);
     break;
   }
+  case 3: { /* f16 accumulation of f32 inputs */
+    int32_t s88[2] = {8, 8};
+    xk_type m = xk_type_tile(XK_F32, 2, s88);
+    int y = cst_i(f, 0, m, 0);
+    int o[3] = {y, y, y};
+    a.i = XK_DOT_ACC_F16;
+    xk_emit(f, 0, XK_OP_DOT, o, 3, m, a, L7);
+    break;
+  }
   default: { /* atomic max on f32 memory */
     int pt = xk_emit(f, 0, XK_OP_BROADCAST, &p, 1,
                      (xk_type){XK_PTR, XK_F32, 1, {8}}, a, L7);
@@ -271,7 +280,8 @@ static xk_func *broken_new_op(int which) {
 
 START_TEST(verifier_rejects_new_ops) {
   static const char *const why[] = {"xorperm mask", "shift amount",
-                                    "fma operands", "atomics on i32"};
+                                    "fma operands", "f16 accumulation needs",
+                                    "atomics on i32"};
   xk_func *f = broken_new_op(_i);
   xk_diag d = {{0}};
   ck_assert_int_eq(xk_func_verify(f, &d), -1);
@@ -381,7 +391,7 @@ int main(void) {
   tcase_add_test(tc, cse_merges_across_scopes_only_downward);
   tcase_add_loop_test(tc, verifier_rejects_with_location, 0, 9);
   tcase_add_test(tc, barriers_survive_passes);
-  tcase_add_loop_test(tc, verifier_rejects_new_ops, 0, 4);
+  tcase_add_loop_test(tc, verifier_rejects_new_ops, 0, 5);
   tcase_add_test(tc, unused_atomic_survives_passes);
   tcase_add_test(tc, grid_rules);
   tcase_add_loop_test(tc, printer_golden, 0,

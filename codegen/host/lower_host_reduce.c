@@ -148,6 +148,10 @@ static int dot_operand(xk_hl *h, int v, LLVMValueRef *buf,
   return 0;
 }
 
+static LLVMValueRef round_f16(xk_hl *h, LLVMValueRef x) {
+  return xk_hl_to_f32(h, xk_hl_from_f32(h, x, XK_F16), XK_F16);
+}
+
 int xk_hl_dot(xk_hl *h, const xk_op *op) {
   if (op->nopnd != 3)
     return xk_hl_err(h, op, "expects (a, b, acc)");
@@ -170,10 +174,30 @@ int xk_hl_dot(xk_hl *h, const xk_op *op) {
     return xk_hl_err(h, op, "out of memory");
   LLVMValueRef res = r->v;
   xk_hl_copy_into(h, res, op->opnd[2]);
-  /* i, k, j order: the j loop streams a row of b and of the result */
+  int f16acc = op->attr.i == XK_DOT_ACC_F16;
+  if (f16acc) {
+    xk_hloop l;
+    LLVMValueRef e = xk_hl_loop_begin(h, &l, M * N);
+    st(h, h->t_f32, res, e, round_f16(h, ld(h, h->t_f32, res, e)));
+    xk_hl_loop_end(h, &l);
+  }
+  /* i, k, j order: the j loop streams a row of b and of the result; the
+   * k order within a block is the one XK_DOT_ACC_F16 rounds after */
   xk_hloop li, lk, lj;
   LLVMValueRef i = xk_hl_loop_begin(h, &li, M);
   LLVMValueRef k = xk_hl_loop_begin(h, &lk, K);
+  LLVMValueRef kend = NULL;
+  if (f16acc) {
+    LLVMTypeRef kt = LLVMTypeOf(k);
+    LLVMValueRef last = LLVMBuildICmp(
+        h->b, LLVMIntEQ,
+        LLVMBuildAnd(h->b, k, LLVMConstInt(kt, XK_DOT_ACC_BLOCK - 1, 0), ""),
+        LLVMConstInt(kt, XK_DOT_ACC_BLOCK - 1, 0), "");
+    kend = LLVMBuildOr(h->b, last,
+                       LLVMBuildICmp(h->b, LLVMIntEQ, k,
+                                     LLVMConstInt(kt, (uint64_t)K - 1, 0), ""),
+                       "");
+  }
   LLVMValueRef aik = as ? as : ld(h, h->t_f32, ab, ix(h, i, K, k));
   LLVMValueRef j = xk_hl_loop_begin(h, &lj, N);
   LLVMValueRef bkj = bs ? bs : ld(h, h->t_f32, bb, ix(h, k, N, j));
@@ -182,6 +206,8 @@ int xk_hl_dot(xk_hl *h, const xk_op *op) {
   LLVMValueRef s = LLVMBuildFAdd(h->b, ld(h, h->t_f32, res, ri), p, "");
   LLVMSetFastMathFlags(p, LLVMFastMathAllowContract);
   LLVMSetFastMathFlags(s, LLVMFastMathAllowContract);
+  if (kend)
+    s = LLVMBuildSelect(h->b, kend, round_f16(h, s), s, "");
   st(h, h->t_f32, res, ri, s);
   xk_hl_loop_end(h, &lj);
   xk_hl_loop_end(h, &lk);

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *xk_grow(void *p, int *cap, int need, size_t elt) {
+/* Grows p to hold `need` elements, adding what it allocates to f's
+ * heap_bytes. */
+static void *xk_grow(xk_func *f, void *p, int *cap, int need, size_t elt) {
   if (need <= *cap)
     return p;
   int c = *cap ? *cap : 16;
@@ -16,6 +18,7 @@ static void *xk_grow(void *p, int *cap, int need, size_t elt) {
   if (!q)
     abort(); /* out of memory while building IR: nothing sane to return */
   memset((char *)q + (size_t)*cap * elt, 0, (size_t)(c - *cap) * elt);
+  f->heap_bytes += (size_t)(c - *cap) * elt;
   *cap = c;
   return q;
 }
@@ -164,7 +167,7 @@ void xk_func_free(xk_func *f) {
 
 static int new_value(xk_func *f, xk_type t, int def_op, int def_block) {
   f->values =
-      xk_grow(f->values, &f->cap_values, f->nvalues + 1, sizeof *f->values);
+      xk_grow(f, f->values, &f->cap_values, f->nvalues + 1, sizeof *f->values);
   xk_value *v = &f->values[f->nvalues];
   v->type = t;
   v->def_op = def_op;
@@ -174,7 +177,7 @@ static int new_value(xk_func *f, xk_type t, int def_op, int def_block) {
 
 int xk_block_new(xk_func *f, int parent_op) {
   f->blocks =
-      xk_grow(f->blocks, &f->cap_blocks, f->nblocks + 1, sizeof *f->blocks);
+      xk_grow(f, f->blocks, &f->cap_blocks, f->nblocks + 1, sizeof *f->blocks);
   f->blocks[f->nblocks].parent_op = parent_op;
   return f->nblocks++;
 }
@@ -185,6 +188,7 @@ int xk_block_add_arg(xk_func *f, int block, xk_type t) {
   if (!a)
     abort();
   b->args = a;
+  f->heap_bytes += sizeof *a;
   int v = new_value(f, t, -1, block);
   f->blocks[block].args[f->blocks[block].nargs++] = v;
   return v;
@@ -217,6 +221,7 @@ int xk_func_add_str(xk_func *f, const char *s) {
     abort();
   f->strs = v;
   f->strs[f->nstrs] = xk_strdup(s);
+  f->heap_bytes += sizeof *v + strlen(s) + 1;
   return f->nstrs++;
 }
 
@@ -243,16 +248,19 @@ void xk_const_format(const xk_constexpr *c, char *buf, size_t n) {
 
 int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
               const xk_type *res, int nres, xk_attr attr, xk_loc loc) {
-  f->ops = xk_grow(f->ops, &f->cap_ops, f->nops + 1, sizeof *f->ops);
+  f->ops = xk_grow(f, f->ops, &f->cap_ops, f->nops + 1, sizeof *f->ops);
   int id = f->nops++;
   xk_op *op = &f->ops[id];
   op->code = (uint16_t)code;
   op->nopnd = nopnd;
   op->opnd = nopnd ? malloc((size_t)nopnd * sizeof(int)) : NULL;
-  if (nopnd)
-    memcpy(op->opnd, opnd, (size_t)nopnd * sizeof(int));
   op->nres = nres;
   op->res = nres ? malloc((size_t)nres * sizeof(int)) : NULL;
+  if ((nopnd && !op->opnd) || (nres && !op->res))
+    abort();
+  if (nopnd)
+    memcpy(op->opnd, opnd, (size_t)nopnd * sizeof(int));
+  f->heap_bytes += (size_t)(nopnd + nres) * sizeof(int);
   op->body = -1;
   op->orelse = -1;
   op->block = block;
@@ -263,7 +271,7 @@ int xk_op_new(xk_func *f, int block, xk_opcode code, const int *opnd, int nopnd,
     f->ops[id].res[i] = v;
   }
   xk_block *b = &f->blocks[block];
-  b->ops = xk_grow(b->ops, &b->cap, b->nops + 1, sizeof *b->ops);
+  b->ops = xk_grow(f, b->ops, &b->cap, b->nops + 1, sizeof *b->ops);
   b->ops[b->nops++] = id;
   return id;
 }
@@ -276,6 +284,7 @@ int xk_op_add_result(xk_func *f, int op, xk_type t) {
     abort();
   o->res = r;
   o->res[o->nres++] = v;
+  f->heap_bytes += sizeof *r;
   return v;
 }
 

@@ -87,7 +87,13 @@ typedef enum {
   XK_OP_XORPERM,
   XK_OP_TRANS,  /* attr.perm: result dim i = operand dim perm[i] */
   XK_OP_REDUCE, /* attr.axis, attr.red: drops the axis */
-  XK_OP_DOT,    /* (a [M,K], b [K,N], acc f32 [M,N]) -> f32 [M,N] */
+  /* (a [M,K], b [K,N], acc f32 [M,N]) -> f32 [M,N]; attr.i =
+   * XK_DOT_ACC_F16 (f16 a, b only) keeps the sum in f16: acc rounds to f16
+   * on entry and the running sum after each k-block of 16 (k = 16j ..
+   * 16j+15; the last may be shorter), each block summed in f32 in k order.
+   * One block is one mma.m16n8k16 with f16 C/D, whose internal sum PTX
+   * leaves unspecified; the sim and the host define it so. */
+  XK_OP_DOT,
   /* memory */
   XK_OP_LOAD,       /* (ptr, [mask], [other]); attr.has_mask/has_other */
   XK_OP_STORE,      /* (ptr, value, [mask]); no result */
@@ -117,6 +123,9 @@ typedef enum {
   XK_OP_EXIT,
   XK_NOPS
 } xk_opcode;
+
+enum { XK_DOT_ACC_F32, XK_DOT_ACC_F16 }; /* DOT's attr.i */
+#define XK_DOT_ACC_BLOCK 16
 
 typedef enum { XK_EQ, XK_NE, XK_LT, XK_LE, XK_GT, XK_GE } xk_pred;
 typedef enum { XK_RED_SUM, XK_RED_MAX, XK_RED_MIN } xk_red;
@@ -231,6 +240,9 @@ typedef struct xk_func {
   int nblocks, cap_blocks;
   char **strs; /* string attributes (PRINT's prefix), by index */
   int nstrs;
+  /* bytes of C memory the arrays above have allocated (capacities), kept
+   * by ir.c: what a trace's memory cap counts of the IR */
+  size_t heap_bytes;
 } xk_func;
 
 /* types */

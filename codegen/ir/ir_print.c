@@ -92,6 +92,10 @@ static void put_attr(printer *p, const xk_func *f, const xk_op *op) {
     put(p, "]");
     break;
   }
+  case XK_OP_DOT:
+    if (a->i == XK_DOT_ACC_F16)
+      put(p, " acc=f16");
+    break;
   case XK_OP_PRINT: /* the prefix is the user's text, printed as is */
     put(p, " \"%s\"", f->strs[op->attr.i]);
     break;

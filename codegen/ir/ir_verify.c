@@ -219,6 +219,9 @@ static int check_dot(verifier *v, const xk_op *op) {
            c.shape[1] == b.shape[1],
        "accumulator must be f32 [M,N]");
   NEED(xk_type_eq(c, r), "result must be f32 [M,N]");
+  NEED(op->attr.i == XK_DOT_ACC_F32 ||
+           (op->attr.i == XK_DOT_ACC_F16 && a.dtype == XK_F16),
+       "f16 accumulation needs f16 inputs");
   return 0;
 }
 

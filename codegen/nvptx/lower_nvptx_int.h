@@ -50,14 +50,16 @@ typedef struct {
   /* Tensor cores and async copies (NULL: dots run on FMAs, loop loads on
    * ordinary loads). ldmatrix: `n` (1, 2, 4) 8x8 b16 matrices whose rows
    * lanes 8q..8q+7 address in shared memory, optionally transposed; out[q]
-   * is an i32 (two b16). mma: m16n8k16 row.col with f32 accumulate on
-   * `dtype` (XK_F16, XK_BF16) inputs, a = 4, b = 2 i32 fragment registers,
-   * c and d 4 floats. cp_async: copies src_bytes (i32, 0..bytes) from
-   * global `src` to shared `dst` and zero-fills up to bytes (4, 8, 16);
-   * visible after cp_async_wait(n) leaves at most n newer groups pending. */
+   * is an i32 (two b16). mma: m16n8k16 row.col on `dtype` (XK_F16,
+   * XK_BF16) inputs accumulating as `acc` (XK_DOT_ACC_*; f16 only for f16
+   * inputs), a = 4, b = 2 i32 fragment registers, c and d 4 floats (an f16
+   * accumulator packs them into two f16x2 registers and back). cp_async: copies
+   * src_bytes (i32, 0..bytes) from global `src` to shared `dst` and zero-fills
+   * up to bytes (4, 8, 16); visible after cp_async_wait(n) leaves at most n
+   * newer groups pending. */
   void (*ldmatrix)(nv *s, LLVMValueRef addr, int n, int trans,
                    LLVMValueRef *out);
-  void (*mma)(nv *s, int dtype, LLVMValueRef *a, LLVMValueRef *b,
+  void (*mma)(nv *s, int dtype, int acc, LLVMValueRef *a, LLVMValueRef *b,
               LLVMValueRef *c, LLVMValueRef *d);
   void (*cp_async)(nv *s, LLVMValueRef dst, LLVMValueRef src, int bytes,
                    LLVMValueRef src_bytes);
@@ -268,6 +270,10 @@ static inline int nv_dot_pitch(int cols, int esz) {
  * accumulator layout when `dot` runs on them (1), else 0. */
 int nv_mma_layout(nv *s, const xk_op *dot, xk_layout *l);
 int nv_lower_dot_mma(nv *s, const xk_op *op, const xk_layout *lc);
+/* An f16 mma accumulator register: two f32 values rounded to one
+ * <2 x half> (lo in the low half), and back. */
+LLVMValueRef nv_pack_f16x2(nv *s, LLVMValueRef lo, LLVMValueRef hi);
+void nv_unpack_f16x2(nv *s, LLVMValueRef v, LLVMValueRef *out);
 /* Element offset of (row, col) in swizzled tile z (xk_swizzle_offset). */
 LLVMValueRef nv_swz_off(nv *s, const xk_swizzle *z, LLVMValueRef row,
                         LLVMValueRef col);
@@ -289,7 +295,7 @@ LLVMValueRef nv_ptx_atomic(nv *s, int rmw, int sem, int scope, int dtype,
  * fields of the same names), calling sim_tc.c */
 void nv_sim_ldmatrix(nv *s, LLVMValueRef addr, int n, int trans,
                      LLVMValueRef *out);
-void nv_sim_mma(nv *s, int dtype, LLVMValueRef *a, LLVMValueRef *b,
+void nv_sim_mma(nv *s, int dtype, int acc, LLVMValueRef *a, LLVMValueRef *b,
                 LLVMValueRef *c, LLVMValueRef *d);
 void nv_sim_cp_async(nv *s, LLVMValueRef dst, LLVMValueRef src, int bytes,
                      LLVMValueRef src_bytes);

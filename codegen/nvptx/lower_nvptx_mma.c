@@ -1,7 +1,8 @@
 /* dot on tensor cores: A [M,K] and B [K,N] staged in swizzled shared
  * memory, fragments loaded with ldmatrix (x4; B transposed), and
- * mma.sync m16n8k16 (f16/bf16 in, f32 accumulate) into the accumulator
- * layout of layout.h (xk_layout_mma). */
+ * mma.sync m16n8k16 (f16/bf16 in, f32 accumulate; or f16 in and f16
+ * accumulate, XK_DOT_ACC_F16) into the accumulator layout of layout.h
+ * (xk_layout_mma), which is the same for both accumulator types. */
 #include "lower_nvptx_int.h"
 
 #include <string.h>
@@ -26,15 +27,43 @@ int nv_mma_layout(nv *s, const xk_op *dot, xk_layout *l) {
   return xk_layout_mma(l, shape, s->nw) == 0;
 }
 
+LLVMValueRef nv_pack_f16x2(nv *s, LLVMValueRef lo, LLVMValueRef hi) {
+  LLVMTypeRef h = LLVMHalfTypeInContext(s->ctx);
+  LLVMValueRef v = LLVMGetUndef(LLVMVectorType(h, 2));
+  v = LLVMBuildInsertElement(s->b, v, LLVMBuildFPTrunc(s->b, lo, h, ""),
+                             nv_i32(s, 0), "");
+  return LLVMBuildInsertElement(s->b, v, LLVMBuildFPTrunc(s->b, hi, h, ""),
+                                nv_i32(s, 1), "");
+}
+
+void nv_unpack_f16x2(nv *s, LLVMValueRef v, LLVMValueRef *out) {
+  for (int e = 0; e < 2; e++)
+    out[e] =
+        LLVMBuildFPExt(s->b, LLVMBuildExtractElement(s->b, v, nv_i32(s, e), ""),
+                       LLVMFloatTypeInContext(s->ctx), "");
+}
+
+/* The DOT producing a loop's carried value i, seen through the cast of an
+ * f16 accumulator (dot ... acc=f16 then x:to(f16)), whose registers keep
+ * the dot's layout. */
+static const xk_op *carried_dot(nv *s, int v) {
+  int d = s->f->values[v].def_op;
+  if (d < 0)
+    return NULL;
+  const xk_op *op = &s->f->ops[d];
+  if (op->code == XK_OP_CAST && s->f->values[op->opnd[0]].def_op >= 0)
+    op = &s->f->ops[s->f->values[op->opnd[0]].def_op];
+  return op->code == XK_OP_DOT ? op : NULL;
+}
+
 int nv_carried_layout(nv *s, const xk_op *loop, int i, xk_layout *l) {
   const xk_block *b = &s->f->blocks[loop->body];
   for (int k = b->nops - 1; k >= 0; k--) {
     const xk_op *y = &s->f->ops[b->ops[k]];
     if (y->dead || y->code != XK_OP_YIELD)
       continue;
-    if (i >= y->nopnd || s->f->values[y->opnd[i]].def_op < 0)
-      return 0;
-    return nv_mma_layout(s, &s->f->ops[s->f->values[y->opnd[i]].def_op], l);
+    const xk_op *dot = i < y->nopnd ? carried_dot(s, y->opnd[i]) : NULL;
+    return dot && nv_mma_layout(s, dot, l);
   }
   return 0;
 }
@@ -207,7 +236,7 @@ int nv_lower_dot_mma(nv *s, const xk_op *op, const xk_layout *lc) {
         LLVMValueRef c[4], d[4];
         for (int q = 0; q < 4; q++)
           c[q] = out[xk_mma_acc_reg(lc, i, j, q)];
-        s->pr->mma(s, dt, &fa[4 * i], &fb[2 * j], c, d);
+        s->pr->mma(s, dt, (int)op->attr.i, &fa[4 * i], &fb[2 * j], c, d);
         /* a warp holding one row register drops the duplicate half */
         for (int q = 0; q < (x.t.row_regs > 1 ? 4 : 2); q++)
           out[xk_mma_acc_reg(lc, i, j, q)] = d[q];

@@ -139,14 +139,24 @@ static void p_ldmatrix(nv *s, LLVMValueRef addr, int n, int trans,
 }
 
 /* LLVM names m16n8k16 by its D and C types: f16 inputs take <2 x half>
- * registers, bf16 inputs i32. */
-static void p_mma(nv *s, int dt, LLVMValueRef *a, LLVMValueRef *b,
+ * registers, bf16 inputs i32; an f16 C/D is two <2 x half>. */
+static void p_mma(nv *s, int dt, int acc, LLVMValueRef *a, LLVMValueRef *b,
                   LLVMValueRef *c, LLVMValueRef *d) {
   LLVMValueRef args[10];
   LLVMTypeRef h2 = LLVMVectorType(LLVMHalfTypeInContext(s->ctx), 2);
   for (int i = 0; i < 6; i++) {
     LLVMValueRef x = i < 4 ? a[i] : b[i - 4];
     args[i] = dt == XK_F16 ? LLVMBuildBitCast(s->b, x, h2, "") : x;
+  }
+  if (acc == XK_DOT_ACC_F16) {
+    args[6] = nv_pack_f16x2(s, c[0], c[1]);
+    args[7] = nv_pack_f16x2(s, c[2], c[3]);
+    LLVMValueRef r = nv_call(s, "llvm.nvvm.mma.m16n8k16.row.col.f16.f16",
+                             struct_of(s, h2, 2), args, 8);
+    for (int q = 0; q < 2; q++)
+      nv_unpack_f16x2(s, LLVMBuildExtractValue(s->b, r, (unsigned)q, ""),
+                      &d[2 * q]);
+    return;
   }
   for (int i = 0; i < 4; i++)
     args[6 + i] = c[i];

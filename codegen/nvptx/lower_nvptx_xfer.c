@@ -430,6 +430,10 @@ static void limit_unroll(nv *s, LLVMValueRef br, int count) {
                   LLVMMetadataAsValue(s->ctx, loop));
 }
 
+static LLVMValueRef round_f16(nv *s, LLVMValueRef x) {
+  return nv_ext_f32(s, XK_F16, nv_trunc_from_f32(s, XK_F16, x));
+}
+
 int nv_lower_dot(nv *s, const xk_op *op) {
   xk_type at = xk_vtype(s->f, op->opnd[0]), bt = xk_vtype(s->f, op->opnd[1]);
   int M = at.shape[0], K = at.shape[1], N = bt.shape[1], dt = at.dtype;
@@ -479,6 +483,13 @@ int nv_lower_dot(nv *s, const xk_op *op) {
     if (i < d1.nregs)
       bcol[i] = c[1];
   }
+  int f16acc = op->attr.i == XK_DOT_ACC_F16;
+  if (f16acc) { /* XK_DOT_ACC_F16 rounds the accumulator on entry */
+    LLVMValueRef *r16 = nv_alloc(s, (size_t)n * sizeof *r16);
+    for (int r = 0; r < n; r++)
+      r16[r] = round_f16(s, acc[r]);
+    acc = r16;
+  }
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(s->b);
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(s->ctx, s->fn, "dot");
   LLVMBasicBlockRef done =
@@ -493,6 +504,17 @@ int nv_lower_dot(nv *s, const xk_op *op) {
     ph[r] = LLVMBuildPhi(s->b, f32, "");
     LLVMAddIncoming(ph[r], &acc[r], &pre, 1);
   }
+  /* XK_DOT_ACC_F16 rounds after the last k of each block */
+  LLVMValueRef kend =
+      f16acc
+          ? LLVMBuildOr(
+                s->b,
+                LLVMBuildICmp(
+                    s->b, LLVMIntEQ,
+                    LLVMBuildAnd(s->b, kv, nv_i32(s, XK_DOT_ACC_BLOCK - 1), ""),
+                    nv_i32(s, XK_DOT_ACC_BLOCK - 1), ""),
+                LLVMBuildICmp(s->b, LLVMIntEQ, kv, nv_i32(s, K - 1), ""), "")
+          : NULL;
   LLVMValueRef *av = nv_alloc(s, (size_t)d0.nregs * sizeof *av);
   LLVMValueRef *bv = nv_alloc(s, (size_t)d1.nregs * sizeof *bv);
   LLVMValueRef kn = LLVMBuildMul(s->b, kv, nv_i32(s, ldb), "");
@@ -512,6 +534,8 @@ int nv_lower_dot(nv *s, const xk_op *op) {
     xk_layout_reg_split(&lc, r, rd);
     LLVMValueRef args[3] = {av[rd[0]], bv[rd[1]], ph[r]};
     out[r] = nv_call(s, "llvm.fma.f32", f32, args, 3);
+    if (kend)
+      out[r] = LLVMBuildSelect(s->b, kend, round_f16(s, out[r]), out[r], "");
   }
   nv_note_count(s, XK_SIM_FMA, n);
   LLVMValueRef knext = LLVMBuildAdd(s->b, kv, nv_i32(s, 1), "");

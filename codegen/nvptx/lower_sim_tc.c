@@ -35,10 +35,26 @@ void nv_sim_ldmatrix(nv *s, LLVMValueRef addr, int n, int trans,
   get(s, i32, buf, out, n);
 }
 
-void nv_sim_mma(nv *s, int dtype, LLVMValueRef *a, LLVMValueRef *b,
+void nv_sim_mma(nv *s, int dtype, int acc, LLVMValueRef *a, LLVMValueRef *b,
                 LLVMValueRef *c, LLVMValueRef *d) {
   LLVMTypeRef i32 = LLVMInt32TypeInContext(s->ctx);
   LLVMTypeRef f32 = LLVMFloatTypeInContext(s->ctx);
+  if (acc == XK_DOT_ACC_F16) { /* the packed registers of the PTX form */
+    LLVMValueRef cr[2], dr[2];
+    for (int q = 0; q < 2; q++)
+      cr[q] = LLVMBuildBitCast(s->b, nv_pack_f16x2(s, c[2 * q], c[2 * q + 1]),
+                               i32, "");
+    LLVMValueRef dp = slot(s, i32, 2);
+    LLVMValueRef args[4] = {put(s, i32, a, 4), put(s, i32, b, 2),
+                            put(s, i32, cr, 2), dp};
+    nv_call(s, "xk_sim_mma_m16n8k16_f16acc", LLVMVoidTypeInContext(s->ctx),
+            args, 4);
+    get(s, i32, dp, dr, 2);
+    LLVMTypeRef h2 = LLVMVectorType(LLVMHalfTypeInContext(s->ctx), 2);
+    for (int q = 0; q < 2; q++)
+      nv_unpack_f16x2(s, LLVMBuildBitCast(s->b, dr[q], h2, ""), &d[2 * q]);
+    return;
+  }
   LLVMValueRef dp = slot(s, f32, 4);
   LLVMValueRef args[4] = {put(s, i32, a, 4), put(s, i32, b, 2),
                           put(s, f32, c, 4), dp};
