@@ -60,16 +60,6 @@ static void fail(xkv_cache *c) {
   exit(1);
 }
 
-/* empties layer 0's SR reuse cache: the next step rebuilds every chunk */
-static void forget(xkv_cache *c) {
-  xkv_sr_layer *sr = &c->layers[0].sr;
-  int hk = c->cfg.n_kv_heads;
-  for (int i = 0; i < hk * sr->nsel; i++)
-    sr->slot_chunk[i] = -1;
-  for (int i = 0; i < hk * sr->nsc; i++)
-    sr->chunk_slot[i] = sr->chunk_slot[i] == -2 ? -2 : -1;
-}
-
 /* ms per call of xkv_attention on layer 0, median of reps after a warm-up
  * call; cold: the SR reuse cache emptied before each */
 static double time_attn(xkv_cache *c, const float *q, float *out, int pos,
@@ -78,8 +68,8 @@ static double time_attn(xkv_cache *c, const float *q, float *out, int pos,
   if (xkv_attention(c, 0, q, pos, out) || xkv_sync(c->ctx))
     fail(c);
   for (int r = 0; r < 9; r++) {
-    if (cold && c->layers[0].sr.lm)
-      forget(c);
+    if (cold && c->layers[0].sr.lm && xkv_cache_sr_forget(c, 0))
+      fail(c);
     double t0 = now_ms();
     if (xkv_attention(c, 0, q, pos, out) || xkv_sync(c->ctx))
       fail(c);
@@ -122,6 +112,7 @@ static xkv_cache *make(xkv_context *ctx, const shape *s, int L, int exact,
     y->kx = rand_dev(ctx, (size_t)(L + 1) * hd, dt, seed);
     y->vx = rand_dev(ctx, (size_t)(L + 1) * hd, dt, seed);
     y->n_exact = L;
+    c->groups[0].exact = 1; /* what prefill marks on an exact cache */
     return c;
   }
   xkv_group *g = &c->groups[0];
