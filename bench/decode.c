@@ -14,7 +14,9 @@
  * usage: decode [rank_k rank_v [out.csv]]; XKV_BENCH_SHAPE=llama8b gives
  * Llama-3.1-8B shapes (32/8 heads, d = 128, 32 layers, rank 384/576);
  * XKV_BENCH_DEVICE (default cpu) picks the device, e.g. cuda on a lent GPU;
- * XKV_BENCH_LENGTHS="16384,32768" overrides the context lengths. */
+ * XKV_BENCH_LENGTHS="16384,32768" overrides the context lengths;
+ * XKV_SR_SELECT=host times SR selecting on the host (the device path is
+ * the default). */
 #include "../runtime/xkv_cache_int.h"
 #include "cli.h"
 #include "results_file.h"
@@ -133,8 +135,8 @@ static xkv_cache *make(xkv_context *ctx, const shape *s, int L, int exact,
 /* Algorithmic bytes one layer's step moves, reading every operand once:
  * K and V, or the factors plus the f32 scores of the low-rank split kernel
  * (written, read and rewritten as probabilities, read for P^T A_v); for SR
- * the landmarks and their scores (written, softmaxed, read back to the
- * host), the exact rows attended, and when cold the factor rows of every
+ * the landmarks and their scores (written, softmaxed, read by the
+ * selection), the exact rows attended, and when cold the factor rows of every
  * rebuilt chunk, B_k/B_v and the rows written. The split partials are
  * negligible (Hq x splits x d). */
 static double step_bytes(const shape *s, const xkv_cache *c, int L, int exact,

@@ -198,12 +198,14 @@ xkv_status xkv_cache_create(xkv_context *ctx, const xkv_cache_config *cfg,
   xkv_status s = check_config(ctx, cfg);
   if (s)
     return s;
-  /* where SR selects: the host path stays for comparison */
+  /* where SR selects: XKV_SR_SELECT, else on the device unless the device
+   * is the CPU (there the device's memory is the host's, so no round trip
+   * exists to save, and the C selection is faster than the kernel) */
   const char *where = getenv("XKV_SR_SELECT");
   if (where && *where && strcmp(where, "host") && strcmp(where, "device"))
     return rt_err(ctx, XKV_ERR_INVALID,
                   "xkv_cache_create: XKV_SR_SELECT must be host or device "
-                  "(unset: device), not '%s'",
+                  "(unset: device, host on the CPU device), not '%s'",
                   where);
   xkv_cache *c = calloc(1, sizeof *c);
   if (!c)
@@ -216,7 +218,6 @@ xkv_status xkv_cache_create(xkv_context *ctx, const xkv_cache_config *cfg,
     f->sr_local_window = f->sr_local_window ? f->sr_local_window : 64;
     f->sr_outlier_frac = f->sr_outlier_frac > 0 ? f->sr_outlier_frac : 0.01f;
   }
-  c->sr_host = where && !strcmp(where, "host");
   c->sr_last_layer = -1;
   c->elem = cfg->dtype == XKV_F32 ? 4 : 2;
   c->n_groups = (cfg->n_layers + cfg->group - 1) / cfg->group;
@@ -228,6 +229,8 @@ xkv_status xkv_cache_create(xkv_context *ctx, const xkv_cache_config *cfg,
   s = s ? s : xkv_device_get_info(ctx, &di);
   c->units = s ? 1 : di.units;
   c->kind = s ? XKV_DEVICE_CPU : di.kind;
+  c->sr_host =
+      where && *where ? !strcmp(where, "host") : c->kind == XKV_DEVICE_CPU;
   s = s ? s : register_kernels(ctx, &di);
   s = s ? s : find_kernels(c);
   s = s ? s : rope_tables(c);

@@ -45,9 +45,10 @@ typedef struct {
    * hits and misses so far [Hkv, 2] i64, the tables slot_chunk and
    * chunk_slot above on the device, the last step's misses and hits [2,
    * Hkv], its (head, chunk, slot) lists [Hkv, nsel, 3], and the kernel's
-   * scratch for the keys [Hkv, nsc] and the free slots [Hkv, nsel] */
+   * scratch for the keys [Hkv, nsc], the free slots [Hkv, nsel] and the
+   * top-k's histogram [Hkv, 256] */
   int64_t *tot;
-  int *sc_dev, *cs_dev, *cnt, *list, *key, *fre;
+  int *sc_dev, *cs_dev, *cnt, *list, *key, *fre, *hist;
 } xkv_sr_layer;
 
 typedef struct {
@@ -94,9 +95,9 @@ struct xkv_cache {
   size_t sr_probs_cap;
   int sr_steps, sr_last_hit, sr_last_rebuilt;
   uint64_t sr_hit, sr_rebuilt;
-  /* 1: SR selects on the host (XKV_SR_SELECT=host), as it did before the
-   * device path, for comparison; 0: on the device, the layer of the last
-   * step in sr_last_layer (its counts stay on the device) */
+  /* 1: SR selects on the host (XKV_SR_SELECT=host; the CPU device's
+   * default), as it did before the device path; 0: on the device, the
+   * layer of the last step in sr_last_layer (its counts stay there) */
   int sr_host, sr_last_layer;
 };
 

@@ -13,7 +13,7 @@
 /* the i32 words of the state after tot, in the order of xkv_sr_layer */
 static size_t words(const xkv_cache *c, const xkv_sr_layer *sr) {
   size_t hk = (size_t)c->cfg.n_kv_heads;
-  return hk * sr->nsel * 5 + hk * sr->nsc * 2 + 2 * hk;
+  return hk * sr->nsel * 5 + hk * sr->nsc * 2 + hk * 258;
 }
 
 xkv_status xkv_cache_sr_dev_init(xkv_cache *c, int l) {
@@ -29,6 +29,7 @@ xkv_status xkv_cache_sr_dev_init(xkv_cache *c, int l) {
   sr->list = sr->cnt + 2 * hk;
   sr->key = sr->list + hk * sr->nsel * 3;
   sr->fre = sr->key + hk * sr->nsc;
+  sr->hist = sr->fre + hk * sr->nsel;
   int64_t *zero = calloc(hk * 2 + 2 * hk, sizeof *zero);
   if (!zero)
     return rt_err(c->ctx, XKV_ERR_OUT_OF_MEMORY,
@@ -59,11 +60,12 @@ xkv_status xkv_cache_sr_dev_select(xkv_cache *c, int l) {
                  xkv_arg_ptr(XKV_I32, sr->list),
                  xkv_arg_ptr(XKV_I32, sr->cnt),
                  xkv_arg_ptr(XKV_I64, sr->tot),
+                 xkv_arg_ptr(XKV_I32, sr->hist),
                  xkv_arg_i32(sr->nsc),
                  xkv_arg_i32(sr->nsel),
                  xkv_arg_i32(c->cfg.n_heads / hk),
                  xkv_arg_i32(hk)};
-  xkv_status s = xkv_launch(c->ctx, c->k.sr_select, NULL, a, 13, NULL);
+  xkv_status s = xkv_launch(c->ctx, c->k.sr_select, NULL, a, 14, NULL);
   xkv_dtype dt = c->cfg.dtype;
   /* programs per head: one per slot on a GPU; on the CPU, where each is a
    * pool task, as many as there are threads */

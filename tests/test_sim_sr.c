@@ -161,15 +161,16 @@ START_TEST(test_select) {
   float *p = calloc(hk * s->g * s->nsc, sizeof *p);
   int *key = malloc(hk * s->nsc * sizeof *key);
   int *fre = malloc(hk * s->nsel * sizeof *fre);
+  int *hist = malloc(hk * 256 * sizeof *hist);
   int32_t nsc = s->nsc, nsel = s->nsel, G = s->g, H = s->hkv;
   int32_t grid[3] = {H, 1, 1};
   uint64_t rng = 3;
   for (int step = 0; step < 5; step++) {
     probs(s, step, p, &rng);
     model_step(s, p, &model);
-    void *args[13] = {&p,    &key,      &key,     &dev.cs,  &dev.sc,
-                      &fre,  &dev.list, &dev.cnt, &dev.tot, &nsc,
-                      &nsel, &G,        &H};
+    void *args[14] = {&p,   &key,      &key,     &dev.cs,  &dev.sc,
+                      &fre, &dev.list, &dev.cnt, &dev.tot, &hist,
+                      &nsc, &nsel,     &G,       &H};
     ck_assert_msg(xk_sim_launch(k.fn, args, grid, k.info.threads,
                                 k.info.shared_bytes, NULL, &d) == 0,
                   "%s", d.msg);
@@ -194,6 +195,7 @@ START_TEST(test_select) {
   free(p);
   free(key);
   free(fre);
+  free(hist);
   free(outliers);
   tables_free(&model);
   tables_free(&dev);

@@ -553,17 +553,20 @@ START_TEST(bad_sr_configs) {
   setenv("XKV_SR_SELECT", "gpu", 1); /* host, device or unset */
   ck_assert_int_eq(xkv_cache_create(ctx, &good, &c), XKV_ERR_INVALID);
   ck_assert_ptr_null(c);
-  ck_assert_msg(strstr(xkv_last_error(ctx),
-                       "XKV_SR_SELECT must be host or "
-                       "device (unset: device), not 'gpu'"),
+  ck_assert_msg(strstr(xkv_last_error(ctx), "XKV_SR_SELECT must be host or "
+                                            "device (unset: device, host on "
+                                            "the CPU device), not 'gpu'"),
                 "got '%s'", xkv_last_error(ctx));
-  setenv("XKV_SR_SELECT", "host", 1);
-  ck_assert_int_eq(xkv_cache_create(ctx, &good, &c), XKV_OK);
-  ck_assert_int_eq(c->sr_host, 1);
-  xkv_cache_destroy(c);
+  const char *mode[] = {"host", "device"};
+  for (int m = 0; m < 2; m++) {
+    setenv("XKV_SR_SELECT", mode[m], 1);
+    ck_assert_int_eq(xkv_cache_create(ctx, &good, &c), XKV_OK);
+    ck_assert_int_eq(c->sr_host, !m);
+    xkv_cache_destroy(c);
+  }
   unsetenv("XKV_SR_SELECT");
   ck_assert_int_eq(xkv_cache_create(ctx, &good, &c), XKV_OK);
-  ck_assert_int_eq(c->sr_host, 0);
+  ck_assert_int_eq(c->sr_host, c->kind == XKV_DEVICE_CPU);
   ck_assert_int_eq(c->cfg.sr_budget, 2048); /* zero fields: defaults */
   ck_assert_int_eq(c->cfg.sr_local_window, 64);
   xkv_cache_destroy(c);
