@@ -6,12 +6,12 @@
  * step each KV head's chunks are ranked by the landmark probabilities
  * softmax(q LM^T / sqrt(d)) summed over its GQA group; the top nsel are
  * kept in a reuse cache of rebuilt chunks and only the misses are rebuilt.
- * The scores and the rebuild are kernels; the top-k and the cache's
- * bookkeeping run on the device too (xkv_cache_sr_dev.c, kernel
- * xkv_sr_select) unless XKV_SR_SELECT=host picks the host code here, which
- * follows the same rules so the two can be compared: keys summed in f32
- * over the group in order, ties to the lower chunk, misses taken in chunk
- * order into the free slots in slot order. */
+ * The scores and the rebuild are kernels; on a GPU the top-k and the
+ * cache's bookkeeping are too (xkv_cache_sr_dev.c, kernel xkv_sr_select),
+ * on the CPU device (or with XKV_SR_SELECT=host) the host code here runs
+ * them, following the same rules so the two agree: keys summed in f32 over
+ * the group in order, ties to the lower chunk, misses taken in chunk order
+ * into the free slots in slot order. */
 #include "xkv_cache_int.h"
 
 #include <math.h>

@@ -1,10 +1,11 @@
 /* Selective reconstruction on the device: after the landmark scores and
  * their softmax (kernels, xkv_cache_sr.c), kernel xkv_sr_select picks each
  * KV head's chunks and keeps the reuse cache's tables on the device, and
- * xkv_sr_rebuild_listed rebuilds the misses it listed, launched over every
- * slot since the host never learns how many there are. A decode step thus
- * has no device-to-host copy (and could be captured in a CUDA graph); the
- * counters are read only by xkv_cache_get_stats. */
+ * xkv_sr_rebuild_listed rebuilds the misses it listed on a fixed grid
+ * whose programs stride over the device-side counts, since the host never
+ * learns how many there are. A decode step thus has no device-to-host copy
+ * (and could be captured in a CUDA graph); the counters are read only by
+ * xkv_cache_get_stats. The default on a GPU (xkv_cache_create). */
 #include "xkv_cache_int.h"
 
 #include <stdlib.h>
