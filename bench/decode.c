@@ -14,7 +14,9 @@
  * usage: decode [rank_k rank_v [out.csv]]; XKV_BENCH_SHAPE=llama8b gives
  * Llama-3.1-8B shapes (32/8 heads, d = 128, 32 layers, rank 384/576);
  * XKV_BENCH_DEVICE (default cpu) picks the device, e.g. cuda on a lent GPU;
- * XKV_BENCH_LENGTHS="16384,32768" overrides the context lengths. */
+ * XKV_BENCH_LENGTHS="16384,32768" overrides the context lengths;
+ * XKV_SR_SELECT=host times SR selecting on the host (the device path is
+ * the default). */
 #include "../runtime/xkv_cache_int.h"
 #include "cli.h"
 #include "results_file.h"
@@ -60,16 +62,6 @@ static void fail(xkv_cache *c) {
   exit(1);
 }
 
-/* empties layer 0's SR reuse cache: the next step rebuilds every chunk */
-static void forget(xkv_cache *c) {
-  xkv_sr_layer *sr = &c->layers[0].sr;
-  int hk = c->cfg.n_kv_heads;
-  for (int i = 0; i < hk * sr->nsel; i++)
-    sr->slot_chunk[i] = -1;
-  for (int i = 0; i < hk * sr->nsc; i++)
-    sr->chunk_slot[i] = sr->chunk_slot[i] == -2 ? -2 : -1;
-}
-
 /* ms per call of xkv_attention on layer 0, median of reps after a warm-up
  * call; cold: the SR reuse cache emptied before each */
 static double time_attn(xkv_cache *c, const float *q, float *out, int pos,
@@ -78,8 +70,8 @@ static double time_attn(xkv_cache *c, const float *q, float *out, int pos,
   if (xkv_attention(c, 0, q, pos, out) || xkv_sync(c->ctx))
     fail(c);
   for (int r = 0; r < 9; r++) {
-    if (cold && c->layers[0].sr.lm)
-      forget(c);
+    if (cold && c->layers[0].sr.lm && xkv_cache_sr_forget(c, 0))
+      fail(c);
     double t0 = now_ms();
     if (xkv_attention(c, 0, q, pos, out) || xkv_sync(c->ctx))
       fail(c);
@@ -122,6 +114,7 @@ static xkv_cache *make(xkv_context *ctx, const shape *s, int L, int exact,
     y->kx = rand_dev(ctx, (size_t)(L + 1) * hd, dt, seed);
     y->vx = rand_dev(ctx, (size_t)(L + 1) * hd, dt, seed);
     y->n_exact = L;
+    c->groups[0].exact = 1; /* what prefill marks on an exact cache */
     return c;
   }
   xkv_group *g = &c->groups[0];
@@ -142,8 +135,8 @@ static xkv_cache *make(xkv_context *ctx, const shape *s, int L, int exact,
 /* Algorithmic bytes one layer's step moves, reading every operand once:
  * K and V, or the factors plus the f32 scores of the low-rank split kernel
  * (written, read and rewritten as probabilities, read for P^T A_v); for SR
- * the landmarks and their scores (written, softmaxed, read back to the
- * host), the exact rows attended, and when cold the factor rows of every
+ * the landmarks and their scores (written, softmaxed, read by the
+ * selection), the exact rows attended, and when cold the factor rows of every
  * rebuilt chunk, B_k/B_v and the rows written. The split partials are
  * negligible (Hq x splits x d). */
 static double step_bytes(const shape *s, const xkv_cache *c, int L, int exact,

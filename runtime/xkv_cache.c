@@ -161,7 +161,10 @@ static xkv_status find_kernels(xkv_cache *c) {
   snprintf(n, sizeof n, "xkv_scores_exact_%s", dt);
   s = s ? s : find(c, n, 1, &k->scores_exact);
   snprintf(n, sizeof n, "xkv_sr_rebuild_%s", dt);
-  return s ? s : find(c, n, 1, &k->sr_rebuild);
+  s = s ? s : find(c, n, 1, &k->sr_rebuild);
+  snprintf(n, sizeof n, "xkv_sr_rebuild_listed_%s", dt);
+  s = s ? s : find(c, n, 1, &k->sr_rebuild_listed);
+  return s ? s : find(c, "xkv_sr_select", 0, &k->sr_select);
 }
 
 static xkv_status rope_tables(xkv_cache *c) {
@@ -195,6 +198,15 @@ xkv_status xkv_cache_create(xkv_context *ctx, const xkv_cache_config *cfg,
   xkv_status s = check_config(ctx, cfg);
   if (s)
     return s;
+  /* where SR selects: XKV_SR_SELECT, else on the device unless the device
+   * is the CPU (there the device's memory is the host's, so no round trip
+   * exists to save, and the C selection is faster than the kernel) */
+  const char *where = getenv("XKV_SR_SELECT");
+  if (where && *where && strcmp(where, "host") && strcmp(where, "device"))
+    return rt_err(ctx, XKV_ERR_INVALID,
+                  "xkv_cache_create: XKV_SR_SELECT must be host or device "
+                  "(unset: device, host on the CPU device), not '%s'",
+                  where);
   xkv_cache *c = calloc(1, sizeof *c);
   if (!c)
     return rt_err(ctx, XKV_ERR_OUT_OF_MEMORY, "xkv_cache_create: no memory");
@@ -206,6 +218,7 @@ xkv_status xkv_cache_create(xkv_context *ctx, const xkv_cache_config *cfg,
     f->sr_local_window = f->sr_local_window ? f->sr_local_window : 64;
     f->sr_outlier_frac = f->sr_outlier_frac > 0 ? f->sr_outlier_frac : 0.01f;
   }
+  c->sr_last_layer = -1;
   c->elem = cfg->dtype == XKV_F32 ? 4 : 2;
   c->n_groups = (cfg->n_layers + cfg->group - 1) / cfg->group;
   c->groups = calloc((size_t)c->n_groups, sizeof *c->groups);
@@ -215,6 +228,9 @@ xkv_status xkv_cache_create(xkv_context *ctx, const xkv_cache_config *cfg,
   xkv_device_info di;
   s = s ? s : xkv_device_get_info(ctx, &di);
   c->units = s ? 1 : di.units;
+  c->kind = s ? XKV_DEVICE_CPU : di.kind;
+  c->sr_host =
+      where && *where ? !strcmp(where, "host") : c->kind == XKV_DEVICE_CPU;
   s = s ? s : register_kernels(ctx, &di);
   s = s ? s : find_kernels(c);
   s = s ? s : rope_tables(c);
@@ -535,12 +551,15 @@ xkv_status xkv_cache_get_stats(const xkv_cache *c, xkv_cache_stats *out) {
   out->prompt_tokens = c->prompt_len;
   out->ratio = out->bytes ? (double)out->exact_bytes / out->bytes : 0;
   out->sr_steps = c->sr_steps;
-  out->sr_chunks_hit = c->sr_hit;
-  out->sr_chunks_rebuilt = c->sr_rebuilt;
-  uint64_t seen = c->sr_hit + c->sr_rebuilt;
-  out->sr_hit_rate = seen ? (double)c->sr_hit / seen : 0;
-  int last = c->sr_last_hit + c->sr_last_rebuilt;
-  out->sr_last_hit_rate = last ? (double)c->sr_last_hit / last : 0;
-  out->sr_last_tokens_rebuilt = c->sr_last_rebuilt * XKV_SR_CHUNK;
-  return XKV_OK;
+  uint64_t hit = c->sr_hit, rebuilt = c->sr_rebuilt;
+  int last_hit = c->sr_last_hit, last_rebuilt = c->sr_last_rebuilt;
+  xkv_status s =
+      xkv_cache_sr_dev_stats(c, &hit, &rebuilt, &last_hit, &last_rebuilt);
+  out->sr_chunks_hit = hit;
+  out->sr_chunks_rebuilt = rebuilt;
+  out->sr_hit_rate = hit + rebuilt ? (double)hit / (hit + rebuilt) : 0;
+  int last = last_hit + last_rebuilt;
+  out->sr_last_hit_rate = last ? (double)last_hit / last : 0;
+  out->sr_last_tokens_rebuilt = last_rebuilt * XKV_SR_CHUNK;
+  return s;
 }

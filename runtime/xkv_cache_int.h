@@ -41,6 +41,14 @@ typedef struct {
   int *outliers;   /* host [Hkv, nout] chunk ids */
   int *slot_chunk; /* host [Hkv, nsel]: chunk held by each slot, -1 none */
   int *chunk_slot; /* host [Hkv, nsc]: its slot, -1 none, -2 outlier */
+  /* the device path's state (xkv_cache_sr_dev.c, one allocation at tot):
+   * hits and misses so far [Hkv, 2] i64, the tables slot_chunk and
+   * chunk_slot above on the device, the last step's misses and hits [2,
+   * Hkv], its (head, chunk, slot) lists [Hkv, nsel, 3], and the kernel's
+   * scratch for the keys [Hkv, nsc], the free slots [Hkv, nsel] and the
+   * top-k's histogram [Hkv, 256] */
+  int64_t *tot;
+  int *sc_dev, *cs_dev, *cnt, *list, *key, *fre, *hist;
 } xkv_sr_layer;
 
 typedef struct {
@@ -58,6 +66,7 @@ typedef struct {
 typedef struct {
   xkv_kernel *gemm_f32, *gemm_out; /* f32 -> f32, f32 -> storage dtype */
   xkv_kernel *sumsq, *softmax, *scores_exact, *sr_rebuild;
+  xkv_kernel *sr_select, *sr_rebuild_listed; /* SR on the device */
   xkv_kernel *rows, *rows_f32; /* xkv_rows_<dtype>, xkv_rows_f32 */
   xkv_kernel *decode_lr, *decode_exact, *combine; /* flash-decoding */
 } xkv_cache_kernels;
@@ -67,6 +76,7 @@ struct xkv_cache {
   xkv_cache_config cfg;
   size_t elem; /* bytes per stored element */
   int units;   /* the device's multiprocessors or CPU threads */
+  xkv_device_kind kind;
   int n_groups, next_layer, prompt_len;
   int sr_resume; /* 1 + the layer whose sr_prepare failed; 0: none */
   xkv_group *groups;
@@ -85,6 +95,10 @@ struct xkv_cache {
   size_t sr_probs_cap;
   int sr_steps, sr_last_hit, sr_last_rebuilt;
   uint64_t sr_hit, sr_rebuilt;
+  /* 1: SR selects on the host (XKV_SR_SELECT=host; the CPU device's
+   * default), as it did before the device path; 0: on the device, the
+   * layer of the last step in sr_last_layer (its counts stay there) */
+  int sr_host, sr_last_layer;
 };
 
 /* xkv_cache_compress.c: compresses group g from its layers' staged K/V
@@ -106,6 +120,22 @@ int xkv_cache_gram_cheaper(xkv_device_kind kind, int units, int host_cores,
 xkv_status xkv_cache_sr_prepare(xkv_cache *c, int layer, const char *where);
 xkv_status xkv_cache_sr_select(xkv_cache *c, int layer);
 void xkv_cache_sr_free(xkv_cache *c, xkv_layer *y);
+/* xkv_cache_sr.c: empties layer l's reuse cache (the next step rebuilds
+ * every selected chunk); sr_slots copies its slot table [Hkv, nsel] (the
+ * chunk each slot holds, -1 none) to host memory, from wherever the
+ * selection runs. */
+xkv_status xkv_cache_sr_forget(xkv_cache *c, int layer);
+xkv_status xkv_cache_sr_slots(xkv_cache *c, int layer, int *slot_chunk);
+
+/* xkv_cache_sr_dev.c: the device path of SR. dev_init allocates layer l's
+ * device state and loads its tables from the host's; dev_select picks and
+ * rebuilds from the landmark probabilities in c->s; dev_stats adds every
+ * layer's hits and misses so far and the last step's to the given ones. */
+xkv_status xkv_cache_sr_dev_init(xkv_cache *c, int layer);
+xkv_status xkv_cache_sr_dev_select(xkv_cache *c, int layer);
+xkv_status xkv_cache_sr_dev_stats(const xkv_cache *c, uint64_t *hit,
+                                  uint64_t *rebuilt, int *last_hit,
+                                  int *last_rebuilt);
 
 /* xkv_cache_attn.c: decode splits for T tokens of one source on a device
  * of `units` SMs or CPU threads (also what bench/decode_model models). */

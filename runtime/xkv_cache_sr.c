@@ -6,8 +6,12 @@
  * step each KV head's chunks are ranked by the landmark probabilities
  * softmax(q LM^T / sqrt(d)) summed over its GQA group; the top nsel are
  * kept in a reuse cache of rebuilt chunks and only the misses are rebuilt.
- * The top-k and the cache's bookkeeping run on the host (a few thousand
- * floats per layer); the scores and the rebuild are kernels. */
+ * The scores and the rebuild are kernels; on a GPU the top-k and the
+ * cache's bookkeeping are too (xkv_cache_sr_dev.c, kernel xkv_sr_select),
+ * on the CPU device (or with XKV_SR_SELECT=host) the host code here runs
+ * them, following the same rules so the two agree: keys summed in f32 over
+ * the group in order, ties to the lower chunk, misses taken in chunk order
+ * into the free slots in slot order. */
 #include "xkv_cache_int.h"
 
 #include <math.h>
@@ -66,6 +70,7 @@ void xkv_cache_sr_free(xkv_cache *c, xkv_layer *y) {
   xkv_free(c->ctx, y->sr.lm);
   xkv_free(c->ctx, y->sr.kr);
   xkv_free(c->ctx, y->sr.vr);
+  xkv_free(c->ctx, y->sr.tot);
   free(y->sr.outliers);
   free(y->sr.slot_chunk);
   free(y->sr.chunk_slot);
@@ -255,6 +260,7 @@ xkv_status xkv_cache_sr_prepare(xkv_cache *c, int l, const char *where) {
   }
   s = s ? s : rebuild(c, l, hk * nch, k, v, 0);
   s = s ? s : derive(c, l, k, v, hkv, local0, where);
+  s = s || c->sr_host ? s : xkv_cache_sr_dev_init(c, l);
   xkv_free(c->ctx, k);
   xkv_free(c->ctx, v);
   free(hkv);
@@ -264,12 +270,13 @@ xkv_status xkv_cache_sr_prepare(xkv_cache *c, int l, const char *where) {
 }
 
 /* Head h's top nsel chunks by summed landmark probability (outliers
- * excluded) into sel: the lowest of the negated sums. */
+ * excluded) into sel: the lowest of the negated sums. The sum is f32 in
+ * g order, as kernel xkv_sr_select sums, so both pick the same chunks. */
 static void top_chunks(const xkv_cache *c, const xkv_sr_layer *sr, int h,
                        double *key, int *sel) {
   int G = c->cfg.n_heads / c->cfg.n_kv_heads;
   for (int ch = 0; ch < sr->nsc; ch++) {
-    double p = 0;
+    float p = 0;
     for (int g = 0; g < G; g++)
       p += c->sr_probs[(size_t)(h * G + g) * sr->nsc + ch];
     key[ch] = sr->chunk_slot[(size_t)h * sr->nsc + ch] == -2 ? INFINITY : -p;
@@ -278,16 +285,18 @@ static void top_chunks(const xkv_cache *c, const xkv_sr_layer *sr, int h,
 }
 
 /* Keeps the selected chunks that the reuse cache holds, moves the others
- * into the slots of chunks no longer selected and lists them (from entry
- * *n on) for the rebuild; returns the hits. */
+ * (in chunk order) into the slots of chunks no longer selected (in slot
+ * order) and lists them (from entry *n on) for the rebuild; returns the
+ * hits. */
 static int reuse(xkv_sr_layer *sr, int h, const int *sel, char *want, int *n,
                  int *list) {
   int *slots = sr->slot_chunk + (size_t)h * sr->nsel;
   int *where = sr->chunk_slot + (size_t)h * sr->nsc, hits = 0, free_at = 0;
   for (int i = 0; i < sr->nsel; i++)
     want[sel[i]] = 1;
-  for (int i = 0; i < sr->nsel; i++) {
-    int ch = sel[i];
+  for (int ch = 0; ch < sr->nsc; ch++) {
+    if (!want[ch])
+      continue;
     if (where[ch] >= 0) {
       hits++;
       continue;
@@ -308,11 +317,11 @@ static int reuse(xkv_sr_layer *sr, int h, const int *sel, char *want, int *n,
   return hits;
 }
 
-xkv_status xkv_cache_sr_select(xkv_cache *c, int l) {
+/* The selection and rebuild of one step on the host, from the landmark
+ * probabilities in c->s. */
+static xkv_status host_select(xkv_cache *c, int l) {
   xkv_sr_layer *sr = &c->layers[l].sr;
   int hq = c->cfg.n_heads, hk = c->cfg.n_kv_heads;
-  if (!sr->nsel)
-    return XKV_OK;
   size_t np = (size_t)hq * sr->nsc;
   if (np > c->sr_probs_cap) {
     float *p = realloc(c->sr_probs, np * sizeof *p);
@@ -321,9 +330,7 @@ xkv_status xkv_cache_sr_select(xkv_cache *c, int l) {
     c->sr_probs = p;
     c->sr_probs_cap = np;
   }
-  xkv_status s = xkv_cache_scores_exact(c, sr->lm, sr->nsc, c->s, sr->nsc);
-  s = s ? s : xkv_cache_softmax(c, c->s, hq, sr->nsc);
-  s = s ? s : xkv_copy_d2h(c->ctx, c->sr_probs, c->s, np * 4, NULL);
+  xkv_status s = xkv_copy_d2h(c->ctx, c->sr_probs, c->s, np * 4, NULL);
   double *key = malloc((size_t)sr->nsc * sizeof *key);
   int *sel = malloc((size_t)sr->nsel * sizeof *sel);
   char *want = calloc((size_t)sr->nsc, 1);
@@ -339,17 +346,53 @@ xkv_status xkv_cache_sr_select(xkv_cache *c, int l) {
   free(want);
   if (!s && n)
     s = rebuild(c, l, n, sr->kr, sr->vr, sr->nfix);
-  if (s) { /* the slots may not hold what they claim: start over */
-    for (size_t i = 0; i < (size_t)hk * sr->nsel; i++)
-      sr->slot_chunk[i] = -1;
-    for (size_t i = 0; i < (size_t)hk * sr->nsc; i++)
-      sr->chunk_slot[i] = sr->chunk_slot[i] == -2 ? -2 : -1;
+  if (s)
     return s;
-  }
-  c->sr_steps++;
   c->sr_hit += (uint64_t)hits;
   c->sr_rebuilt += (uint64_t)n;
   c->sr_last_hit = hits;
   c->sr_last_rebuilt = n;
+  return XKV_OK;
+}
+
+xkv_status xkv_cache_sr_forget(xkv_cache *c, int l) {
+  xkv_sr_layer *sr = &c->layers[l].sr;
+  int hk = c->cfg.n_kv_heads;
+  for (size_t i = 0; i < (size_t)hk * sr->nsel; i++)
+    sr->slot_chunk[i] = -1;
+  for (size_t i = 0; i < (size_t)hk * sr->nsc; i++)
+    sr->chunk_slot[i] = sr->chunk_slot[i] == -2 ? -2 : -1;
+  if (c->sr_host || !sr->tot)
+    return XKV_OK;
+  xkv_status s = xkv_copy_h2d(c->ctx, sr->sc_dev, sr->slot_chunk,
+                              (size_t)hk * sr->nsel * sizeof(int), NULL);
+  return s ? s
+           : xkv_copy_h2d(c->ctx, sr->cs_dev, sr->chunk_slot,
+                          (size_t)hk * sr->nsc * sizeof(int), NULL);
+}
+
+xkv_status xkv_cache_sr_slots(xkv_cache *c, int l, int *slot_chunk) {
+  const xkv_sr_layer *sr = &c->layers[l].sr;
+  size_t n = (size_t)c->cfg.n_kv_heads * sr->nsel;
+  if (c->sr_host || !sr->tot) {
+    memcpy(slot_chunk, sr->slot_chunk, n * sizeof *slot_chunk);
+    return XKV_OK;
+  }
+  return xkv_copy_d2h(c->ctx, slot_chunk, sr->sc_dev, n * sizeof *slot_chunk,
+                      NULL);
+}
+
+xkv_status xkv_cache_sr_select(xkv_cache *c, int l) {
+  xkv_sr_layer *sr = &c->layers[l].sr;
+  if (!sr->nsel)
+    return XKV_OK;
+  xkv_status s = xkv_cache_scores_exact(c, sr->lm, sr->nsc, c->s, sr->nsc);
+  s = s ? s : xkv_cache_softmax(c, c->s, c->cfg.n_heads, sr->nsc);
+  s = s ? s : c->sr_host ? host_select(c, l) : xkv_cache_sr_dev_select(c, l);
+  if (s) { /* the slots may not hold what they claim: start over */
+    xkv_cache_sr_forget(c, l);
+    return s;
+  }
+  c->sr_steps++;
   return XKV_OK;
 }

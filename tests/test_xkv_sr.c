@@ -3,7 +3,10 @@
  * landmarks, outliers and selected chunks equal plain C computations over
  * the reconstructed cache, the output equals plain attention over exactly
  * [local | outliers | selected | tail], the reuse cache rebuilds only the
- * chunks that changed; bad SR configurations are refused. */
+ * chunks that changed; the device path (kernel xkv_sr_select, the
+ * default) selects, assigns slots and rebuilds exactly as the host path
+ * (XKV_SR_SELECT=host) over several steps, ties included; bad SR
+ * configurations are refused. */
 #include "../runtime/xkv_cache_int.h"
 #include "check_main.h"
 #include "test_device.h"
@@ -20,11 +23,20 @@ typedef struct {
   int d, hq, hkv, W, L, rk, rv, tail, budget, local;
   float frac;
   xkv_dtype dt;
+  xkv_rope_style rope; /* the C reference rotates interleaved pairs only */
 } scase;
 
 static const scase cases[] = {
     {64, 8, 2, 2, 1003, 48, 64, 3, 256, 40, 0.02f, XKV_F16},  /* GQA 4 */
     {128, 4, 4, 1, 517, 100, 80, 2, 64, 16, 0.05f, XKV_BF16}, /* GQA 1 */
+};
+
+/* host and device selection compared (no C reference: both RoPE styles) */
+static const scase pairs[] = {
+    {64, 8, 2, 2, 1003, 48, 64, 3, 256, 40, 0.02f, XKV_F16},
+    {128, 4, 4, 1, 517, 100, 80, 2, 64, 16, 0.05f, XKV_BF16, XKV_ROPE_HALF},
+    {64, 16, 2, 1, 2100, 40, 48, 2, 512, 64, 0.01f, XKV_BF16}, /* GQA 8 */
+    {64, 8, 1, 1, 1500, 40, 48, 1, 128, 24, 0.03f, XKV_F16, XKV_ROPE_HALF},
 };
 
 typedef struct {
@@ -39,9 +51,10 @@ static void fill(float *x, size_t n, uint64_t *s, double scale) {
     x[i] = (float)(scale * xkv_ref_gauss(s));
 }
 
-/* A cache of t's shape (sr on or off, budget as given) holding the same
- * correlated random prompt and tail whatever the SR settings. */
-static void setup(fixture *fx, const scase *t, int sr, int budget) {
+/* A cache of t's shape (sr on or off, budget as given, selecting on the
+ * host or the device) holding the same correlated random prompt and tail
+ * whatever the SR settings. */
+static void setup(fixture *fx, const scase *t, int sr, int budget, int host) {
   ck_assert_int_eq(xkv_open(&fx->ctx, xk_test_device()), XKV_OK);
   fx->hd = t->hkv * t->d;
   fx->T = t->L + t->tail;
@@ -56,6 +69,7 @@ static void setup(fixture *fx, const scase *t, int sr, int budget) {
                         .rank_v = t->rv,
                         .dtype = t->dt,
                         .rope_theta = 10000,
+                        .rope_style = t->rope,
                         .seed = 5,
                         .sr = sr,
                         .sr_budget = budget,
@@ -63,6 +77,7 @@ static void setup(fixture *fx, const scase *t, int sr, int budget) {
                         .sr_outlier_frac = t->frac};
   ck_assert_msg(xkv_cache_create(fx->ctx, &f, &fx->c) == XKV_OK, "%s",
                 xkv_last_error(fx->ctx));
+  fx->c->sr_host = host; /* before prefill allocates the SR state */
   uint64_t seed = 77;
   size_t per = (size_t)fx->T * fx->hd, n = (size_t)t->W * per;
   fx->k = malloc(n * 4);
@@ -107,8 +122,8 @@ static void reconstructed(const fixture *fx, int l, float *rk, float *rv) {
 START_TEST(budget_covering_prompt_is_dense) {
   const scase *t = &cases[_i];
   fixture dense, sr;
-  setup(&dense, t, 0, 0);
-  setup(&sr, t, 1, (t->L + 7) / 8 * 8);
+  setup(&dense, t, 0, 0, 0);
+  setup(&sr, t, 1, (t->L + 7) / 8 * 8, 0);
   size_t no = (size_t)t->hq * t->d;
   float *q = malloc(no * 4), *o1 = malloc(no * 4), *o2 = malloc(no * 4);
   float *ref = malloc(no * 4);
@@ -142,6 +157,14 @@ END_TEST
 static int cmp_key(const void *a, const void *b) {
   const double *x = a, *y = b; /* pairs (key, index): ascending */
   return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* layer l's slot table [Hkv, nsel] wherever it lives (free it) */
+static int *slots_of(const fixture *fx, int l) {
+  const xkv_sr_layer *sr = &fx->c->layers[l].sr;
+  int *s = malloc(((size_t)fx->c->cfg.n_kv_heads * sr->nsel + 1) * sizeof *s);
+  ck_assert_int_eq(xkv_cache_sr_slots(fx->c, l, s), XKV_OK);
+  return s;
 }
 
 /* Every member of got[n] must be within tol of the n lowest keys
@@ -222,6 +245,7 @@ static void check_selection(const fixture *fx, int l, const float *q, int pos) {
   float *lm = xkv_ref_fetch(c, sr->lm, nlm), *qr = malloc((size_t)d * 4);
   double *sc = malloc((size_t)sr->nsc * sizeof *sc),
          *key = calloc((size_t)sr->nsc, sizeof *key);
+  int *slots = slots_of(fx, l);
   for (int h = 0; h < hk; h++) {
     memset(key, 0, (size_t)sr->nsc * sizeof *key);
     for (int g = 0; g < G; g++) {
@@ -242,9 +266,10 @@ static void check_selection(const fixture *fx, int l, const float *q, int pos) {
     }
     for (int o = 0; o < sr->nout; o++)
       key[sr->outliers[h * sr->nout + o]] = INFINITY;
-    check_lowest(key, sr->nsc, sr->slot_chunk + h * sr->nsel, sr->nsel, 1e-6,
+    check_lowest(key, sr->nsc, slots + h * sr->nsel, sr->nsel, 1e-6,
                  "selected");
   }
+  free(slots);
   free(lm);
   free(qr);
   free(sc);
@@ -260,7 +285,7 @@ static void check_output(const fixture *fx, int l, const float *q,
   int hk = c->cfg.n_kv_heads, L = c->groups[l / c->cfg.group].L;
   int nloc = sr->nfix - sr->nout * 8;
   int n = sr->nfix + sr->nsel * 8 + (fx->T - L);
-  int *tok = malloc((size_t)hk * n * sizeof *tok);
+  int *tok = malloc((size_t)hk * n * sizeof *tok), *slots = slots_of(fx, l);
   for (int h = 0; h < hk; h++) {
     int *tk = tok + (size_t)h * n, at = 0;
     for (int t = L - nloc; t < L; t++)
@@ -270,7 +295,7 @@ static void check_output(const fixture *fx, int l, const float *q,
         tk[at++] = sr->outliers[h * sr->nout + o] * 8 + t;
     for (int s = 0; s < sr->nsel; s++)
       for (int t = 0; t < 8; t++)
-        tk[at++] = sr->slot_chunk[h * sr->nsel + s] * 8 + t;
+        tk[at++] = slots[h * sr->nsel + s] * 8 + t;
     for (int t = L; t < fx->T; t++)
       tk[at++] = t;
     ck_assert_int_eq(at, n);
@@ -286,6 +311,7 @@ static void check_output(const fixture *fx, int l, const float *q,
   ck_assert_double_gt(cs, 0.99);
   free(ref);
   free(tok);
+  free(slots);
 }
 
 /* chunks of b's slots that a's slots lack, over all heads */
@@ -304,7 +330,7 @@ static int changed(const int *a, const int *b, int n, int heads) {
 START_TEST(selection_and_reuse) {
   const scase *t = &cases[_i];
   fixture fx;
-  setup(&fx, t, 1, t->budget);
+  setup(&fx, t, 1, t->budget, 0);
   printf("SR d=%d Hq=%d Hkv=%d L=%d+%d budget %d local %d frac %.2f\n", t->d,
          t->hq, t->hkv, t->L, t->tail, t->budget, t->local, t->frac);
   size_t no = (size_t)t->hq * t->d, per = (size_t)fx.T * fx.hd;
@@ -336,13 +362,14 @@ START_TEST(selection_and_reuse) {
     ck_assert_int_eq(memcmp(out, out2, no * 4), 0);
     /* a nearby query: only the chunks new to the selection are rebuilt,
      * into the slots of the dropped ones */
-    int *before = malloc((size_t)t->hkv * sr->nsel * sizeof *before);
-    memcpy(before, sr->slot_chunk, (size_t)t->hkv * sr->nsel * sizeof *before);
+    int *before = slots_of(&fx, l);
     for (size_t i = 0; i < no; i++)
       q[i] += (float)(0.5 * xkv_ref_gauss(&seed));
     ck_assert_int_eq(xkv_attention(fx.c, l, q, fx.T, out), XKV_OK);
     ck_assert_int_eq(xkv_cache_get_stats(fx.c, &st), XKV_OK);
-    int fresh = changed(before, sr->slot_chunk, sr->nsel, t->hkv);
+    int *after = slots_of(&fx, l);
+    int fresh = changed(before, after, sr->nsel, t->hkv);
+    free(after);
     printf("  nearby query: %d chunks rebuilt, hit rate %.3f\n", fresh,
            st.sr_last_hit_rate);
     ck_assert_int_eq(st.sr_last_tokens_rebuilt, fresh * 8);
@@ -361,6 +388,125 @@ START_TEST(selection_and_reuse) {
   free(rv);
   free(rot);
   teardown(&fx);
+}
+END_TEST
+
+/* n bytes of device memory (free it) */
+static char *fetch_bytes(const fixture *fx, const void *dev, size_t n) {
+  char *h = malloc(n + 1);
+  ck_assert_int_eq(xkv_copy_d2h(fx->ctx, h, dev, n, NULL), XKV_OK);
+  return h;
+}
+
+static int cmp_int(const void *a, const void *b) {
+  return (*(const int *)a > *(const int *)b) -
+         (*(const int *)a < *(const int *)b);
+}
+
+/* KV head 0 with a zero query ties every chunk: it keeps the first nsel
+ * chunks that are not outliers */
+static void check_ties(const fixture *fx, int l) {
+  const xkv_sr_layer *sr = &fx->c->layers[l].sr;
+  int *got = slots_of(fx, l), at = 0;
+  qsort(got, (size_t)sr->nsel, sizeof *got, cmp_int);
+  for (int ch = 0; at < sr->nsel; ch++) {
+    int out = 0;
+    for (int o = 0; o < sr->nout; o++)
+      out |= sr->outliers[o] == ch;
+    if (!out)
+      ck_assert_int_eq(got[at++], ch);
+  }
+  free(got);
+}
+
+/* the host and the device path hold the same slots, rows and counters */
+static void check_same(const fixture *hf, const fixture *df, int l) {
+  const xkv_sr_layer *sr = &hf->c->layers[l].sr;
+  size_t n = (size_t)hf->c->cfg.n_kv_heads * sr->nsel;
+  int *hs = slots_of(hf, l), *ds = slots_of(df, l);
+  ck_assert_int_eq(memcmp(hs, ds, n * sizeof *hs), 0);
+  size_t rows = (size_t)sr->nfix + (size_t)sr->nsel * 8;
+  size_t bytes = rows * hf->hd * hf->c->elem;
+  const xkv_sr_layer *dsr = &df->c->layers[l].sr;
+  const void *hdev[] = {sr->kr, sr->vr}, *ddev[] = {dsr->kr, dsr->vr};
+  for (int i = 0; i < 2; i++) {
+    char *a = fetch_bytes(hf, hdev[i], bytes),
+         *b = fetch_bytes(df, ddev[i], bytes);
+    ck_assert_msg(!memcmp(a, b, bytes), "layer %d: %s rows differ", l,
+                  i ? "value" : "key");
+    free(a);
+    free(b);
+  }
+  xkv_cache_stats hst, dst;
+  ck_assert_int_eq(xkv_cache_get_stats(hf->c, &hst), XKV_OK);
+  ck_assert_int_eq(xkv_cache_get_stats(df->c, &dst), XKV_OK);
+  ck_assert_int_eq(hst.sr_steps, dst.sr_steps);
+  ck_assert_uint_eq(hst.sr_chunks_hit, dst.sr_chunks_hit);
+  ck_assert_uint_eq(hst.sr_chunks_rebuilt, dst.sr_chunks_rebuilt);
+  ck_assert_int_eq(hst.sr_last_tokens_rebuilt, dst.sr_last_tokens_rebuilt);
+  ck_assert_double_eq(hst.sr_last_hit_rate, dst.sr_last_hit_rate);
+  free(hs);
+  free(ds);
+}
+
+START_TEST(device_matches_host) {
+  const scase *t = &pairs[_i];
+  fixture hf, df;
+  setup(&hf, t, 1, t->budget, 1);
+  setup(&df, t, 1, t->budget, 0);
+  int G = t->hq / t->hkv;
+  printf("SR host vs device: d=%d GQA %d Hkv=%d L=%d budget %d %s %s\n", t->d,
+         G, t->hkv, t->L, t->budget, t->dt == XKV_F16 ? "f16" : "bf16",
+         t->rope == XKV_ROPE_HALF ? "half" : "interleaved");
+  size_t no = (size_t)t->hq * t->d;
+  float *q = malloc(no * 4), *ho = malloc(no * 4), *dout = malloc(no * 4);
+  uint64_t seed = 21;
+  for (int l = 0; l < t->W; l++) {
+    ck_assert_ptr_nonnull(df.c->layers[l].sr.lm);
+    ck_assert_ptr_nonnull(df.c->layers[l].sr.tot);
+    ck_assert_ptr_null(hf.c->layers[l].sr.tot);
+    /* fresh, the same, nearby, head 0 tied, fresh again */
+    for (int step = 0; step < 5; step++) {
+      if (step == 0 || step == 4)
+        fill(q, no, &seed, 1.0);
+      for (size_t i = 0; step == 2 && i < no; i++)
+        q[i] += (float)(0.5 * xkv_ref_gauss(&seed));
+      if (step == 3)
+        memset(q, 0, (size_t)G * t->d * 4);
+      ck_assert_int_eq(xkv_attention(hf.c, l, q, hf.T, ho), XKV_OK);
+      ck_assert_msg(xkv_attention(df.c, l, q, df.T, dout) == XKV_OK, "%s",
+                    xkv_last_error(df.ctx));
+      ck_assert_msg(!memcmp(ho, dout, no * 4),
+                    "layer %d step %d: outputs differ", l, step);
+      check_same(&hf, &df, l);
+      if (step == 3)
+        check_ties(&df, l);
+      xkv_cache_stats st;
+      ck_assert_int_eq(xkv_cache_get_stats(df.c, &st), XKV_OK);
+      printf("  layer %d step %d: last hit rate %.3f, %d tokens rebuilt\n", l,
+             step, st.sr_last_hit_rate, st.sr_last_tokens_rebuilt);
+      if (step == 1)
+        ck_assert_double_eq(st.sr_last_hit_rate, 1);
+      if (step == 2)
+        ck_assert(st.sr_last_hit_rate > 0 && st.sr_last_hit_rate < 1);
+    }
+  }
+  /* emptied, the next step rebuilds every selected chunk on both paths */
+  ck_assert_int_eq(xkv_cache_sr_forget(hf.c, 0), XKV_OK);
+  ck_assert_int_eq(xkv_cache_sr_forget(df.c, 0), XKV_OK);
+  ck_assert_int_eq(xkv_attention(hf.c, 0, q, hf.T, ho), XKV_OK);
+  ck_assert_int_eq(xkv_attention(df.c, 0, q, df.T, dout), XKV_OK);
+  ck_assert_int_eq(memcmp(ho, dout, no * 4), 0);
+  check_same(&hf, &df, 0);
+  xkv_cache_stats st;
+  ck_assert_int_eq(xkv_cache_get_stats(df.c, &st), XKV_OK);
+  ck_assert_int_eq(st.sr_last_tokens_rebuilt,
+                   t->hkv * df.c->layers[0].sr.nsel * 8);
+  free(q);
+  free(ho);
+  free(dout);
+  teardown(&hf);
+  teardown(&df);
 }
 END_TEST
 
@@ -403,8 +549,24 @@ START_TEST(bad_sr_configs) {
     ck_assert_msg(strstr(xkv_last_error(ctx), bad[i].msg), "%s: got '%s'",
                   bad[i].field, xkv_last_error(ctx));
   }
-  xkv_cache *c;
+  xkv_cache *c = NULL;
+  setenv("XKV_SR_SELECT", "gpu", 1); /* host, device or unset */
+  ck_assert_int_eq(xkv_cache_create(ctx, &good, &c), XKV_ERR_INVALID);
+  ck_assert_ptr_null(c);
+  ck_assert_msg(strstr(xkv_last_error(ctx), "XKV_SR_SELECT must be host or "
+                                            "device (unset: device, host on "
+                                            "the CPU device), not 'gpu'"),
+                "got '%s'", xkv_last_error(ctx));
+  const char *mode[] = {"host", "device"};
+  for (int m = 0; m < 2; m++) {
+    setenv("XKV_SR_SELECT", mode[m], 1);
+    ck_assert_int_eq(xkv_cache_create(ctx, &good, &c), XKV_OK);
+    ck_assert_int_eq(c->sr_host, !m);
+    xkv_cache_destroy(c);
+  }
+  unsetenv("XKV_SR_SELECT");
   ck_assert_int_eq(xkv_cache_create(ctx, &good, &c), XKV_OK);
+  ck_assert_int_eq(c->sr_host, c->kind == XKV_DEVICE_CPU);
   ck_assert_int_eq(c->cfg.sr_budget, 2048); /* zero fields: defaults */
   ck_assert_int_eq(c->cfg.sr_local_window, 64);
   xkv_cache_destroy(c);
@@ -421,6 +583,8 @@ int main(void) {
   int n = (int)(sizeof cases / sizeof *cases);
   tcase_add_loop_test(tc, budget_covering_prompt_is_dense, 0, n);
   tcase_add_loop_test(tc, selection_and_reuse, 0, n);
+  tcase_add_loop_test(tc, device_matches_host, 0,
+                      (int)(sizeof pairs / sizeof *pairs));
   tcase_add_test(tc, bad_sr_configs);
   suite_add_tcase(su, tc);
   return xk_check_run(su);
