@@ -111,12 +111,15 @@ int xk_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, xk_diag *d) {
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
   LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
   LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
-  LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
   /* Host kernels are loop nests over tile buffers: O3's extra passes (DSE
    * over many buffers, more unrolling) cost ~4x the compile time and made
    * the GEMM kernels slower (bench/compile_time, xkv-check), so the host
-   * gets O2; the GPU keeps O3 as Triton does. */
+   * gets O2; the GPU keeps O3 as Triton does. The host's loops also go
+   * without the unroller: once vectorized they run a few wide iterations,
+   * and unrolling every one of them (hundreds a kernel) took half of the
+   * pass time and most of code generation's, for no GEMM GFLOP/s. */
   int gpu = !strncmp(LLVMGetTarget(mod), "nvptx", 5);
+  LLVMPassBuilderOptionsSetLoopUnrolling(opts, gpu);
   LLVMErrorRef e =
       LLVMRunPasses(mod, gpu ? "default<O3>" : "default<O2>", tm, opts);
   LLVMDisposePassBuilderOptions(opts);

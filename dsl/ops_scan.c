@@ -306,6 +306,31 @@ static void bitonic(lua_State *L, xk_trace *t, int *key, int *idx, int axis,
     }
 }
 
+/* A SORT op whose body is the network: lowerings with a native sort
+ * (the host's loops, whose compile time does not grow with the axis) skip
+ * the body, the others lower it as they would these tile ops anywhere. */
+static void sort_op(lua_State *L, xk_trace *t, int *key, int *idx, int axis,
+                    int desc) {
+  xk_func *f = t->f;
+  int x = *key, outer = t->block;
+  xk_type rt[2] = {xk_tvt(t, x), xk_tvt(t, x)};
+  rt[1].dtype = XK_I32;
+  rt[1].elem = 0;
+  int op =
+      xk_op_new(f, outer, XK_OP_SORT, &x, 1, rt, 2,
+                (xk_attr){.axis = axis, .i = desc != 0}, (xk_loc){t->line});
+  int body = xk_block_new(f, op);
+  f->ops[op].body = body;
+  t->block = body;
+  bitonic(L, t, key, idx, axis, desc);
+  int y[2] = {*key, *idx};
+  xk_op_new(f, body, XK_OP_YIELD, y, 2, NULL, 0, (xk_attr){0},
+            (xk_loc){t->line});
+  t->block = outer;
+  *key = f->ops[op].res[0];
+  *idx = f->ops[op].res[1];
+}
+
 static int sort_dtype_ok(int dt) {
   return dt == XK_F16 || dt == XK_BF16 || dt == XK_F32 || dt == XK_I32 ||
          dt == XK_I64;
@@ -331,7 +356,7 @@ static int l_sort(lua_State *L) {
   no_more_args(L, t, 3);
   int x = sort_operand(L, t), idx;
   int axis = axis_arg(L, t, 2, xk_tvt(t, x), xk_tvt(t, x).rank - 1);
-  bitonic(L, t, &x, &idx, axis, bool_arg(L, t, 3, "descending"));
+  sort_op(L, t, &x, &idx, axis, bool_arg(L, t, 3, "descending"));
   xk_trace_push_tile(L, t, x);
   xk_trace_push_tile(L, t, idx);
   return 2;
@@ -383,7 +408,7 @@ static int l_topk(lua_State *L) {
   if (k < n && ty.rank >= XK_MAX_RANK)
     xk_fail(L, t, "k < n needs a tile of at most %d dims (got %s)",
             XK_MAX_RANK - 1, xk_tn(ty).s);
-  bitonic(L, t, &x, &idx, axis, 1);
+  sort_op(L, t, &x, &idx, axis, 1);
   xk_trace_push_tile(L, t, first_k(L, t, x, axis, (int)k));
   xk_trace_push_tile(L, t, first_k(L, t, idx, axis, (int)k));
   return 2;

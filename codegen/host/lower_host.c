@@ -424,6 +424,8 @@ static int lower_op(xk_hl *h, const xk_op *op) {
     return lower_for(h, op);
   case XK_OP_IF:
     return lower_if(h, op);
+  case XK_OP_SORT:
+    return xk_hl_sort(h, op);
   case XK_OP_EXIT:
     return lower_exit(h);
   case XK_OP_YIELD:

@@ -97,6 +97,9 @@ int xk_hl_dot(xk_hl *h, const xk_op *op);
 /* lower_host_perm.c: SHIFT and XORPERM */
 int xk_hl_axis_perm(xk_hl *h, const xk_op *op);
 
+/* lower_host_sort.c: SORT (its body is not lowered) */
+int xk_hl_sort(xk_hl *h, const xk_op *op);
+
 /* lower_host_atomic.c: ATOMIC */
 int xk_hl_atomic(xk_hl *h, const xk_op *op);
 /* lower_host_print.c: PRINT */

@@ -312,7 +312,7 @@ static const char *const op_names[XK_NOPS] = {
     "reshape", "shift",      "xorperm",      "trans",      "reduce",
     "dot",     "load",       "store",        "atomic_add", "atomic",
     "barrier", "print",      "for",          "yield",      "if",
-    "exit"};
+    "exit",    "sort"};
 
 const char *xk_rmw_name(int rmw) {
   static const char *const n[XK_NRMW] = {"add", "max", "min",  "and",

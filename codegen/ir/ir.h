@@ -121,6 +121,13 @@ typedef enum {
   /* ends the program instance (Triton's early return); never inside a
    * FOR body. Ops after it in its block do not run. */
   XK_OP_EXIT,
+  /* (key) -> (sorted key, i32 indices): along attr.axis, ascending or,
+   * when attr.i is 1, descending; equal keys keep the smaller index first
+   * and NaN is the largest key. The body block (no arguments, pure tile
+   * ops only, ending with YIELD(key, indices)) computes the same with tile
+   * ops (a bitonic network over XORPERM) for the lowerings that have no
+   * native sort; a lowering with one (the host's loops) ignores it. */
+  XK_OP_SORT,
   XK_NOPS
 } xk_opcode;
 
@@ -293,7 +300,8 @@ int xk_op_is_elementwise(int code);
 int xk_op_orders_memory(int code);
 /* FOR, IF, EXIT, YIELD: structure; never removed or merged */
 int xk_op_is_control(int code);
-/* FOR, IF: ops owning blocks, which may hold memory ops of any kind */
+/* FOR, IF: ops owning blocks, which may hold memory ops of any kind (SORT
+ * owns a block of pure ops only) */
 int xk_op_is_region(int code);
 
 /* Replace every use of value `from` by `to`. */

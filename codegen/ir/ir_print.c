@@ -96,6 +96,9 @@ static void put_attr(printer *p, const xk_func *f, const xk_op *op) {
     if (a->i == XK_DOT_ACC_F16)
       put(p, " acc=f16");
     break;
+  case XK_OP_SORT:
+    put(p, " axis=%d%s", a->axis, a->i ? " descending" : "");
+    break;
   case XK_OP_PRINT: /* the prefix is the user's text, printed as is */
     put(p, " \"%s\"", f->strs[op->attr.i]);
     break;
@@ -143,6 +146,8 @@ static void put_op(printer *p, const xk_func *f, const xk_op *op, int depth) {
       put(p, " num_stages=%lld", (long long)op->attr.i);
     put_block(p, f, op->body, depth);
   }
+  if (op->code == XK_OP_SORT)
+    put_block(p, f, op->body, depth);
   if (op->code == XK_OP_IF) {
     put(p, " -> (");
     for (int i = 0; i < op->nres; i++) {

@@ -284,6 +284,35 @@ static int check_if(verifier *v, const xk_op *op) {
   return 0;
 }
 
+/* The body is only a stand-in for the lowerings without a native sort:
+ * those with one skip it, so it must not hold what they would lose. */
+static int check_sort(verifier *v, const xk_op *op) {
+  NEED(op->nopnd == 1 && op->nres == 2, "sort takes one key tile, gives two");
+  xk_type k = T(0), ix = k;
+  ix.dtype = XK_I32;
+  ix.elem = 0;
+  NEED(k.rank > 0 && (xk_dtype_is_float(k.dtype) || k.dtype == XK_I32 ||
+                      k.dtype == XK_I64),
+       "sort keys are a float, i32 or i64 tile");
+  NEED(op->attr.axis >= 0 && op->attr.axis < k.rank, "axis out of range");
+  NEED(op->attr.i == 0 || op->attr.i == 1, "descending is 0 or 1");
+  NEED(xk_type_eq(R(0), k) && xk_type_eq(R(1), ix),
+       "results are the keys' type and i32 indices of their shape");
+  NEED(op->body > 0 && op->body < v->f->nblocks && op->orelse < 0,
+       "sort without its body");
+  const xk_block *b = &v->f->blocks[op->body];
+  NEED(b->parent_op == op - v->f->ops && b->nargs == 0,
+       "body not owned by this sort, or with arguments");
+  for (int i = 0; i < b->nops; i++) {
+    int c = v->f->ops[b->ops[i]].code;
+    NEED(v->f->ops[b->ops[i]].dead ||
+             !(c == XK_OP_LOAD || xk_op_orders_memory(c) ||
+               (xk_op_is_control(c) && c != XK_OP_YIELD) || c == XK_OP_SORT),
+         "the body holds an op other than pure tile ops");
+  }
+  return check_yield(v, op, op->body) || check_block(v, op->body) ? -1 : 0;
+}
+
 static int check_op(verifier *v, const xk_op *op, int is_last) {
   for (int i = 0; i < op->nopnd; i++) {
     int id = op->opnd[i];
@@ -361,6 +390,9 @@ static int check_op(verifier *v, const xk_op *op, int is_last) {
       return -1;
   } else if (c == XK_OP_IF) {
     if (check_if(v, op))
+      return -1;
+  } else if (c == XK_OP_SORT) {
+    if (check_sort(v, op))
       return -1;
   } else if (c == XK_OP_EXIT) {
     NEED(op->nopnd == 0 && op->nres == 0, "exit takes no operands");

@@ -983,6 +983,30 @@ static int lower_if(nv *s, const xk_op *op) {
   return 0;
 }
 
+/* SORT: its body, the network in tile ops, inline; the results are the
+ * yielded registers. */
+static int lower_sort(nv *s, const xk_op *op) {
+  const xk_func *f = s->f;
+  if (lower_block(s, op->body))
+    return -1;
+  const xk_block *b = &f->blocks[op->body];
+  const xk_op *y = NULL;
+  for (int i = b->nops - 1; i >= 0 && !y; i--)
+    if (!f->ops[b->ops[i]].dead)
+      y = &f->ops[b->ops[i]];
+  if (!y || y->code != XK_OP_YIELD || y->nopnd != op->nres)
+    return nv_err(s, "the sort's body does not end with a matching yield");
+  s->op = op;
+  for (int j = 0; j < op->nres; j++) {
+    xk_layout l;
+    LLVMValueRef *r = nv_get_any(s, y->opnd[j], &l);
+    if (!r)
+      return -1;
+    set_mat(s, op->res[j], &l, r);
+  }
+  return 0;
+}
+
 /* EXIT: every thread of the program returns here (the branches around it
  * are uniform), so no barrier waits for a thread that left. */
 static int lower_exit(nv *s) {
@@ -1048,6 +1072,8 @@ int nv_lower_op(nv *s, const xk_op *op) {
     return lower_for(s, op);
   case XK_OP_IF:
     return lower_if(s, op);
+  case XK_OP_SORT:
+    return lower_sort(s, op);
   case XK_OP_EXIT:
     return lower_exit(s);
   case XK_OP_YIELD:

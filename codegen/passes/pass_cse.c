@@ -46,7 +46,8 @@ static int cse_block(xk_func *f, int b, scope *s) {
     xk_op *op = &f->ops[f->blocks[b].ops[i]];
     if (op->dead)
       continue;
-    if (op->code == XK_OP_FOR || op->code == XK_OP_IF) {
+    if (op->code == XK_OP_FOR || op->code == XK_OP_IF ||
+        op->code == XK_OP_SORT) {
       changed += cse_block(f, op->body, s);
       if (op->code == XK_OP_IF)
         changed += cse_block(f, f->ops[op - f->ops].orelse, s);
