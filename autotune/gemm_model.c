@@ -81,10 +81,11 @@ int xk_gemm_measure(const xk_func *f, int f16, xk_gemm_measured *m,
   return rc ? -1 : 0;
 }
 
-int xk_gemm_estimate(const xk_func *f, int f16, const xk_ptxas_info *pi,
-                     const xk_nvptx_info *info, const xk_gemm_measured *ms,
-                     int64_t M, int64_t N, int64_t K, xk_sim_counters *c,
-                     xk_perf_estimate *e, xk_diag *d) {
+int xk_gemm_estimate_on(const xk_gpu *g, const xk_func *f, int f16,
+                        const xk_ptxas_info *pi, const xk_nvptx_info *info,
+                        const xk_gemm_measured *ms, int64_t M, int64_t N,
+                        int64_t K, xk_sim_counters *c, xk_perf_estimate *e,
+                        xk_diag *d) {
   int64_t bm = const_of(f, "BLOCK_M"), bn = const_of(f, "BLOCK_N");
   int64_t bk = const_of(f, "BLOCK_K");
   int64_t esz = f16 ? 2 : 4;
@@ -92,5 +93,13 @@ int xk_gemm_estimate(const xk_func *f, int f16, const xk_ptxas_info *pi,
   scale(&ms->c2, &ms->c4, cdiv(K, bk), blocks, c);
   c->unique_bytes = (M * K + K * N + M * N) * esz;
   xk_perf_launch l = {pi->registers, info->shared_bytes, info->threads, blocks};
-  return xk_perf_model(c, &l, e, d);
+  return xk_perf_model_gpu(g, c, &l, e, d);
+}
+
+int xk_gemm_estimate(const xk_func *f, int f16, const xk_ptxas_info *pi,
+                     const xk_nvptx_info *info, const xk_gemm_measured *ms,
+                     int64_t M, int64_t N, int64_t K, xk_sim_counters *c,
+                     xk_perf_estimate *e, xk_diag *d) {
+  return xk_gemm_estimate_on(xk_gpu_find("h100-sxm"), f, f16, pi, info, ms, M,
+                             N, K, c, e, d);
 }

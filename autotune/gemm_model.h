@@ -1,4 +1,4 @@
-/* A GEMM variant's modeled H100 time without an H100 (bench/gemm and
+/* A GEMM variant's modeled H100 or H200 time without a GPU (bench/gemm and
  * xkv-tune's model device). The counters are MEASURED through the sim
  * target on reduced problems that keep the per-block behaviour of the big
  * ones: a 2 x 2 grid of full tiles run with K = 2 and 4 BLOCK_K steps.
@@ -19,7 +19,13 @@ typedef struct {
 } xk_gemm_measured;
 
 int xk_gemm_measure(const xk_func *f, int f16, xk_gemm_measured *m, xk_diag *d);
-/* The counters scaled to M x N x K (into c) and the estimate. */
+/* The counters scaled to M x N x K (into c) and the estimate on gpu g;
+ * xk_gemm_estimate on the H100 SXM. */
+int xk_gemm_estimate_on(const xk_gpu *g, const xk_func *f, int f16,
+                        const xk_ptxas_info *pi, const xk_nvptx_info *info,
+                        const xk_gemm_measured *ms, int64_t M, int64_t N,
+                        int64_t K, xk_sim_counters *c, xk_perf_estimate *e,
+                        xk_diag *d);
 int xk_gemm_estimate(const xk_func *f, int f16, const xk_ptxas_info *pi,
                      const xk_nvptx_info *info, const xk_gemm_measured *ms,
                      int64_t M, int64_t N, int64_t K, xk_sim_counters *c,

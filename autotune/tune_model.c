@@ -40,31 +40,37 @@ static xk_tune_memo *memo_of(xk_tune_model *m, const xk_func *f) {
   return t;
 }
 
-/* sim/perf_model.c's machine: an H100 SXM (132 SMs, 228 KiB shared memory
- * per SM of which 227 KiB per block, 64K registers per SM) */
-#define SMS 132
+/* sm_90's limits (227 KiB shared memory per block, 64K registers per SM),
+ * the same on both GPUs of sim/perf_model.c's table */
 #define SMEM_PER_BLOCK (227 * 1024)
 #define REGS_PER_SM 65536
 
 int xk_tune_model_open(const char *what, xk_tune_model *m, xk_diag *d) {
   memset(m, 0, sizeof *m);
-  if (strcmp(what, "sm_90"))
+  const char *gpu = !strcmp(what, "sm_90")        ? "h100-sxm"
+                    : !strcmp(what, "sm_90-h200") ? "h200"
+                                                  : NULL;
+  if (!gpu)
     return xk_diag_set(d,
                        "--device model:%s: the perf model (sim/perf_model.c) "
-                       "has H100 constants only: model:sm_90%s",
-                       what,
-                       strcmp(what, "sm_90-h200")
-                           ? ""
-                           : " (an H200 differs in DRAM bandwidth, which the "
-                             "model does not take as a parameter yet)");
-  snprintf(m->arch, sizeof m->arch, "sm_90");
-  snprintf(m->fingerprint, sizeof m->fingerprint, "model:sm_90:sms=%d:smem=%d",
-           SMS, SMEM_PER_BLOCK);
+                       "has model:sm_90 (H100 SXM) and model:sm_90-h200",
+                       what);
+  m->gpu = xk_gpu_find(gpu);
+  snprintf(m->arch, sizeof m->arch, "%s", m->gpu->arch);
+  /* model:sm_90 keeps the fingerprint its committed records carry; another
+   * GPU names itself so that its records stay apart */
+  if (!strcmp(what, "sm_90"))
+    snprintf(m->fingerprint, sizeof m->fingerprint,
+             "model:sm_90:sms=%d:smem=%d", m->gpu->sms, SMEM_PER_BLOCK);
+  else
+    snprintf(m->fingerprint, sizeof m->fingerprint,
+             "model:%s:gpu=%s:sms=%d:smem=%d:dram=%.2fTB/s", what, m->gpu->name,
+             m->gpu->sms, SMEM_PER_BLOCK, m->gpu->dram_peak * 1e-12);
   m->smem_limit = SMEM_PER_BLOCK;
   m->sms = SMS;
   m->max_threads = 1024;
   m->regs_per_sm = REGS_PER_SM;
-  return xk_target_machine("sm_90", &m->tm, d);
+  return xk_target_machine(m->arch, &m->tm, d);
 }
 
 void xk_tune_model_close(xk_tune_model *m) {
@@ -145,7 +151,8 @@ int xk_tune_model_time(xk_tune_model *m, const xk_kernel_spec *spec,
   if (!t->measured && xk_gemm_measure(f, f16, &t->ms, &d))
     return snprintf(why, n, "%s", d.msg), -1;
   t->measured = 1;
-  if (xk_gemm_estimate(f, f16, &t->pi, &t->info, &t->ms, M, N, K, &c, &e, &d))
+  if (xk_gemm_estimate_on(m->gpu, f, f16, &t->pi, &t->info, &t->ms, M, N, K, &c,
+                          &e, &d))
     return snprintf(why, n, "%s", d.msg), -1;
   *us = e.seconds * 1e6;
   return 0;

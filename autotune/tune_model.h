@@ -1,6 +1,7 @@
-/* The model devices of xkv-tune (model:sm_90): configs that cannot fit an
- * SM (ptxas registers, the lowering's shared memory and threads) are
- * infeasible; the rest are ranked by the H100 perf model (sim/perf_model)
+/* The model devices of xkv-tune (model:sm_90 = H100 SXM, model:sm_90-h200):
+ * configs that cannot fit an SM (ptxas registers, the lowering's shared
+ * memory and threads) are infeasible; the rest are ranked by the perf
+ * model of that GPU (sim/perf_model)
  * on sim counters, which this build measures for the GEMMs (gemm_model.h).
  * Records made here are marked "source": "model". */
 #ifndef XK_TUNE_MODEL_H
@@ -8,11 +9,13 @@
 
 #include "dsl.h"
 #include "lower.h"
+#include "perf_model.h"
 #include "problem.h"
 
 typedef struct xk_tune_memo xk_tune_memo;
 
 typedef struct {
+  const xk_gpu *gpu;
   char arch[16];
   char fingerprint[128];
   LLVMTargetMachineRef tm;

@@ -15,7 +15,8 @@
 static const char usage[] =
     "usage: xkv-tune FILE.xk -o CACHE.json [options]\n"
     "  --device D        cpu (default; measured on this machine) or\n"
-    "                    model:sm_90 (H100 perf model on sim counters;\n"
+    "                    model:sm_90 (H100 SXM perf model on sim counters;\n"
+    "                    model:sm_90-h200 the H200's, records kept apart;\n"
     "                    records marked \"source\": \"model\")\n"
     "  --kernels A,B     the kernels to tune (default: all the tuner has\n"
     "                    inputs for)\n"

@@ -1,6 +1,6 @@
-/* Decode attention for Llama-3.1-8B shapes on an H100, MODELED without a
- * GPU (issue 6: "sim counters and the modeled H100 time"): 32 query heads,
- * 8 KV heads, d = 128, rank_k = 384, rank_v = 576 (groups of W = 4
+/* Decode attention for Llama-3.1-8B shapes on an H100 or H200, MODELED
+ * without a GPU (issue 6: "sim counters and the modeled H100 time"): 32 query
+ * heads, 8 KV heads, d = 128, rank_k = 384, rank_v = 576 (groups of W = 4
  * layers share A_k, A_v), f16 storage, prompt L = 16K..128K, batch 1..16.
  * Per layer and decode step: xKV = xkv_decode_lr_f16 over the compressed
  * prompt + xkv_decode_combine; the baseline = xkv_decode_exact_f16 over the
@@ -22,11 +22,11 @@
  * against the sim's count on the reduced runs; the RoPE tables are shared
  * by the batch. The model (codegen/perf_model.c) turns counters, ptxas
  * registers and shared memory into a time; the HBM roofline column is
- * bytes / 3.35 TB/s (H100 SXM).
+ * bytes / the data-sheet bandwidth (3.35 TB/s H100 SXM, 4.8 TB/s H200).
  *
- *   decode_model [KERNELS.xk [RANK_K RANK_V]]
+ *   decode_model [--gpu h100|h200] [KERNELS.xk [RANK_K RANK_V]]
  *
- * Writes bench/results/decode-model-h100-<date>.csv. */
+ * Writes bench/results/decode-model-<gpu>-<date>.csv (default h100). */
 #include "../runtime/xkv_cache_int.h"
 #include "../tests/xkv_dsim.h"
 #include "perf_model.h"
@@ -44,7 +44,9 @@
 static int RK = 384, RV = 576;
 #define ESZ 2 /* f16 */
 #define UNITS 132
-#define HBM_BW 3.35e12
+/* the modeled GPU (--gpu); both have 132 SMs (UNITS) */
+static const xk_gpu *gpu;
+static const char *gpu_short = "h100";
 
 static const int lens[] = {16384, 32768, 65536, 131072};
 static const int batches[] = {1, 2, 4, 8, 16};
@@ -233,7 +235,7 @@ static int model(const kern *k, const xk_sim_counters *c, xk_perf_estimate *e,
                  xk_diag *d) {
   xk_perf_launch l = {k->pi.registers, k->k.info.shared_bytes,
                       k->k.info.threads, c->blocks};
-  return xk_perf_model(c, &l, e, d);
+  return xk_perf_model_gpu(gpu, c, &l, e, d);
 }
 
 static double ratio(int64_t num, int64_t den) {
@@ -318,6 +320,17 @@ static int tune_lr(xk_dsl *dsl, xk_diag *d) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 2 && !strcmp(argv[1], "--gpu")) {
+    gpu_short = argv[2];
+    argc -= 2;
+    argv += 2;
+  }
+  gpu = xk_gpu_find(gpu_short);
+  if (strcmp(gpu_short, "h100") && strcmp(gpu_short, "h200")) {
+    fprintf(stderr, "decode_model: --gpu %s: h100 or h200\n", gpu_short);
+    return 1;
+  }
+  double HBM_BW = gpu->dram_peak;
   const char *src = argc > 1 ? argv[1] : XK_SRC "/kernels.xk";
   xk_dsl *dsl = NULL;
   xk_diag d = {{0}};
@@ -339,9 +352,10 @@ int main(int argc, char **argv) {
       kern_build(dsl, "xkv_decode_combine", NULL, 0, &cb, &d))
     goto out;
   printf("MODEL, not a measurement (no GPU): Llama-3.1-8B decode attention "
-         "per layer per step on an H100 SXM, from sim counters of 2 programs "
+         "per layer per step on the %s, from sim counters of 2 programs "
          "of reduced splits scaled to the full grid (see the header of "
-         "bench/decode_model.c)\n");
+         "bench/decode_model.c)\n",
+         gpu->name);
   printf("Hq %d Hkv %d d %d rank_k %d rank_v %d f16; batch b = b x the "
          "grid\n",
          HQ, HKV, HEAD_D, RK, RV);
@@ -349,16 +363,19 @@ int main(int argc, char **argv) {
   if (measure_fit(&lr, 1, &flr, &d) || measure_fit(&ex, 0, &fex, &d))
     goto out;
   printf("sim distinct bytes of the reduced runs match the analytic counts\n");
-  char path[512], stem[64] = "decode-model-h100";
+  char path[512], stem[64];
+  snprintf(stem, sizeof stem, "decode-model-%s", gpu_short);
   if (ranks)
-    snprintf(stem, sizeof stem, "decode-model-h100-r%dx%d", RK, RV);
+    snprintf(stem, sizeof stem, "decode-model-%s-r%dx%d", gpu_short, RK, RV);
   csv = xk_bench_results_open(stem, "csv", path, sizeof path, NULL);
   if (!csv) {
     xk_diag_set(&d, "cannot write %s", path);
     goto out;
   }
-  fprintf(csv, "# MODEL (codegen/perf_model.c from sim counters), not "
-               "measured; per layer per decode step\n");
+  fprintf(csv,
+          "# MODEL (sim/perf_model.c, %s, from sim counters), not "
+          "measured; per layer per decode step\n",
+          gpu->name);
   fprintf(csv, "L,batch,splits,xkv_lr_us,xkv_combine_us,xkv_us,xkv_bound,"
                "xkv_bytes,xkv_scratch_bytes,xkv_l2_bytes,xkv_roofline_us,"
                "exact_split_us,exact_combine_us,exact_us,exact_bound,"

@@ -148,6 +148,64 @@ START_TEST(xkv_gate) {
 }
 END_TEST
 
+/* model:sm_90-h200: its own fingerprint naming the GPU, so that its
+ * records and model:sm_90's stay apart in one file; the same feasibility
+ * (same SM) and no config slower than on the H100 (same compute, more
+ * bandwidth; test_perf_model checks the DRAM-bound ratio) */
+static rt_tune_cache *tune_model(const char *dev, int64_t *key, char *fp,
+                                 size_t n) {
+  xk_tune_opts o = {.device = dev};
+  xk_tune_session *s;
+  xk_diag d;
+  ck_assert_msg(!xk_tune_open(GATE, &o, &s, &d), "%s", d.msg);
+  snprintf(fp, n, "%s", xk_tune_fingerprint(s));
+  rt_tune_cache *out = calloc(1, sizeof *out);
+  xk_tune_row row;
+  int k = xk_dsl_find(xk_tune_dsl(s), "gemm_f32");
+  ck_assert_msg(!xk_tune_key(s, k, key, out, &row, &d), "%s", d.msg);
+  xk_tune_close(s);
+  return out;
+}
+
+START_TEST(model_h200_device) {
+  char fp100[128], fp200[128];
+  int64_t key[3] = {512, 512, 512};
+  rt_tune_cache *a = tune_model("model:sm_90", key, fp100, sizeof fp100);
+  rt_tune_cache *b = tune_model("model:sm_90-h200", key, fp200, sizeof fp200);
+  ck_assert_str_eq(fp100, "model:sm_90:sms=132:smem=232448");
+  ck_assert_ptr_nonnull(strstr(fp200, "model:sm_90-h200:gpu=h200"));
+  ck_assert_int_eq(a->n, b->n);
+  for (int i = 0; i < a->n; i++) {
+    const rt_tune_record *x = &a->r[i], *y = &b->r[i];
+    ck_assert_str_eq(x->status, y->status);
+    ck_assert_str_eq(y->fingerprint, fp200);
+    ck_assert_str_eq(y->source, "model");
+    if (strcmp(x->status, "ok"))
+      continue;
+    ck_assert(y->time_us <= x->time_us * (1 + 1e-12));
+  }
+  char *dir = rt_tmpdir("tune_h200");
+  char path[1024], err[1024];
+  snprintf(path, sizeof path, "%s/cache.json", dir);
+  xk_diag d;
+  ck_assert_msg(!xk_tune_merge_write(path, a, &d), "%s", d.msg);
+  ck_assert_msg(!xk_tune_merge_write(path, b, &d), "%s", d.msg);
+  rt_tune_cache *both = rt_tune_read(path, err, sizeof err);
+  ck_assert_msg(both != NULL, "%s", err);
+  ck_assert_int_eq(both->n, a->n + b->n);
+  rt_tune_free(both);
+  rt_rmdir(dir);
+  free(dir);
+  rt_tune_free(a);
+  rt_tune_free(b);
+  xk_tune_opts o = {.device = "model:sm_90-h300"};
+  xk_tune_session *s = NULL;
+  ck_assert_int_eq(xk_tune_open(GATE, &o, &s, &d), -1);
+  ck_assert_ptr_nonnull(strstr(d.msg, "model:sm_90-h200"));
+  xk_tune_close(s);
+}
+END_TEST
+
 /* A record of group "g<who>" at N = i, config BLOCK = 64 */
 static void add(rt_tune_cache *c, const char *fp, int64_t n) {
   rt_tune_record r = {.kernel = "vadd",
@@ -225,6 +283,7 @@ static Suite *suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, gate_rejects_wrong_variants);
   tcase_add_test(tc, infeasible_pruned);
+  tcase_add_test(tc, model_h200_device);
   tcase_add_test(tc, concurrent_writers);
   tcase_add_test(tc, xkv_kernels_match_references);
   tcase_add_test(tc, xkv_gate);
