@@ -46,10 +46,10 @@ static double rel_err(const xk_problem *p) {
   return e / (m > 0 ? m : 1);
 }
 
-int xk_sim_model_time(const xk_func *f, const xk_kernel_spec *spec,
-                      xk_problem *p, const xk_ptxas_info *pi,
-                      const xk_nvptx_info *info, double *us, double *err,
-                      xk_diag *d) {
+int xk_sim_model_time(const xk_gpu *g, const xk_func *f,
+                      const xk_kernel_spec *spec, xk_problem *p,
+                      const xk_ptxas_info *pi, const xk_nvptx_info *info,
+                      double *us, double *err, xk_diag *d) {
   lookup_ctx lc = {f, spec, p};
   int32_t grid[3];
   int64_t blocks = 1;
@@ -90,7 +90,7 @@ int xk_sim_model_time(const xk_func *f, const xk_kernel_spec *spec,
   *err = p->c_ref ? rel_err(p) : 0;
   xk_perf_launch l = {pi->registers, info->shared_bytes, info->threads, blocks};
   xk_perf_estimate e;
-  if (xk_perf_model(&c, &l, &e, d))
+  if (xk_perf_model_gpu(g, &c, &l, &e, d))
     return -1;
   *us = e.seconds * 1e6;
   return 0;

@@ -13,11 +13,11 @@
 #include "problem.h"
 #include "ptxas.h"
 
-/* *us the modeled time; *err the output's relative error against p's C
- * reference (0 when p has none). */
-int xk_sim_model_time(const xk_func *f, const xk_kernel_spec *spec,
-                      xk_problem *p, const xk_ptxas_info *pi,
-                      const xk_nvptx_info *info, double *us, double *err,
-                      xk_diag *d);
+/* *us the time GPU g is modeled to take; *err the output's relative error
+ * against p's C reference (0 when p has none). */
+int xk_sim_model_time(const xk_gpu *g, const xk_func *f,
+                      const xk_kernel_spec *spec, xk_problem *p,
+                      const xk_ptxas_info *pi, const xk_nvptx_info *info,
+                      double *us, double *err, xk_diag *d);
 
 #endif

@@ -67,7 +67,7 @@ int xk_tune_model_open(const char *what, xk_tune_model *m, xk_diag *d) {
              "model:%s:gpu=%s:sms=%d:smem=%d:dram=%.2fTB/s", what, m->gpu->name,
              m->gpu->sms, SMEM_PER_BLOCK, m->gpu->dram_peak * 1e-12);
   m->smem_limit = SMEM_PER_BLOCK;
-  m->sms = SMS;
+  m->sms = m->gpu->sms;
   m->max_threads = 1024;
   m->regs_per_sm = REGS_PER_SM;
   return xk_target_machine(m->arch, &m->tm, d);
@@ -129,7 +129,7 @@ int xk_tune_model_time(xk_tune_model *m, const xk_kernel_spec *spec,
       return snprintf(why, n, "%s", t ? t->why : "out of memory"), -1;
     if (!p)
       return snprintf(why, n, "no inputs for %s", spec->name), -1;
-    if (xk_sim_model_time(f, spec, p, &t->pi, &t->info, us, &err, &d))
+    if (xk_sim_model_time(m->gpu, f, spec, p, &t->pi, &t->info, us, &err, &d))
       return snprintf(why, n, "%s", d.msg), -1;
     if (err > p->tol)
       return snprintf(why, n,
