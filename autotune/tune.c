@@ -617,7 +617,7 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
     }
   }
   for (int i = s->is_model ? 0 : 1; !rc && i < limit; i++) {
-    if (over_budget(s))
+    if (i > 0 && over_budget(s)) /* the default always runs */
       break;
     prepare(s, spec, k, &c[i], &p, ref, buf);
     progress(s, spec->name, row->key, "compile+check", i + 1, limit, NULL, 0);
