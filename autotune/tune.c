@@ -393,6 +393,11 @@ static int time_rounds(xk_tune_session *s, xk_problem *p, cand *c,
   return 0;
 }
 
+/* Candidates the budget or --max-configs skipped have no status. */
+static int is_ok(const cand *c) {
+  return c->status && !strcmp(c->status, "ok");
+}
+
 /* Fastest median; a later candidate must beat an earlier one by more than
  * the noise to displace it, so ties go to declaration order (the default
  * first). The noise is half the smaller of the two spreads (a candidate
@@ -401,7 +406,7 @@ static int time_rounds(xk_tune_session *s, xk_problem *p, cand *c,
 static int pick(const cand *c, int n, int *runner) {
   int w = -1;
   for (int i = 0; i < n; i++) {
-    if (strcmp(c[i].status, "ok") || !(c[i].median > 0))
+    if (!is_ok(&c[i]) || !(c[i].median > 0))
       continue;
     if (w < 0) {
       w = i;
@@ -414,7 +419,7 @@ static int pick(const cand *c, int n, int *runner) {
   }
   *runner = -1;
   for (int i = 0; w >= 0 && i < n; i++)
-    if (i != w && !strcmp(c[i].status, "ok") && c[i].median > 0 &&
+    if (i != w && is_ok(&c[i]) && c[i].median > 0 &&
         (*runner < 0 || c[i].median < c[*runner].median))
       *runner = i;
   return w;
@@ -612,7 +617,7 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
     }
   }
   for (int i = s->is_model ? 0 : 1; !rc && i < limit; i++) {
-    if (over_budget(s))
+    if (i > 0 && over_budget(s)) /* the default always runs */
       break;
     prepare(s, spec, k, &c[i], &p, ref, buf);
     progress(s, spec->name, row->key, "compile+check", i + 1, limit, NULL, 0);

@@ -206,6 +206,25 @@ START_TEST(model_h200_device) {
 }
 END_TEST
 
+/* A budget spent before the first candidate: the default alone is timed
+ * and wins; the skipped configs leave no records. */
+START_TEST(budget_spent) {
+  xk_tune_opts o = {.device = "cpu", .rounds = 2, .budget_s = 1e-9};
+  xk_tune_session *s;
+  xk_diag d;
+  ck_assert_msg(!xk_tune_open(GATE, &o, &s, &d), "%s", d.msg);
+  rt_tune_cache *out = calloc(1, sizeof *out);
+  xk_tune_row row;
+  int64_t n = 5000;
+  ck_assert_msg(!tune_one(s, "vadd", &n, out, &row, &d), "%s", d.msg);
+  ck_assert_int_eq(out->n, 1);
+  ck_assert(out->r[0].winner);
+  ck_assert_int_eq(row.n_skipped, 3);
+  rt_tune_free(out);
+  xk_tune_close(s);
+}
+END_TEST
+
 /* A record of group "g<who>" at N = i, config BLOCK = 64 */
 static void add(rt_tune_cache *c, const char *fp, int64_t n) {
   rt_tune_record r = {.kernel = "vadd",
@@ -287,6 +306,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, concurrent_writers);
   tcase_add_test(tc, xkv_kernels_match_references);
   tcase_add_test(tc, xkv_gate);
+  tcase_add_test(tc, budget_spent);
   suite_add_tcase(s, tc);
   return s;
 }
