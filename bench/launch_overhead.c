@@ -33,8 +33,10 @@ static double median(double *v, int n) {
 }
 
 /* The empty host kernel, with the host ABI. */
-static void empty_host(void **args, const int32_t *pid, const int32_t *nprog) {
+static int32_t empty_host(void **args, const int32_t *pid,
+                          const int32_t *nprog) {
   __asm__ volatile("" ::: "memory");
+  return 0;
 }
 
 static const char host_manifest[] =

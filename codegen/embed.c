@@ -70,7 +70,7 @@ int xk_embed_write(const char *dir, const char *name, const char *target,
           target);
   for (int i = 0; i < n && !rc; i++) {
     if (!gpu)
-      fprintf(o, "void %s(void **, const int32_t *, const int32_t *);\n",
+      fprintf(o, "int32_t %s(void **, const int32_t *, const int32_t *);\n",
               e[i].symbol);
     else
       rc = put_file(o, dir, e[i].file, i, 1, d) ||

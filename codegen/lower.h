@@ -8,9 +8,11 @@
 #include <llvm-c/TargetMachine.h>
 
 /* Host ABI of every lowered kernel, mirroring cuLaunchKernel's params:
- * args[i] points at the value of argument i (a pointer for ptr args). */
-typedef void (*xk_host_fn)(void **args, const int32_t *pid,
-                           const int32_t *nprog);
+ * args[i] points at the value of argument i (a pointer for ptr args).
+ * Returns 0, or 1 when the program could not allocate its heap tiles
+ * (malloc failed) and so did nothing. */
+typedef int32_t (*xk_host_fn)(void **args, const int32_t *pid,
+                              const int32_t *nprog);
 
 typedef struct {
   int shared_bytes; /* dynamic shared memory the launch must give it (set

@@ -119,3 +119,7 @@ int eng_kv_split_create(const eng_config *c, int max_tokens,
   *out = &s->base;
   return 0;
 }
+
+const eng_kv *eng_kv_split_global(const eng_kv *kv) {
+  return kv && kv->ops == &split_ops ? ((const kv_split *)kv)->global : NULL;
+}

@@ -190,5 +190,7 @@ int eng_kv_xkv_create(const eng_config *c, int max_tokens,
 }
 
 const char *eng_kv_xkv_device(const eng_kv *kv) {
+  if (eng_kv_split_global(kv))
+    kv = eng_kv_split_global(kv);
   return kv && kv->ops == &xkv_ops ? ((const kv_xkv *)kv)->device : "";
 }

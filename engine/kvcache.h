@@ -56,6 +56,8 @@ int eng_kv_xkv_create(const eng_config *c, int max_tokens,
 /* Sliding-window layers exact (their window), global layers in xKV. */
 int eng_kv_split_create(const eng_config *c, int max_tokens,
                         const eng_xkv_opts *o, eng_kv **out, eng_err *err);
+/* The xKV part of a split cache; NULL for other caches. */
+const eng_kv *eng_kv_split_global(const eng_kv *kv);
 /* "exact" or "xkv" (o used for xkv; xkv on a model with sliding-window
  * layers compresses only its global layers). */
 int eng_kv_create(const char *kind, const eng_config *c, int max_tokens,

@@ -163,8 +163,10 @@ int eng_tok_load_llama2c(const char *path, int vocab_size, eng_tokenizer **out,
 int eng_tok_encode(const eng_tokenizer *t, const char *text, int start,
                    int **ids, int *n, eng_err *err) {
   size_t len = strlen(text);
-  /* at most one token per byte, plus BOS and SP's dummy prefix */
-  int *out = malloc((len + 3) * sizeof *out);
+  /* at most one token per byte, plus BOS and SP's dummy prefix; SPM's
+   * byte fallback can spell an escaped space as its 3 bytes */
+  size_t cap = t->kind == ENG_TOK_SPM ? 3 * len + 6 : len + 3;
+  int *out = malloc(cap * sizeof *out);
   if (!out)
     return eng_fail(err, "out of memory encoding %zu bytes", len);
   int k = 0;

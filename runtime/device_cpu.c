@@ -20,25 +20,28 @@ typedef struct {
   xkv_host_fn fn;
   void **params;
   int32_t nprog[3];
+  int64_t failed; /* programs that could not allocate their scratch */
 } cpu_job;
 
 static void run_programs(void *arg, int64_t lo, int64_t hi) {
-  const cpu_job *j = arg;
-  int64_t gx = j->nprog[0], gxy = gx * j->nprog[1];
+  cpu_job *j = arg;
+  int64_t gx = j->nprog[0], gxy = gx * j->nprog[1], failed = 0;
   int32_t pid[3];
   for (int64_t i = lo; i < hi; i++) {
     pid[0] = (int32_t)(i % gx);
     pid[1] = (int32_t)(i % gxy / gx);
     pid[2] = (int32_t)(i / gxy);
-    j->fn(j->params, pid, j->nprog);
+    failed += j->fn(j->params, pid, j->nprog) != 0;
   }
+  if (failed)
+    __atomic_add_fetch(&j->failed, failed, __ATOMIC_RELAXED);
 }
 
 static xkv_status cpu_launch(xkv_context *ctx, rt_variant *v,
                              const uint32_t g[3], void **params,
                              xkv_stream *s) {
   cpu_dev *d = ctx->dev;
-  cpu_job j = {v->host_fn, params, {0, 0, 0}};
+  cpu_job j = {v->host_fn, params, {0, 0, 0}, 0};
   for (int i = 0; i < 3; i++) {
     if (g[i] > INT32_MAX)
       return rt_err(ctx, XKV_ERR_GRID,
@@ -50,7 +53,14 @@ static xkv_status cpu_launch(xkv_context *ctx, rt_variant *v,
     return rt_err(ctx, XKV_ERR_LAUNCH,
                   "xkv_launch(%s): variant %s has no host function", v->kernel,
                   v->symbol);
-  rt_pool_run(d->pool, (int64_t)g[0] * g[1] * g[2], run_programs, &j);
+  int64_t n = (int64_t)g[0] * g[1] * g[2];
+  rt_pool_run(d->pool, n, run_programs, &j);
+  if (j.failed)
+    return rt_err(ctx, XKV_ERR_OUT_OF_MEMORY,
+                  "xkv_launch(%s): %lld of %lld programs of host variant %s "
+                  "ran out of memory for their heap tiles (malloc failed); "
+                  "the outputs are incomplete",
+                  v->kernel, (long long)j.failed, (long long)n, v->symbol);
   return XKV_OK;
 }
 

@@ -9,7 +9,7 @@
 
 /* kernels.xk built at build time for each head dim (runtime/CMakeLists),
  * in the order of register_kernels' dims */
-#define TABLES(X, t) X(t##_d64) X(t##_d8) X(t##_d128)
+#define TABLES(X, t) X(t##_d64) X(t##_d8) X(t##_d128) X(t##_d256)
 #define DECL(n) extern const xkv_embedded xkv_kern_##n;
 TABLES(DECL, host)
 TABLES(DECL, sm_90)
@@ -45,8 +45,10 @@ static xkv_status check_config(xkv_context *ctx, const xkv_cache_config *f) {
              f->n_heads, f->n_kv_heads);
     return bad(ctx, m);
   }
-  if (f->head_dim != 8 && f->head_dim != 64 && f->head_dim != 128) {
-    snprintf(m, sizeof m, "head_dim %d has no compiled kernels (8, 64, 128)",
+  if (f->head_dim != 8 && f->head_dim != 64 && f->head_dim != 128 &&
+      f->head_dim != 256) { /* 256: Gemma 3 */
+    snprintf(m, sizeof m,
+             "head_dim %d has no compiled kernels (8, 64, 128, 256)",
              f->head_dim);
     return bad(ctx, m);
   }
@@ -117,11 +119,11 @@ static xkv_status check_config(xkv_context *ctx, const xkv_cache_config *f) {
  * failed registration, out of memory, is retried at the next create). */
 static xkv_status register_kernels(xkv_context *ctx,
                                    const xkv_device_info *di) {
-  static const int dims[] = {64, 8, 128}; /* the tables' order */
+  static const int dims[] = {64, 8, 128, 256}; /* the tables' order */
   const xkv_embedded *const *t =
       di->kind == XKV_DEVICE_CPU ? host_tables : gpu_tables;
   xkv_status s = XKV_OK;
-  for (int i = 0; !s && i < 3; i++) {
+  for (int i = 0; !s && i < (int)(sizeof dims / sizeof *dims); i++) {
     xkv_kernel *k;
     xkv_const d = {"D", dims[i]};
     if (xkv_kernel_find(ctx, "xkv_decode_combine", &d, 1, &k) != XKV_OK)

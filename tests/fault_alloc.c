@@ -1,5 +1,4 @@
 #include "fault_alloc.h"
-#include "../runtime/threadpool.h"
 
 #include <errno.h>
 #include <execinfo.h>
@@ -97,23 +96,9 @@ long xk_fault_live(void) {
   return n;
 }
 
-/* Set while the CPU device runs a kernel's programs (rt_pool_run): the
- * host ABI has no error channel, so a kernel whose heap tiles cannot be
- * allocated skips its programs (codegen/host/lower_host.c, finish()):
- * those allocations are not failed here, a known gap. */
-static int in_kernel;
-
-void __real_rt_pool_run(rt_pool *p, int64_t n, rt_pool_fn fn, void *arg);
-
-void __wrap_rt_pool_run(rt_pool *p, int64_t n, rt_pool_fn fn, void *arg) {
-  __atomic_store_n(&in_kernel, 1, __ATOMIC_SEQ_CST);
-  __real_rt_pool_run(p, n, fn, arg);
-  __atomic_store_n(&in_kernel, 0, __ATOMIC_SEQ_CST);
-}
-
 /* 1 when this allocation is the one to fail */
 static int fail_now(void) {
-  if (!armed || __atomic_load_n(&in_kernel, __ATOMIC_SEQ_CST))
+  if (!armed)
     return 0;
   if (++count != armed)
     return 0;

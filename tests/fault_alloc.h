@@ -3,10 +3,10 @@
  * -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,
  * --wrap=posix_memalign (tests/CMakeLists.txt, xk_fault_test) sends every
  * allocation of its own objects and of the static project libraries
- * (libxkv, libxkvengine, libxkcommon) through here. Shared libraries
- * (libc internals, dlopen, OpenBLAS/LAPACK, Check) are not wrapped, and
- * allocations inside host kernels (heap tiles) are never failed: their ABI
- * cannot report it (fault_alloc.c).
+ * (libxkv, libxkvengine, libxkcommon, with their embedded host kernels'
+ * heap tiles, which the kernels report through their status) through
+ * here. Shared libraries (libc internals, dlopen'ed kernels.so,
+ * OpenBLAS/LAPACK, Check) are not wrapped.
  * XK_FAULT_TRACE=1 in the environment prints a backtrace at each injected
  * failure. */
 #ifndef XK_FAULT_ALLOC_H

@@ -16,7 +16,7 @@
   X(rt_empty)
 
 #define RT_DECL(name)                                                          \
-  void name(void **args, const int32_t *pid, const int32_t *nprog);
+  int32_t name(void **args, const int32_t *pid, const int32_t *nprog);
 RT_HOST_KERNELS(RT_DECL)
 #undef RT_DECL
 

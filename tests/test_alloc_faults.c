@@ -6,8 +6,9 @@
  * xKV cache's final attention output must then equal a fault-free run's.
  * Covers xkv_cache_create (with the kernel registration a fresh context
  * does), xkv_cache_prefill (compression, selective reconstruction),
- * xkv_cache_append, xkv_attention, xkv_registry_load and the GGUF model
- * load (eng_model_load_gguf). */
+ * xkv_cache_append, xkv_attention, xkv_registry_load, the GGUF model
+ * load (eng_model_load_gguf) and a host kernel's heap tiles (the launch
+ * reports the kernel's failed malloc). */
 #include "fault_alloc.h"
 #include "model.h"
 #include "tiny_gguf.h"
@@ -323,6 +324,64 @@ START_TEST(gguf_sweep) {
 }
 END_TEST
 
+/* ---- a host kernel's heap tiles -----------------------------------------
+ * heap_tile.xk's kernel, embedded into this binary so that its mallocs go
+ * through the wrappers: one tile per program, 3 programs. */
+extern const xkv_embedded xk_heap_tile_host;
+
+START_TEST(kernel_sweep) {
+  enum { BLOCK = 131072, N = 3 * BLOCK - 5 };
+  float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+  ck_assert(x && y);
+  double sums[3] = {0, 0, 0};
+  for (int i = 0; i < N; i++) {
+    x[i] = (float)(i % 7) * 0.5f - 1.0f;
+    sums[i / BLOCK] += x[i];
+  }
+  xkv_context *ctx;
+  ck_assert_int_eq(xkv_open(&ctx, "cpu"), XKV_OK);
+  ck_assert_int_eq(xkv_registry_add_embedded(ctx, &xk_heap_tile_host), XKV_OK);
+  xkv_arg a[3] = {xkv_arg_ptr(XKV_F32, x), xkv_arg_ptr(XKV_F32, y),
+                  xkv_arg_i32(N)};
+  tally t = {0};
+  for (long k = 1;; k++) {
+    long before = xk_fault_live();
+    memset(y, 0, N * sizeof *y);
+    xk_fault_arm(k);
+    xkv_status s =
+        xkv_launch_named(ctx, "heap_scale", NULL, 0, NULL, a, 3, NULL);
+    int fired = xk_fault_fired();
+    xk_fault_arm(0);
+    if (s) {
+      const char *m = xkv_last_error(ctx);
+      ck_assert_msg(fired, "K = %ld: %s", k, m);
+      ck_assert_msg(s == XKV_ERR_OUT_OF_MEMORY && strstr(m, "memory") &&
+                        strstr(m, "heap_scale"),
+                    "K = %ld: %s: %s", k, xkv_status_name(s), m);
+      ck_assert_int_eq(
+          xkv_launch_named(ctx, "heap_scale", NULL, 0, NULL, a, 3, NULL),
+          XKV_OK);
+    }
+    for (int i = 0; i < N; i += 997)
+      ck_assert_msg(fabs(y[i] - x[i] * sums[i / BLOCK]) <=
+                        1e-3 * (1 + fabs(x[i] * sums[i / BLOCK])),
+                    "K = %ld: y[%d] = %g", k, i, (double)y[i]);
+    ck_assert_int_eq(xk_fault_live(), before);
+    t.failed += s != XKV_OK;
+    t.absorbed += fired && !s;
+    if (!fired) {
+      t.sites = k - 1;
+      break;
+    }
+  }
+  xkv_close(ctx);
+  free(x);
+  free(y);
+  report("host kernel heap tiles", &t);
+  ck_assert_int_ge(t.failed, 3); /* at least one tile per program */
+}
+END_TEST
+
 int main(void) {
   /* one case each, so that CK_RUN_CASE=registry (say) runs one sweep */
   Suite *s = suite_create("alloc_faults");
@@ -335,6 +394,9 @@ int main(void) {
   suite_add_tcase(s, tc);
   tc = tcase_create("gguf");
   tcase_add_test(tc, gguf_sweep);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("kernel");
+  tcase_add_test(tc, kernel_sweep);
   suite_add_tcase(s, tc);
   return xk_check_run(s);
 }

@@ -462,7 +462,8 @@ static void add_attr(xk_hl *h, LLVMValueRef fn, LLVMAttributeIndex idx,
 }
 
 /* Frees heap tiles on the way out; a failed malloc returns before running
- * the program (there is no channel to report it through the ABI). */
+ * the program, with status 1 (xk_host_fn), so that the launcher reports it
+ * instead of leaving the program's output unwritten in silence. */
 static void finish(xk_hl *h, LLVMBasicBlockRef start) {
   LLVMBasicBlockRef exit =
       h->ret ? h->ret : LLVMAppendBasicBlockInContext(h->c, h->fn, "");
@@ -473,10 +474,13 @@ static void finish(xk_hl *h, LLVMBasicBlockRef start) {
     LLVMBuildCall2(h->b, free_type(h), declare(h, "free", free_type(h)), &p, 1,
                    "");
   }
-  LLVMBuildRetVoid(h->b);
   LLVMValueRef ok = LLVMConstInt(h->t_i1, 1, 0);
   for (int i = 0; i < h->nheap; i++)
     ok = LLVMBuildAnd(h->ab, ok, LLVMBuildIsNotNull(h->ab, h->heap[i], ""), "");
+  /* computed in the entry block, which dominates the exit */
+  LLVMValueRef status =
+      LLVMBuildZExt(h->ab, LLVMBuildNot(h->ab, ok, ""), h->t_i32, "");
+  LLVMBuildRet(h->b, status);
   LLVMBuildCondBr(h->ab, ok, start, exit);
 }
 
@@ -504,7 +508,7 @@ int xk_lower_host(const xk_func *f, LLVMModuleRef mod, const char *sym,
     return xk_diag_set(d, "out of memory");
   }
   LLVMTypeRef params[3] = {h.t_ptr, h.t_ptr, h.t_ptr};
-  LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(h.c), params, 3, 0);
+  LLVMTypeRef fty = LLVMFunctionType(h.t_i32, params, 3, 0);
   h.fn = LLVMAddFunction(mod, sym, fty);
   add_attr(&h, h.fn, LLVMAttributeFunctionIndex, "nounwind");
   for (unsigned i = 1; i <= 3; i++) {

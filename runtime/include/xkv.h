@@ -113,8 +113,11 @@ xkv_status xkv_event_elapsed_ms(xkv_context *ctx, xkv_event *start,
  * from a table compiled into the program with `xkvgen --embed NAME`.
  * Artifacts built for another target than the context's device give
  * XKV_ERR_TARGET and are not added. */
-typedef void (*xkv_host_fn)(void **args, const int32_t *pid,
-                            const int32_t *nprog);
+/* A host kernel's program: 0, or 1 when it could not allocate its heap
+ * tiles and did nothing (the CPU device's launch then fails with
+ * XKV_ERR_OUT_OF_MEMORY). */
+typedef int32_t (*xkv_host_fn)(void **args, const int32_t *pid,
+                               const int32_t *nprog);
 typedef struct {
   const char *symbol;
   xkv_host_fn host_fn;        /* NULL for GPU variants */
