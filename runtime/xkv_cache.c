@@ -124,8 +124,11 @@ static xkv_status register_kernels(xkv_context *ctx,
   for (int i = 0; !s && i < 3; i++) {
     xkv_kernel *k;
     xkv_const d = {"D", dims[i]};
-    if (xkv_kernel_find(ctx, "xkv_decode_combine", &d, 1, &k) != XKV_OK)
+    if (xkv_kernel_find(ctx, "xkv_decode_combine", &d, 1, &k) != XKV_OK) {
       s = xkv_registry_add_embedded(ctx, t[i]);
+      s = s ? s
+            : xkv_cache_lr1_register(ctx, di->kind != XKV_DEVICE_CPU, dims[i]);
+    }
   }
   return s;
 }
@@ -215,6 +218,7 @@ xkv_status xkv_cache_create(xkv_context *ctx, const xkv_cache_config *cfg,
   xkv_device_info di;
   s = s ? s : xkv_device_get_info(ctx, &di);
   c->units = s ? 1 : di.units;
+  c->gpu = !s && di.kind != XKV_DEVICE_CPU;
   s = s ? s : register_kernels(ctx, &di);
   s = s ? s : find_kernels(c);
   s = s ? s : rope_tables(c);
