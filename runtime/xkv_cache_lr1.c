@@ -49,8 +49,11 @@ xkv_kernel *xkv_cache_lr1_find(xkv_cache *c, xkv_group *gr) {
   char name[32];
   snprintf(name, sizeof name, "xkv_decode_lr1_%s",
            c->cfg.dtype == XKV_F16 ? "f16" : "bf16");
-  /* registered with the head dim's table: found unless memory ran out */
-  if (xkv_kernel_find(c->ctx, name, k, 4, &gr->lr1) != XKV_OK)
+  /* registered with the head dim's table: found unless memory ran out,
+   * when this call takes the three-sweep kernel and the next one retries */
+  if (xkv_kernel_find(c->ctx, name, k, 4, &gr->lr1) != XKV_OK) {
     gr->lr1 = NULL;
+    gr->lr1_rk = -1;
+  }
   return gr->lr1;
 }
