@@ -111,6 +111,7 @@ static xkv_cache *make(xkv_context *ctx, const shape *s, int L, int exact,
   y->prefilled = 1;
   y->len = L;
   if (exact) { /* the whole cache as exact tokens */
+    c->groups[0].exact = 1;
     y->kx = rand_dev(ctx, (size_t)(L + 1) * hd, dt, seed);
     y->vx = rand_dev(ctx, (size_t)(L + 1) * hd, dt, seed);
     y->n_exact = L;

@@ -2,11 +2,13 @@
  * without a GPU (issue 6: "sim counters and the modeled H100 time"): 32 query
  * heads, 8 KV heads, d = 128, rank_k = 384, rank_v = 576 (groups of W = 4
  * layers share A_k, A_v), f16 storage, prompt L = 16K..128K, batch 1..16.
- * Per layer and decode step: xKV = xkv_decode_lr_f16 over the compressed
- * prompt + xkv_decode_combine; the baseline = xkv_decode_exact_f16 over the
- * full exact f16 cache + xkv_decode_combine. The split count is the
- * runtime's rule (nsplits in runtime/xkv_cache_attn.c) on an H100's 132
- * SMs; no exact tail (the step right after prefill).
+ * Per layer and decode step: xKV = xkv_decode_lr_f16 (three sweeps) or
+ * xkv_decode_lr1_f16 (single pass, B_k resident, rank buckets RK, RV =
+ * the ranks rounded up to 64, HB = 2 KV heads per program) over the
+ * compressed prompt + xkv_decode_combine; the baseline =
+ * xkv_decode_exact_f16 over the full exact f16 cache + xkv_decode_combine. The
+ * split count is the runtime's rule (nsplits in runtime/xkv_cache_attn.c) on an
+ * H100's 132 SMs; no exact tail (the step right after prefill).
  *
  * Method. The counters are MEASURED through the sim target on the
  * default variants (D = 128), two programs at a time: split kernels on a
@@ -53,9 +55,17 @@ static const int batches[] = {1, 2, 4, 8, 16};
 #define NLENS (int)(sizeof lens / sizeof *lens)
 #define NBATCH (int)(sizeof batches / sizeof *batches)
 
-/* the runtime's split rule on an H100's 132 SMs */
+/* the runtime's split rules on an H100's 132 SMs */
 static int nsplits(int T) {
   return xkv_cache_nsplits(UNITS, HQ, HKV, T);
+}
+static int nsplits_lr1(int T) {
+  return xkv_cache_nsplits_lr1(UNITS, HKV, XKV_LR1_HB, T);
+}
+
+/* the rank bucket of r: a multiple of 64 */
+static int bucket(int r) {
+  return (r + 63) / 64 * 64;
 }
 
 static int64_t cdiv(int64_t a, int64_t b) {
@@ -90,6 +100,18 @@ static int64_t bytes_scratch(int64_t n, int64_t qc) {
 static int64_t bytes_lr(int64_t n, int64_t hc, int64_t qc, int64_t sc) {
   return bytes_lr_factors(n, hc) + bytes_tables(n) + qc * HEAD_D * 4 +
          bytes_scratch(n, qc) + bytes_partials(qc, sc);
+}
+/* The single-pass kernel reads no scratch, and of the tables the rows
+ * 0..bn-1 (offsets) and the first row of each block (nb blocks of bn over
+ * n tokens, split boundaries on block boundaries). */
+static int64_t bytes_tables_lr1(int64_t n, int64_t bn, int64_t nb) {
+  int64_t rows = (n < bn ? n : bn) + (nb > 1 ? nb - 1 : 0);
+  return rows * HEAD_D * 4;
+}
+static int64_t bytes_lr1(int64_t n, int64_t hc, int64_t qc, int64_t sc,
+                         int64_t bn) {
+  return bytes_lr_factors(n, hc) + bytes_tables_lr1(n, bn, cdiv(n, bn)) +
+         qc * HEAD_D * 4 + bytes_partials(qc, sc);
 }
 static int64_t bytes_kv(int64_t n, int64_t hc) {
   return 2 * n * hc * HEAD_D * ESZ;
@@ -142,8 +164,11 @@ static int kern_build(xk_dsl *dsl, const char *name, const xk_constexpr *over,
 
 /* The reduced problem for a split kernel: 2 splits of nb token blocks of
  * the prompt (lr) or of exact rows. */
-static int measure_split(const kern *k, int lr, int nb, xk_sim_counters *c,
+enum { K_EXACT, K_LR, K_LR1 };
+
+static int measure_split(const kern *k, int kind, int nb, xk_sim_counters *c,
                          int64_t *want_bytes, xk_diag *d) {
+  int lr = kind != K_EXACT;
   int bn = (int)xkv_dsim_const(&k->k, "BLOCK_N");
   int n = 2 * nb * bn, G = HQ / HKV;
   xkv_dsim_shape s = {.dt = XKV_DSIM_F16,
@@ -163,20 +188,23 @@ static int measure_split(const kern *k, int lr, int nb, xk_sim_counters *c,
   if (xkv_dsim_init(&p, &s, d))
     return -1;
   int32_t grid[3] = {2, 1, 1};
-  int rc = lr ? xkv_dsim_lr(&p, &k->k, grid, c, d)
-              : xkv_dsim_exact(&p, &k->k, grid, c, d);
+  int rc = kind == K_LR1 ? xkv_dsim_lr1(&p, &k->k, grid, c, d)
+           : lr          ? xkv_dsim_lr(&p, &k->k, grid, c, d)
+                         : xkv_dsim_exact(&p, &k->k, grid, c, d);
   xkv_dsim_free(&p);
   int64_t qc = G < XKV_DECODE_BLOCK_G ? G : XKV_DECODE_BLOCK_G;
-  *want_bytes = lr ? bytes_lr(n, 1, qc, 2) : bytes_exact(n, 1, qc, 2);
+  *want_bytes = kind == K_LR1 ? bytes_lr1(n, XKV_LR1_HB, XKV_LR1_HB * G, 2, bn)
+                : lr          ? bytes_lr(n, 1, qc, 2)
+                              : bytes_exact(n, 1, qc, 2);
   return rc;
 }
 
-static int measure_fit(const kern *k, int lr, linfit *m, xk_diag *d) {
+static int measure_fit(const kern *k, int kind, linfit *m, xk_diag *d) {
   m->nb[0] = 2;
   m->nb[1] = 4;
   for (int i = 0; i < 2; i++) {
     int64_t want;
-    if (measure_split(k, lr, m->nb[i], &m->c[i], &want, d))
+    if (measure_split(k, kind, m->nb[i], &m->c[i], &want, d))
       return -1;
     if (m->c[i].unique_bytes != want)
       return xk_diag_set(d,
@@ -220,6 +248,18 @@ static int measure_combine(const kern *k, int ns, xk_sim_counters *c,
 /* A split kernel's full launch over L tokens for a batch of b: counters
  * scaled from the fit, the analytic distinct bytes (per sequence: its
  * factors or rows, q, scratch, partials; the RoPE tables are shared). */
+/* The single-pass kernel's launch: splits x head groups x batch programs. */
+static void full_lr1(const kern *k, const linfit *m, int L, int64_t b,
+                     xk_sim_counters *c) {
+  int ns = nsplits_lr1(L);
+  int64_t hg = cdiv(HKV, XKV_LR1_HB), bn = xkv_dsim_const(&k->k, "BLOCK_N");
+  int64_t blocks = split_blocks(L, ns, bn);
+  scale(m, ns * hg * b, blocks * hg * b, c);
+  c->unique_bytes = b * (bytes_lr_factors(L, HKV) + HQ * HEAD_D * 4 +
+                         bytes_partials(HQ, ns)) +
+                    bytes_tables_lr1(L, bn, blocks);
+}
+
 static void full_split(const kern *k, const linfit *m, int lr, int L, int64_t b,
                        xk_sim_counters *c) {
   int ns = nsplits(L);
@@ -295,7 +335,7 @@ static int tune_lr(xk_dsl *dsl, xk_diag *d) {
     xk_sim_counters c[2];
     xk_perf_estimate e[2];
     int rc = kern_build(dsl, name, v[i].over, v[i].n, &k, d) ||
-             measure_fit(&k, 1, &m, d);
+             measure_fit(&k, K_LR, &m, d);
     for (int j = 0; j < 2 && !rc; j++) {
       full_split(&k, &m, 1, 32768, j ? 8 : 1, &c[j]);
       rc = model(&k, &c[j], &e[j], d);
@@ -343,11 +383,14 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  kern lr = {0}, ex = {0}, cb = {0};
+  kern lr = {0}, lr1 = {0}, ex = {0}, cb = {0};
   int rc = 1;
   FILE *csv = NULL;
+  xk_constexpr lr1_over[3] = {
+      {"RK", bucket(RK)}, {"RV", bucket(RV)}, {"HB", XKV_LR1_HB}};
   if (xk_dsl_open(src, &dsl, &d) ||
       kern_build(dsl, "xkv_decode_lr_f16", NULL, 0, &lr, &d) ||
+      kern_build(dsl, "xkv_decode_lr1_f16", lr1_over, 3, &lr1, &d) ||
       kern_build(dsl, "xkv_decode_exact_f16", NULL, 0, &ex, &d) ||
       kern_build(dsl, "xkv_decode_combine", NULL, 0, &cb, &d))
     goto out;
@@ -359,8 +402,9 @@ int main(int argc, char **argv) {
   printf("Hq %d Hkv %d d %d rank_k %d rank_v %d f16; batch b = b x the "
          "grid\n",
          HQ, HKV, HEAD_D, RK, RV);
-  linfit flr, fex;
-  if (measure_fit(&lr, 1, &flr, &d) || measure_fit(&ex, 0, &fex, &d))
+  linfit flr, flr1, fex;
+  if (measure_fit(&lr, K_LR, &flr, &d) || measure_fit(&lr1, K_LR1, &flr1, &d) ||
+      measure_fit(&ex, K_EXACT, &fex, &d))
     goto out;
   printf("sim distinct bytes of the reduced runs match the analytic counts\n");
   char path[512], stem[64];
@@ -380,31 +424,44 @@ int main(int argc, char **argv) {
                "xkv_bytes,xkv_scratch_bytes,xkv_l2_bytes,xkv_roofline_us,"
                "exact_split_us,exact_combine_us,exact_us,exact_bound,"
                "exact_bytes,exact_l2_bytes,exact_roofline_us,model_speedup,"
-               "bytes_ratio,roofline_speedup\n");
+               "bytes_ratio,roofline_speedup,xkv1_splits,xkv1_lr_us,"
+               "xkv1_combine_us,xkv1_us,xkv1_bound,xkv1_bytes,xkv1_l2_bytes,"
+               "model_speedup1\n");
   printf("\n%7s %3s %3s | %9s %9s %-6s %9s %9s | %9s %-6s %9s %9s | %7s "
-         "%7s %7s\n",
+         "%7s %7s | %3s %9s %-6s %9s %8s\n",
          "L", "b", "NS", "xKV us", "(combine)", "bound", "MB", "roof us",
-         "exact us", "bound", "MB", "roof us", "speedup", "bytes", "roof");
+         "exact us", "bound", "MB", "roof us", "speedup", "bytes", "roof",
+         "NS1", "xKV1 us", "bound", "L2 MB", "speedup1");
   int gb = (int)cdiv(HQ / HKV, xkv_dsim_const(&lr.k, "BLOCK_G"));
   for (int li = 0; li < NLENS; li++) {
-    int L = lens[li], ns = nsplits(L);
-    xk_sim_counters ccb;
-    if (measure_combine(&cb, ns, &ccb, &d))
+    int L = lens[li], ns = nsplits(L), ns1 = nsplits_lr1(L);
+    xk_sim_counters ccb, ccb1;
+    if (measure_combine(&cb, ns, &ccb, &d) ||
+        measure_combine(&cb, ns1, &ccb1, &d))
       goto out;
     for (int bi = 0; bi < NBATCH; bi++) {
       int64_t b = batches[bi];
-      xk_sim_counters c_lr, c_ex, c_cb;
+      xk_sim_counters c_lr, c_lr1, c_ex, c_cb, c_cb1;
       full_split(&lr, &flr, 1, L, b, &c_lr);
+      full_lr1(&lr1, &flr1, L, b, &c_lr1);
       full_split(&ex, &fex, 0, L, b, &c_ex);
       /* the combine: one program per query head, fixed work */
       linfit fcb = {{ccb, ccb}, {2, 4}};
       scale(&fcb, HQ * b, 0, &c_cb);
       c_cb.unique_bytes = b * bytes_combine(HQ, ns);
+      linfit fcb1 = {{ccb1, ccb1}, {2, 4}};
+      scale(&fcb1, HQ * b, 0, &c_cb1);
+      c_cb1.unique_bytes = b * bytes_combine(HQ, ns1);
       /* per sequence: its factors, q, scratch, partials; tables shared */
-      xk_perf_estimate e_lr, e_ex, e_cb;
-      if (model(&lr, &c_lr, &e_lr, &d) || model(&ex, &c_ex, &e_ex, &d) ||
-          model(&cb, &c_cb, &e_cb, &d))
+      xk_perf_estimate e_lr, e_lr1, e_ex, e_cb, e_cb1;
+      if (model(&lr, &c_lr, &e_lr, &d) || model(&lr1, &c_lr1, &e_lr1, &d) ||
+          model(&ex, &c_ex, &e_ex, &d) || model(&cb, &c_cb, &e_cb, &d) ||
+          model(&cb, &c_cb1, &e_cb1, &d))
         goto out;
+      double t_x1 = e_lr1.seconds + e_cb1.seconds;
+      int64_t by_x1 = c_lr1.unique_bytes + c_cb1.unique_bytes;
+      int64_t l2_x1 = 32 * (c_lr1.gld_sectors + c_lr1.gst_sectors +
+                            c_cb1.gld_sectors + c_cb1.gst_sectors);
       double t_x = e_lr.seconds + e_cb.seconds;
       double t_e = e_ex.seconds + e_cb.seconds;
       int64_t by_x = c_lr.unique_bytes + c_cb.unique_bytes;
@@ -415,19 +472,23 @@ int main(int argc, char **argv) {
                            c_cb.gld_sectors + c_cb.gst_sectors);
       double r_x = by_x / HBM_BW, r_e = by_e / HBM_BW;
       printf("%7d %3lld %3d | %9.1f %9.1f %-6s %9.1f %9.1f | %9.1f %-6s "
-             "%9.1f %9.1f | %7.2f %7.2f %7.2f\n",
+             "%9.1f %9.1f | %7.2f %7.2f %7.2f | %3d %9.1f %-6s %9.1f %8.2f\n",
              L, (long long)b, ns, t_x * 1e6, e_cb.seconds * 1e6, e_lr.bound,
              by_x * 1e-6, r_x * 1e6, t_e * 1e6, e_ex.bound, by_e * 1e-6,
-             r_e * 1e6, t_e / t_x, ratio(by_e, by_x), r_e / r_x);
+             r_e * 1e6, t_e / t_x, ratio(by_e, by_x), r_e / r_x, ns1,
+             t_x1 * 1e6, e_lr1.bound, l2_x1 * 1e-6, t_e / t_x1);
       fprintf(csv,
               "%d,%lld,%d,%.2f,%.2f,%.2f,%s,%lld,%lld,%lld,%.2f,%.2f,%.2f,"
-              "%.2f,%s,%lld,%lld,%.2f,%.3f,%.3f,%.3f\n",
+              "%.2f,%s,%lld,%lld,%.2f,%.3f,%.3f,%.3f,%d,%.2f,%.2f,%.2f,%s,"
+              "%lld,%lld,%.3f\n",
               L, (long long)b, ns, e_lr.seconds * 1e6, e_cb.seconds * 1e6,
               t_x * 1e6, e_lr.bound, (long long)by_x,
               (long long)(b * bytes_scratch(L, HQ)), (long long)l2_x, r_x * 1e6,
               e_ex.seconds * 1e6, e_cb.seconds * 1e6, t_e * 1e6, e_ex.bound,
               (long long)by_e, (long long)l2_e, r_e * 1e6, t_e / t_x,
-              ratio(by_e, by_x), r_e / r_x);
+              ratio(by_e, by_x), r_e / r_x, ns1, e_lr1.seconds * 1e6,
+              e_cb1.seconds * 1e6, t_x1 * 1e6, e_lr1.bound, (long long)by_x1,
+              (long long)l2_x1, t_e / t_x1);
       if (li == 0 && bi == 0) {
         /* dots: keys rebuilt and scored, P^T A_v, B_v^T U (query-head
          * blocks of BLOCK_G, as the kernel computes them) */
@@ -438,7 +499,15 @@ int main(int argc, char **argv) {
         int64_t f_ex = 2LL * HKV * L * 2 * HEAD_D * bg;
         printf("\ncounters of the full launches at L = %d, b = 1 (scaled):\n",
                L);
+        /* lr1: keys rebuilt per head, scored over BLOCK_G columns for HB
+         * heads, A_v^T P once per program, B_v^T u per head */
+        int64_t bg1 = xkv_dsim_const(&lr1.k, "BLOCK_G");
+        int64_t f_lr1 = 2LL * L *
+                        (HKV * ((int64_t)RK * HEAD_D + 2 * HEAD_D * bg1) +
+                         cdiv(HKV, XKV_LR1_HB) * RV * bg1);
+        f_lr1 += 2LL * HKV * ns1 * RV * HEAD_D * bg1;
         print_counters("xKV split", &lr, &c_lr, &e_lr, f_lr);
+        print_counters("xKV single pass", &lr1, &c_lr1, &e_lr1, f_lr1);
         print_counters("exact split", &ex, &c_ex, &e_ex, f_ex);
         print_counters("combine", &cb, &c_cb, &e_cb, 0);
         printf("\n");
@@ -458,6 +527,7 @@ out:
   if (csv)
     fclose(csv);
   xkv_dsim_kernel_free(&lr.k);
+  xkv_dsim_kernel_free(&lr1.k);
   xkv_dsim_kernel_free(&ex.k);
   xkv_dsim_kernel_free(&cb.k);
   xk_dsl_close(dsl);

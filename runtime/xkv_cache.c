@@ -126,8 +126,11 @@ static xkv_status register_kernels(xkv_context *ctx,
   for (int i = 0; !s && i < (int)(sizeof dims / sizeof *dims); i++) {
     xkv_kernel *k;
     xkv_const d = {"D", dims[i]};
-    if (xkv_kernel_find(ctx, "xkv_decode_combine", &d, 1, &k) != XKV_OK)
+    if (xkv_kernel_find(ctx, "xkv_decode_combine", &d, 1, &k) != XKV_OK) {
       s = xkv_registry_add_embedded(ctx, t[i]);
+      s = s ? s
+            : xkv_cache_lr1_register(ctx, di->kind != XKV_DEVICE_CPU, dims[i]);
+    }
   }
   return s;
 }

@@ -12,18 +12,26 @@
 
 #define MIN_SPLIT_TOKENS 256 /* keeps a split's fixed work (q, B_v) small */
 
-/* Enough programs to fill the device twice over, each split with at least
- * MIN_SPLIT_TOKENS tokens. */
-int xkv_cache_nsplits(int units, int n_heads, int n_kv_heads, int T) {
+/* n splits of T tokens, each with at least MIN_SPLIT_TOKENS tokens */
+static int clamp_splits(int n, int T) {
   if (T <= 0)
     return 0;
-  int G = n_heads / n_kv_heads, bg = XKV_DECODE_BLOCK_G;
-  int progs = n_kv_heads * ((G + bg - 1) / bg);
-  int n = (2 * units + progs - 1) / progs;
   int most = (T + MIN_SPLIT_TOKENS - 1) / MIN_SPLIT_TOKENS;
   n = n < most ? n : most;
   n = n < XKV_SOURCE_SPLITS ? n : XKV_SOURCE_SPLITS;
   return n > 0 ? n : 1;
+}
+
+/* Enough programs to fill the device twice over. */
+int xkv_cache_nsplits(int units, int n_heads, int n_kv_heads, int T) {
+  int G = n_heads / n_kv_heads, bg = XKV_DECODE_BLOCK_G;
+  int progs = n_kv_heads * ((G + bg - 1) / bg);
+  return clamp_splits((2 * units + progs - 1) / progs, T);
+}
+
+int xkv_cache_nsplits_lr1(int units, int n_kv_heads, int hb, int T) {
+  int progs = (n_kv_heads + hb - 1) / hb;
+  return clamp_splits((units + progs - 1) / progs, T);
 }
 
 static int nsplits(const xkv_cache *c, int T) {
@@ -55,6 +63,31 @@ static xkv_status split_lr(xkv_cache *c, const xkv_group *gr,
                  xkv_arg_i32(XKV_MAX_SPLITS),
                  xkv_arg_i32(0)};
   return xkv_launch(c->ctx, c->k.decode_lr, NULL, a, 20, NULL);
+}
+
+/* the same with the single-pass kernel k (xkv_cache_lr1_find) */
+static xkv_status split_lr1(xkv_cache *c, const xkv_group *gr,
+                            const xkv_layer *y, xkv_kernel *k, int ns) {
+  xkv_dtype dt = c->cfg.dtype;
+  xkv_arg a[] = {xkv_arg_ptr(dt, gr->ak),
+                 xkv_arg_ptr(dt, y->bk),
+                 xkv_arg_ptr(dt, gr->av),
+                 xkv_arg_ptr(dt, y->bv),
+                 xkv_arg_ptr(XKV_F32, c->q),
+                 xkv_arg_ptr(XKV_F32, c->cos),
+                 xkv_arg_ptr(XKV_F32, c->sin),
+                 xkv_arg_ptr(XKV_F32, c->po),
+                 xkv_arg_ptr(XKV_F32, c->pm),
+                 xkv_arg_ptr(XKV_F32, c->pl),
+                 xkv_arg_i32(gr->L),
+                 xkv_arg_i32(gr->rank_k),
+                 xkv_arg_i32(gr->rank_v),
+                 xkv_arg_i32(c->cfg.n_kv_heads),
+                 xkv_arg_i32(c->cfg.n_heads / c->cfg.n_kv_heads),
+                 xkv_arg_i32(ns),
+                 xkv_arg_i32(XKV_MAX_SPLITS),
+                 xkv_arg_i32(0)};
+  return xkv_launch(c->ctx, k, NULL, a, 18, NULL);
 }
 
 /* T exact rows K, V [T, Hkv, d] into splits s0..s0+ns-1 */
@@ -125,7 +158,7 @@ xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
                   "xkv_attention: pos %d is out of 0..max_tokens-1 (%d)", pos,
                   c->cfg.max_tokens - 1);
   xkv_layer *y = &c->layers[layer];
-  const xkv_group *gr = &c->groups[layer / c->cfg.group];
+  xkv_group *gr = &c->groups[layer / c->cfg.group];
   if (!y->prefilled || (!gr->exact && !gr->rank_k))
     return rt_err(ctx, XKV_ERR_INVALID,
                   "xkv_attention: layer %d is not ready (its prefill, or its "
@@ -140,8 +173,11 @@ xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
     s = xkv_cache_sr_select(c, layer);
     s = s ? s : split_exact(c, y->sr.kr, y->sr.vr, lp, 0, ns0);
   } else if (!s && !gr->exact) {
-    ns0 = nsplits(c, gr->L);
-    s = split_lr(c, gr, y, ns0);
+    xkv_kernel *k1 = xkv_cache_lr1_find(c, gr);
+    ns0 = k1 ? xkv_cache_nsplits_lr1(c->units, c->cfg.n_kv_heads, XKV_LR1_HB,
+                                     gr->L)
+             : nsplits(c, gr->L);
+    s = k1 ? split_lr1(c, gr, y, k1, ns0) : split_lr(c, gr, y, ns0);
   }
   if (!s && ns1)
     s = split_exact(c, y->kx, y->vx, y->n_exact, ns0, ns1);

@@ -27,6 +27,10 @@ typedef struct {
   void *ak, *av;      /* [L, rank] storage dtype */
   int exact;          /* 1: its layers keep the prompt exact in kx, vx (a prompt
                          shorter than the fixed ranks; see xkv_cache_prefill) */
+  /* the single-pass decode kernel for the ranks lr1_rk, lr1_rv (NULL: none
+   * holds them; xkv_cache_lr1_find) */
+  xkv_kernel *lr1;
+  int lr1_rk, lr1_rv;
 } xkv_group;
 
 /* Selective reconstruction state of one layer (xkv_cache_sr.c). Rows of
@@ -140,6 +144,19 @@ xkv_status xkv_cache_sr_dev_stats(const xkv_cache *c, uint64_t *hit,
 /* xkv_cache_attn.c: decode splits for T tokens of one source on a device
  * of `units` SMs or CPU threads (also what bench/decode_model models). */
 int xkv_cache_nsplits(int units, int n_heads, int n_kv_heads, int T);
+/* xkv_cache_lr1.c: the single-pass dense decode kernel's tables (one per
+ * target, head dim and rank bucket, XKV_LR1_HB KV heads per program):
+ * lr1_register adds a device kind's tables for head dim d; lr1_find sets
+ * gr->lr1 to the smallest bucket holding the group's ranks, or NULL when
+ * none does or the cache's dtype or GQA group has none (the three-sweep
+ * xkv_decode_lr_* serves them). */
+#define XKV_LR1_HB 2
+xkv_status xkv_cache_lr1_register(xkv_context *ctx, int gpu, int d);
+xkv_kernel *xkv_cache_lr1_find(xkv_cache *c, xkv_group *gr);
+/* ... for the single-pass kernel (xkv_decode_lr1_*), whose programs cover
+ * hb KV heads each and hold one SM each (B_k resident in shared memory):
+ * one wave, as few B_k loads as fill the device. */
+int xkv_cache_nsplits_lr1(int units, int n_kv_heads, int hb, int T);
 /* xkv_cache_attn.c: S[h*G+g, n] = q . K[n, h] over T exact rows K [T, Hkv,
  * d] (row stride lds of S), and the row softmax of S [rows, n] in place. */
 xkv_status xkv_cache_scores_exact(xkv_cache *c, const void *k, int T, float *s,

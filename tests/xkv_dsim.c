@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int xkv_dsim_kernel_build(xk_dsl *dsl, const char *name,
-                          const xk_constexpr *over, int nover,
-                          xkv_dsim_kernel *k, xk_diag *d) {
+static int build(xk_dsl *dsl, const char *name, const xk_constexpr *over,
+                 int nover, const char *target, xkv_dsim_kernel *k,
+                 xk_diag *d) {
   memset(k, 0, sizeof *k);
   int i = xk_dsl_find(dsl, name);
   if (i < 0)
@@ -21,9 +21,9 @@ int xkv_dsim_kernel_build(xk_dsl *dsl, const char *name,
   LLVMTargetMachineRef tm;
   LLVMModuleRef m;
   xk_host_fn fn;
-  if (xk_target_machine("sim", &tm, d))
+  if (xk_target_machine(target, &tm, d))
     goto fail;
-  int rc = xk_compile_llvm(k->f, "sim", tm, k->f->name, 1, &m, &k->info, d);
+  int rc = xk_compile_llvm(k->f, target, tm, k->f->name, 1, &m, &k->info, d);
   LLVMDisposeTargetMachine(tm);
   if (rc)
     goto fail;
@@ -33,11 +33,26 @@ int xkv_dsim_kernel_build(xk_dsl *dsl, const char *name,
   }
   if (xk_jit_add(k->jit, m, d) || xk_jit_lookup(k->jit, k->f->name, &fn, d))
     goto fail;
-  k->fn = (xk_sim_fn)(void (*)(void))fn;
+  if (strcmp(target, "sim"))
+    k->host = fn;
+  else
+    k->fn = (xk_sim_fn)(void (*)(void))fn;
   return 0;
 fail:
   xkv_dsim_kernel_free(k);
   return -1;
+}
+
+int xkv_dsim_kernel_build(xk_dsl *dsl, const char *name,
+                          const xk_constexpr *over, int nover,
+                          xkv_dsim_kernel *k, xk_diag *d) {
+  return build(dsl, name, over, nover, "sim", k, d);
+}
+
+int xkv_dsim_kernel_build_host(xk_dsl *dsl, const char *name,
+                               const xk_constexpr *over, int nover,
+                               xkv_dsim_kernel *k, xk_diag *d) {
+  return build(dsl, name, over, nover, "host", k, d);
 }
 
 void xkv_dsim_kernel_free(xkv_dsim_kernel *k) {
@@ -223,8 +238,40 @@ static int check_d(const xkv_dsim *p, const xkv_dsim_kernel *k, xk_diag *d) {
 
 static int launch(const xkv_dsim_kernel *k, void **args, const int32_t *grid,
                   xk_sim_counters *c, xk_diag *d) {
-  return xk_sim_launch(k->fn, args, grid, k->info.threads, k->info.shared_bytes,
-                       c, d);
+  if (!k->host)
+    return xk_sim_launch(k->fn, args, grid, k->info.threads,
+                         k->info.shared_bytes, c, d);
+  if (c)
+    memset(c, 0, sizeof *c);
+  int32_t pid[3];
+  for (pid[2] = 0; pid[2] < grid[2]; pid[2]++)
+    for (pid[1] = 0; pid[1] < grid[1]; pid[1]++)
+      for (pid[0] = 0; pid[0] < grid[0]; pid[0]++)
+        k->host(args, pid, grid);
+  return 0;
+}
+
+int xkv_dsim_lr1(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,
+                 xk_sim_counters *c, xk_diag *d) {
+  const xkv_dsim_shape *s = &p->s;
+  int32_t L = s->L, rk = s->rk, rv = s->rv, hkv = s->hkv, G = s->g;
+  int32_t ns = s->ns_lr, ldo = s->ldo, s0 = 0;
+  int64_t hb = xkv_dsim_const(k, "HB"), bg = xkv_dsim_const(k, "BLOCK_G");
+  if (check_d(p, k, d))
+    return -1;
+  if (hb * G > bg)
+    return xk_diag_set(d,
+                       "xkv_dsim: %s covers HB %lld x G %d query heads in "
+                       "BLOCK_G %lld columns",
+                       k->f->name, (long long)hb, G, (long long)bg);
+  if (rk > xkv_dsim_const(k, "RK") || rv > xkv_dsim_const(k, "RV"))
+    return xk_diag_set(d, "xkv_dsim: ranks %d, %d above %s's buckets", rk, rv,
+                       k->f->name);
+  int32_t g[3] = {ns, (int32_t)((hkv + hb - 1) / hb), 1};
+  void *args[18] = {&p->ak,  &p->bk, &p->av, &p->bv,   &p->q, &p->cos,
+                    &p->sin, &p->O,  &p->M,  &p->Lsum, &L,    &rk,
+                    &rv,     &hkv,   &G,     &ns,      &ldo,  &s0};
+  return launch(k, args, grid ? grid : g, c, d);
 }
 
 int xkv_dsim_lr(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,

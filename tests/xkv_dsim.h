@@ -16,17 +16,23 @@
 #include "ptxas.h"
 #include "sim.h"
 
-/* A kernel variant compiled for sim and JIT'd. */
+/* A kernel variant compiled for sim (or the host) and JIT'd. */
 typedef struct {
   xk_func *f;
   xk_jit *jit;
   xk_sim_fn fn;
+  xk_host_fn host;    /* built for the host instead: launched program by
+                         program, no counters */
   xk_nvptx_info info; /* threads and shared memory per block */
 } xkv_dsim_kernel;
 
 int xkv_dsim_kernel_build(xk_dsl *dsl, const char *name,
                           const xk_constexpr *over, int nover,
                           xkv_dsim_kernel *k, xk_diag *d);
+/* The same for the host target. */
+int xkv_dsim_kernel_build_host(xk_dsl *dsl, const char *name,
+                               const xk_constexpr *over, int nover,
+                               xkv_dsim_kernel *k, xk_diag *d);
 void xkv_dsim_kernel_free(xkv_dsim_kernel *k);
 /* A const of k's variant (-1 when it has none). */
 int64_t xkv_dsim_const(const xkv_dsim_kernel *k, const char *name);
@@ -70,6 +76,10 @@ void xkv_dsim_free(xkv_dsim *p);
  * samples). c may be NULL. The kernels' D must be s.d. */
 int xkv_dsim_lr(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,
                 xk_sim_counters *c, xk_diag *d);
+/* The single-pass split kernel (xkv_decode_lr1_<dt>) over the prompt in
+ * splits 0..ns_lr-1; its full grid is {ns_lr, cdiv(hkv, HB), 1}. */
+int xkv_dsim_lr1(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,
+                 xk_sim_counters *c, xk_diag *d);
 int xkv_dsim_exact(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,
                    xk_sim_counters *c, xk_diag *d);
 int xkv_dsim_combine(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,

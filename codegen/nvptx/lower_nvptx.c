@@ -810,7 +810,7 @@ static int lower_for(nv *s, const xk_op *op) {
   }
   nv_pipe pipe, *pp = nv_pipe_plan(s, op, &pipe) ? &pipe : NULL;
   if (pp) {
-    s->smem_pin = pp->stages * pp->stage_bytes;
+    s->smem_pin = s->smem_res + pp->stages * pp->stage_bytes;
     if (s->smem_pin > s->smem_bytes)
       s->smem_bytes = s->smem_pin;
     for (int j = 0; j < pp->stages - 1; j++) {
@@ -908,7 +908,7 @@ static int lower_for(nv *s, const xk_op *op) {
   if (pp) { /* warps may still read the last buffer: the code after the
              * loop reuses that memory */
     s->pr->barrier(s);
-    s->smem_pin = 0;
+    s->smem_pin = s->smem_res;
   }
   for (int i = 0; i < nc; i++) {
     if (nr[i])
@@ -1049,6 +1049,8 @@ int nv_lower_op(nv *s, const xk_op *op) {
   case XK_OP_DOT:
     return nv_lower_dot(s, op);
   case XK_OP_LOAD:
+    if (s->resident[op->res[0]])
+      return nv_lower_resident(s, op);
     if (s->defer[op->res[0]]) {
       s->vals[op->res[0]].kind = NV_DEFER;
       s->vals[op->res[0]].defer = op;
@@ -1105,6 +1107,7 @@ static void nv_free(nv *s) {
   free(s->vals);
   free(s->defer);
   free(s->lazy);
+  free(s->resident);
   free(s->axis);
   free(s->axis_done);
   if (s->b)
@@ -1175,14 +1178,17 @@ int xk_lower_simt(const xk_func *f, LLVMModuleRef mod, const char *sym,
   s.vals = calloc((size_t)f->nvalues + 1, sizeof *s.vals);
   s.defer = calloc((size_t)f->nvalues + 1, sizeof *s.defer);
   s.lazy = calloc((size_t)f->nvalues + 1, sizeof *s.lazy);
+  s.resident = calloc((size_t)f->nvalues + 1, sizeof *s.resident);
   s.axis = calloc((size_t)f->nvalues + 1, sizeof *s.axis);
   s.axis_done = calloc((size_t)f->nvalues + 1, sizeof *s.axis_done);
-  if (!s.vals || !s.defer || !s.lazy || !s.axis || !s.axis_done) {
+  if (!s.vals || !s.defer || !s.lazy || !s.resident || !s.axis ||
+      !s.axis_done) {
     nv_free(&s);
     return xk_diag_set(d, "out of memory");
   }
   nv_find_deferrable(&s);
   nv_find_lazy(&s);
+  nv_find_resident(&s);
   LLVMTypeRef *pt = calloc((size_t)f->nargs + 1, sizeof *pt);
   for (int i = 0; i < f->nargs; i++)
     pt[i] = nv_reg_ty(&s, f->args[i].type.dtype);

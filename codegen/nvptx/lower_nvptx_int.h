@@ -78,7 +78,18 @@ extern const nv_prims xk_nvptx_prims;
 /* NV_DEFER: a load whose only users are dot operands later in its block;
  * it is issued at the dot so its registers are not live across earlier
  * work (another dot's K loop). */
-enum { NV_NONE, NV_SCALAR, NV_PURE, NV_MAT, NV_VIEW, NV_DEFER, NV_LAZY };
+/* NV_RES: a loop-invariant dot operand kept in shared memory for the
+ * kernel's lifetime (lower_nvptx_resident.c); s is its tile. */
+enum {
+  NV_NONE,
+  NV_SCALAR,
+  NV_PURE,
+  NV_MAT,
+  NV_VIEW,
+  NV_DEFER,
+  NV_LAZY,
+  NV_RES
+};
 
 typedef struct {
   int kind;
@@ -111,6 +122,7 @@ struct nv {
   nv_val *vals;
   char *defer;     /* per value: a load that waits for its dot */
   char *lazy;      /* per value: fused into its single consumer */
+  char *resident;  /* per value: a load staged once for its dots */
   nv_axis *axis;   /* per value, computed on demand */
   char *axis_done; /* ... once computed */
   int nw;
@@ -129,6 +141,7 @@ struct nv {
   int narena, cap_arena;
   struct nv_pipe *pipe; /* the software-pipelined loop being lowered */
   int smem_pin;         /* bytes at the start of shared memory it holds */
+  int smem_res;         /* ... of which resident dot operands (NV_RES) */
   const xk_op *op;      /* for diagnostics */
   LLVMValueRef smem_rt; /* sim: the block's shared memory, in the prologue */
   int ninstr;           /* sim: memory instructions instrumented so far */
@@ -222,6 +235,27 @@ void nv_pipe_wait(nv *s, nv_pipe *p);
 /* The current buffer's tile of dot operand `k` when it is pipelined (the
  * dot reads it in place), else NULL. */
 LLVMValueRef nv_pipe_tile(nv *s, const xk_op *dot, int k);
+
+/* Copies load ld's 2-D tile into shared `tile` (swizzled for tensor cores
+ * when swz, else rows padded to nv_dot_pitch), in groups of g contiguous
+ * columns (cp.async where g elements make 4 bytes or more; masked groups
+ * zero-fill); nv_copy_width is the widest g the access allows. The caller
+ * commits and waits. */
+int nv_copy_width(nv *s, const xk_op *ld, int swz);
+/* v is a zero constant (through broadcasts and reshapes). */
+int nv_is_zero(const xk_func *f, int v);
+int nv_copy_tile(nv *s, const xk_op *ld, int g, int swz, LLVMValueRef tile);
+
+/* lower_nvptx_resident.c: a 2-D load at the kernel's top level whose only
+ * users are tensor-core dots inside loops is copied once into shared
+ * memory held to the end of the kernel (a loop-invariant factor, e.g. a
+ * weight tile), so its dots read it in place each iteration instead of
+ * keeping it in registers and restaging it. nv_find_resident fills
+ * s->resident; nv_lower_resident copies such a load; nv_resident_tile is
+ * the tile of a resident value, else NULL. */
+void nv_find_resident(nv *s);
+int nv_lower_resident(nv *s, const xk_op *ld);
+LLVMValueRef nv_resident_tile(nv *s, int v);
 
 /* lower_nvptx_arith.c: one element of an elementwise op (operand values
  * in a[]), and a CONST op's scalar */

@@ -184,7 +184,10 @@ int nv_lower_dot_mma(nv *s, const xk_op *op, const xk_layout *lc) {
     return nv_err(s, "tensor-core dot: tile %dx%dx%d cannot be swizzled", M, K,
                   N);
   xk_layout la, lb;
-  LLVMValueRef pa = nv_pipe_tile(s, op, 0), pb = nv_pipe_tile(s, op, 1);
+  LLVMValueRef ra = nv_resident_tile(s, op->opnd[0]);
+  LLVMValueRef rb = nv_resident_tile(s, op->opnd[1]);
+  LLVMValueRef pa = ra ? ra : nv_pipe_tile(s, op, 0);
+  LLVMValueRef pb = rb ? rb : nv_pipe_tile(s, op, 1);
   LLVMValueRef *b = pb ? NULL : nv_get_any(s, op->opnd[1], &lb);
   LLVMValueRef *acc = pb || b ? nv_get(s, op->opnd[2], lc) : NULL;
   int reuse = !pa && s->staged_a == op->opnd[0] && s->staged_swz;
@@ -192,11 +195,11 @@ int nv_lower_dot_mma(nv *s, const xk_op *op, const xk_layout *lc) {
       pa || reuse || !acc ? NULL : nv_get_any(s, op->opnd[0], &la);
   if (!acc || (!pa && !reuse && !a))
     return -1;
-  /* a pipelined operand is read in place from its loop buffer */
-  int staged = !pa || !pb;
-  LLVMValueRef base = staged ? nv_smem(s, (M * K + K * N) * 2) : NULL;
+  /* a pipelined or resident operand is read in place */
+  int staged = !pa || !pb, a_el = ra ? 0 : M * K, b_el = rb ? 0 : K * N;
+  LLVMValueRef base = staged ? nv_smem(s, (a_el + b_el) * 2) : NULL;
   LLVMValueRef abase = pa ? pa : base;
-  LLVMValueRef bbase = pb ? pb : elem_ptr(s, dt, base, nv_i32(s, M * K));
+  LLVMValueRef bbase = pb ? pb : elem_ptr(s, dt, base, nv_i32(s, a_el));
   if (!pa && !reuse)
     stage_swz(s, a, &la, dt, &za, abase, 0);
   if (!pb)

@@ -19,7 +19,7 @@
 
 #include <string.h>
 
-static int is_zero(const xk_func *f, int v) {
+int nv_is_zero(const xk_func *f, int v) {
   for (;;) {
     int d = f->values[v].def_op;
     if (d < 0)
@@ -99,13 +99,13 @@ int nv_pipe_plan(nv *s, const xk_op *loop, nv_pipe *p) {
   for (int k = 0; k < 2; k++) {
     int v = p->dot->opnd[k], d = f->values[v].def_op;
     xk_type t = xk_vtype(f, v);
-    int esz = xk_dtype_bits(t.dtype) / 8, fast;
+    int esz = xk_dtype_bits(t.dtype) / 8;
     if (d < 0 || (k == 1 && p->dot->opnd[0] == v))
       continue;
     const xk_op *ld = &f->ops[d];
     xk_swizzle z;
     if (ld->code != XK_OP_LOAD || ld->block != loop->body || !s->defer[v] ||
-        (ld->attr.has_other && !is_zero(f, ld->opnd[ld->nopnd - 1])) ||
+        (ld->attr.has_other && !nv_is_zero(f, ld->opnd[ld->nopnd - 1])) ||
         (p->swz && xk_swizzle_make(&z, t.shape[0], t.shape[1], esz)))
       continue;
     memcpy(trial, p->slice, (size_t)f->nops);
@@ -115,13 +115,8 @@ int nv_pipe_plan(nv *s, const xk_op *loop, nv_pipe *p) {
     if (bad)
       continue;
     memcpy(p->slice, trial, (size_t)f->nops);
-    int g = nv_mem_vec(s, ld, &fast), pitch = nv_dot_pitch(t.shape[1], esz);
-    if (fast != 1)
-      g = 1;
-    while (g > 1 && (p->swz ? g > z.vec : pitch % g))
-      g /= 2;
     p->ld[k] = ld;
-    p->ncopy[k] = g;
+    p->ncopy[k] = nv_copy_width(s, ld, p->swz);
     p->off[k] = p->stage_bytes;
     p->stage_bytes += tile_bytes(p, &t, esz);
   }
@@ -142,23 +137,32 @@ static LLVMValueRef stage_ptr(nv *s, const nv_pipe *p, LLVMValueRef slot,
                               int k) {
   LLVMValueRef off = LLVMBuildAdd(
       s->b, LLVMBuildMul(s->b, slot, nv_i32(s, p->stage_bytes), ""),
-      nv_i32(s, p->off[k]), "");
+      nv_i32(s, s->smem_res + p->off[k]), "");
   return byte_ptr(s, s->pr->smem_base(s), off);
 }
 
-/* Copies load k's tile (its operands already lowered for the iteration)
- * into `tile`, spread over the block in groups of ncopy columns. */
-static int copy_tile(nv *s, const nv_pipe *p, int k, LLVMValueRef tile) {
-  const xk_op *ld = p->ld[k];
+int nv_copy_width(nv *s, const xk_op *ld, int swz) {
   xk_type t = xk_vtype(s->f, ld->res[0]);
-  int dt = t.dtype, esz = xk_dtype_bits(dt) / 8, g = p->ncopy[k];
+  int esz = xk_dtype_bits(t.dtype) / 8, fast;
+  int g = nv_mem_vec(s, ld, &fast), pitch = nv_dot_pitch(t.shape[1], esz);
+  xk_swizzle z;
+  if (fast != 1 || (swz && xk_swizzle_make(&z, t.shape[0], t.shape[1], esz)))
+    return 1;
+  while (g > 1 && (swz ? g > z.vec : pitch % g))
+    g /= 2;
+  return g;
+}
+
+int nv_copy_tile(nv *s, const xk_op *ld, int g, int swz, LLVMValueRef tile) {
+  xk_type t = xk_vtype(s->f, ld->res[0]);
+  int dt = t.dtype, esz = xk_dtype_bits(dt) / 8;
   xk_layout l = xk_layout_vec(t.shape, 2, s->nw, 1, g);
   xk_layout_dim_info d1;
   xk_layout_dim(&l, 1, &d1);
   while (g > 1 && (l.dropped || l.order[0] != 1 || d1.spt % g || d1.nregs % g))
     g /= 2;
   xk_swizzle z;
-  if (p->swz)
+  if (swz)
     xk_swizzle_make(&z, t.shape[0], t.shape[1], esz);
   int32_t padded[2] = {t.shape[0], nv_dot_pitch(t.shape[1], esz)};
   nv_src ps, ms;
@@ -172,7 +176,7 @@ static int copy_tile(nv *s, const nv_pipe *p, int k, LLVMValueRef tile) {
     if (LLVMIsAConstantInt(canon) && !LLVMConstIntGetZExtValue(canon))
       continue;
     LLVMValueRef off =
-        p->swz ? nv_swz_off(s, &z, c[0], c[1]) : nv_rowmajor(s, c, padded, 2);
+        swz ? nv_swz_off(s, &z, c[0], c[1]) : nv_rowmajor(s, c, padded, 2);
     LLVMValueRef dst = LLVMBuildGEP2(s->b, mty, tile, &off, 1, "");
     LLVMValueRef src = nv_src_elem(s, &ps, &l, i);
     LLVMValueRef mask = ld->attr.has_mask ? nv_src_elem(s, &ms, &l, i) : NULL;
@@ -224,7 +228,8 @@ int nv_pipe_issue(nv *s, nv_pipe *p, LLVMValueRef it, LLVMValueRef hi,
   for (int k = 0; k < 2 && !rc; k++)
     if (p->ld[k]) {
       s->op = p->ld[k];
-      rc = copy_tile(s, p, k, stage_ptr(s, p, slot, k));
+      rc = nv_copy_tile(s, p->ld[k], p->ncopy[k], p->swz,
+                        stage_ptr(s, p, slot, k));
     }
   s->op = cur;
   s->vals[body->args[0]] = saved;
