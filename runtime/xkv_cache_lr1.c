@@ -35,8 +35,9 @@ xkv_kernel *xkv_cache_lr1_find(xkv_cache *c, xkv_group *gr) {
   if (c->cfg.dtype == XKV_F32 || XKV_LR1_HB * G > XKV_DECODE_BLOCK_G)
     return NULL;
   for (int i = 0; i < NTABLES; i++)
-    if (tables[i].gpu == (c->kind != XKV_DEVICE_CPU) && tables[i].d == c->cfg.head_dim &&
-        tables[i].rk >= gr->rank_k && tables[i].rv >= gr->rank_v &&
+    if (tables[i].gpu == (c->kind != XKV_DEVICE_CPU) &&
+        tables[i].d == c->cfg.head_dim && tables[i].rk >= gr->rank_k &&
+        tables[i].rv >= gr->rank_v &&
         (best < 0 ||
          tables[i].rk * tables[i].rv < tables[best].rk * tables[best].rv))
       best = i;
