@@ -38,56 +38,37 @@ static int nsplits(const xkv_cache *c, int T) {
   return xkv_cache_nsplits(c->units, c->cfg.n_heads, c->cfg.n_kv_heads, T);
 }
 
-/* the compressed prompt of layer y into splits 0..ns-1 */
+/* the compressed prompt of layer y into splits 0..ns-1 by kernel k: the
+ * three-sweep c->k.decode_lr (which keeps the scores in S [Hq, lds]) or a
+ * single-pass one (xkv_cache_lr1_find) */
 static xkv_status split_lr(xkv_cache *c, const xkv_group *gr,
-                           const xkv_layer *y, int ns) {
+                           const xkv_layer *y, xkv_kernel *k, int ns) {
   xkv_dtype dt = c->cfg.dtype;
-  xkv_arg a[] = {xkv_arg_ptr(dt, gr->ak),
-                 xkv_arg_ptr(dt, y->bk),
-                 xkv_arg_ptr(dt, gr->av),
-                 xkv_arg_ptr(dt, y->bv),
-                 xkv_arg_ptr(XKV_F32, c->q),
-                 xkv_arg_ptr(XKV_F32, c->cos),
-                 xkv_arg_ptr(XKV_F32, c->sin),
-                 xkv_arg_ptr(XKV_F32, c->s),
-                 xkv_arg_ptr(XKV_F32, c->po),
-                 xkv_arg_ptr(XKV_F32, c->pm),
-                 xkv_arg_ptr(XKV_F32, c->pl),
-                 xkv_arg_i32(gr->L),
-                 xkv_arg_i32(gr->rank_k),
-                 xkv_arg_i32(gr->rank_v),
-                 xkv_arg_i32(c->cfg.n_kv_heads),
-                 xkv_arg_i32(c->cfg.n_heads / c->cfg.n_kv_heads),
-                 xkv_arg_i32(gr->L),
-                 xkv_arg_i32(ns),
-                 xkv_arg_i32(XKV_MAX_SPLITS),
-                 xkv_arg_i32(0)};
-  return xkv_launch(c->ctx, c->k.decode_lr, NULL, a, 20, NULL);
-}
-
-/* the same with the single-pass kernel k (xkv_cache_lr1_find) */
-static xkv_status split_lr1(xkv_cache *c, const xkv_group *gr,
-                            const xkv_layer *y, xkv_kernel *k, int ns) {
-  xkv_dtype dt = c->cfg.dtype;
-  xkv_arg a[] = {xkv_arg_ptr(dt, gr->ak),
-                 xkv_arg_ptr(dt, y->bk),
-                 xkv_arg_ptr(dt, gr->av),
-                 xkv_arg_ptr(dt, y->bv),
-                 xkv_arg_ptr(XKV_F32, c->q),
-                 xkv_arg_ptr(XKV_F32, c->cos),
-                 xkv_arg_ptr(XKV_F32, c->sin),
-                 xkv_arg_ptr(XKV_F32, c->po),
-                 xkv_arg_ptr(XKV_F32, c->pm),
-                 xkv_arg_ptr(XKV_F32, c->pl),
-                 xkv_arg_i32(gr->L),
-                 xkv_arg_i32(gr->rank_k),
-                 xkv_arg_i32(gr->rank_v),
-                 xkv_arg_i32(c->cfg.n_kv_heads),
-                 xkv_arg_i32(c->cfg.n_heads / c->cfg.n_kv_heads),
-                 xkv_arg_i32(ns),
-                 xkv_arg_i32(XKV_MAX_SPLITS),
-                 xkv_arg_i32(0)};
-  return xkv_launch(c->ctx, k, NULL, a, 18, NULL);
+  int sweeps = k == c->k.decode_lr, n = 0;
+  xkv_arg a[20];
+  a[n++] = xkv_arg_ptr(dt, gr->ak);
+  a[n++] = xkv_arg_ptr(dt, y->bk);
+  a[n++] = xkv_arg_ptr(dt, gr->av);
+  a[n++] = xkv_arg_ptr(dt, y->bv);
+  a[n++] = xkv_arg_ptr(XKV_F32, c->q);
+  a[n++] = xkv_arg_ptr(XKV_F32, c->cos);
+  a[n++] = xkv_arg_ptr(XKV_F32, c->sin);
+  if (sweeps)
+    a[n++] = xkv_arg_ptr(XKV_F32, c->s);
+  a[n++] = xkv_arg_ptr(XKV_F32, c->po);
+  a[n++] = xkv_arg_ptr(XKV_F32, c->pm);
+  a[n++] = xkv_arg_ptr(XKV_F32, c->pl);
+  a[n++] = xkv_arg_i32(gr->L);
+  a[n++] = xkv_arg_i32(gr->rank_k);
+  a[n++] = xkv_arg_i32(gr->rank_v);
+  a[n++] = xkv_arg_i32(c->cfg.n_kv_heads);
+  a[n++] = xkv_arg_i32(c->cfg.n_heads / c->cfg.n_kv_heads);
+  if (sweeps)
+    a[n++] = xkv_arg_i32(gr->L);
+  a[n++] = xkv_arg_i32(ns);
+  a[n++] = xkv_arg_i32(XKV_MAX_SPLITS);
+  a[n++] = xkv_arg_i32(0);
+  return xkv_launch(c->ctx, k, NULL, a, n, NULL);
 }
 
 /* T exact rows K, V [T, Hkv, d] into splits s0..s0+ns-1 */
@@ -177,7 +158,7 @@ xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
     ns0 = k1 ? xkv_cache_nsplits_lr1(c->units, c->cfg.n_kv_heads, XKV_LR1_HB,
                                      gr->L)
              : nsplits(c, gr->L);
-    s = k1 ? split_lr1(c, gr, y, k1, ns0) : split_lr(c, gr, y, ns0);
+    s = split_lr(c, gr, y, k1 ? k1 : c->k.decode_lr, ns0);
   }
   if (!s && ns1)
     s = split_exact(c, y->kx, y->vx, y->n_exact, ns0, ns1);
