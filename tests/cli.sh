@@ -43,7 +43,7 @@ EOF
   echo '{"format": "xkv-tune-0", "records": []}' > "$tmp/bad.json"
   out=$("$gen" "$src/kernels.xk" --variants tuned --tune "$tmp/bad.json" -o "$tmp/b" 2>&1)
   [ $? -eq 1 ] || fail "foreign cache accepted"
-  echo "$out" | grep -q 'format is "xkv-tune-0"' || fail "unclear: $out"
+  grep -q 'format is "xkv-tune-0"' <<<"$out" || fail "unclear: $out"
   echo "tuned variants ok"
   ;;
 usage)
@@ -133,7 +133,7 @@ PY
   # no config fits: an error, and no output directory
   out=$("$gen" "$k" --target sm_86 --kernel mm_f16 --variants all \
     -D BLOCK_N=256 -D BLOCK_K=64 -o "$tmp/none" 2>&1) && fail "no config fits: exit 0"
-  echo "$out" | grep -q "kernel 'mm_f16': none of its 2 configs fits sm_86" ||
+  grep -q "kernel 'mm_f16': none of its 2 configs fits sm_86" <<<"$out" ||
     fail "no-fit message: $out"
   [ ! -e "$tmp/none" ] || fail "failed build left $(ls -A "$tmp/none")"
   # a build failing after it wrote artifacts leaves an existing dir as it was
@@ -153,7 +153,8 @@ const_kinds)
   grep -q 'ALPHA=0.25, ACTIVATION="relu"' "$tmp/b.ir" || fail "-D values"
   grep -q ' select ' "$tmp/a.ir" && ! grep -q ' select ' "$tmp/b.ir" ||
     fail "ACTIVATION did not select the code"
-  "$gen" "$k" -D ALPHA=1 --emit ir | grep -q 'ALPHA=1,' || fail "-D int"
+  "$gen" "$k" -D ALPHA=1 --emit ir > "$tmp/c.ir" || fail "-D int IR"
+  grep -q 'ALPHA=1,' "$tmp/c.ir" || fail "-D int"
   "$gen" "$k" -D ACTIVATION=gelu --emit ir 2> "$tmp/err" && fail "gelu"
   grep -q 'const_kinds.xk:[0-9]*:.*unknown ACTIVATION gelu' "$tmp/err" ||
     fail "gelu message: $(cat "$tmp/err")"
