@@ -1,3 +1,4 @@
+#include "measure.h"
 #include "problem_int.h"
 
 #include <math.h>
@@ -61,22 +62,22 @@ int xk_problem_known(const char *kernel) {
   return kind_of(kernel, &dt) != NULL;
 }
 
-int xk_problem_make(const xk_kernel_spec *spec, const char *const *names,
+int xk_problem_make(const char *kernel, const char *const *names,
                     const int64_t *vals, int n, int units, xk_problem *p,
                     xk_diag *d) {
   memset(p, 0, sizeof *p);
-  xk_problem_key k = {spec->name, names, vals, n, XKV_F32, units};
-  const kind *kd = kind_of(spec->name, &k.dt);
+  xk_problem_key k = {kernel, names, vals, n, XKV_F32, units};
+  const kind *kd = kind_of(kernel, &k.dt);
   if (!kd)
     return xk_diag_set(d,
                        "kernel '%s': the tuner has no inputs for it (add its "
                        "setup to autotune/problem.c's table)",
-                       spec->name);
+                       kernel);
   int rc = kd->setup(p, &k, d);
   if (!rc && !p->out_elems && p->nouts)
     p->out_elems = p->nelem[p->outs[0]];
   if (!rc && p->c_ref && !p->out_elems)
-    rc = xk_diag_set(d, "%s: its setup names no output", spec->name);
+    rc = xk_diag_set(d, "%s: its setup names no output", kernel);
   if (rc)
     xk_problem_free(p);
   return rc;
@@ -233,6 +234,19 @@ void xk_problem_output(const xk_problem *p, double *out) {
   }
   for (size_t j = 0; j < p->out_elems; j++)
     out[j] = xk_pget(p, p->outs[0], j);
+}
+
+int xk_problem_reference(const xk_problem *p, const char *kernel,
+                         const char *key, double *ref, xk_diag *d) {
+  xk_problem_output(p, ref);
+  double err = p->c_ref ? xk_rel_err(ref, p->c_ref, p->out_elems) : 0;
+  if (err > p->tol)
+    return xk_diag_set(d,
+                       "%s %s: the default config differs from the C "
+                       "reference (rel. error %.3g): no reference to tune "
+                       "against",
+                       kernel, key, err);
+  return 0;
 }
 
 void xk_problem_free(xk_problem *p) {

@@ -7,7 +7,6 @@
 #define XK_TUNE_PROBLEM_H
 
 #include "diag.h"
-#include "dsl.h"
 #include "xkv.h"
 
 #define XK_PROBLEM_MAXARGS 24
@@ -37,9 +36,14 @@ struct xk_problem {
 /* key: the kernel's key names and values (all of them); units: the
  * device's parallel units (SMs, CPU pool threads), which size the work
  * split the way the runtime splits it. */
-int xk_problem_make(const xk_kernel_spec *spec, const char *const *names,
+int xk_problem_make(const char *kernel, const char *const *names,
                     const int64_t *vals, int n, int units, xk_problem *p,
                     xk_diag *d);
+/* The default config's output (already run on p) into ref, checked
+ * against the plain C reference where there is one: an error naming the
+ * kernel and key when it differs (then there is nothing to tune against). */
+int xk_problem_reference(const xk_problem *p, const char *kernel,
+                         const char *key, double *ref, xk_diag *d);
 /* 1 when the table has inputs for the kernel. */
 int xk_problem_known(const char *kernel);
 /* Before a run: NaN in every output element (0 where the kernel

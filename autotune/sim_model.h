@@ -8,6 +8,7 @@
 #ifndef XK_SIM_MODEL_H
 #define XK_SIM_MODEL_H
 
+#include "dsl.h"
 #include "lower.h"
 #include "perf_model.h"
 #include "problem.h"

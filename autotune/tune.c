@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "ir_hash.h"
 #include "manifest.h"
+#include "measure.h"
 #include "problem.h"
 #include "text.h"
 #include "tune_model.h"
@@ -22,11 +23,6 @@
 #include <unistd.h>
 
 #define MAX_CAND 4096
-#define FINALISTS 3
-#define NOISE_FLOOR 0.02 /* relative: below this, two medians tie */
-#define NOISE_CAP 0.25
-#define MIN_TIMED_S 0.1 /* at least this much run time per candidate */
-#define MAX_ROUNDS 40
 
 struct xk_tune_session {
   xk_tune_opts o;
@@ -52,26 +48,7 @@ typedef struct {
   char why[1024];
   xkv_kernel *h;
   xk_func *f;
-  double *t; /* samples, us */
-  int nt;
-  double median, spread;
 } cand;
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static size_t llc_bytes(void) {
-  size_t kb = 0;
-  char *t = xk_read_file("/sys/devices/system/cpu/cpu0/cache/index3/size", NULL,
-                         NULL);
-  if (t)
-    kb = (size_t)strtoul(t, NULL, 10);
-  free(t);
-  return (kb ? kb : 32768) * 1024;
-}
 
 int xk_tune_open(const char *xk_path, const xk_tune_opts *o,
                  xk_tune_session **out, xk_diag *d) {
@@ -80,7 +57,7 @@ int xk_tune_open(const char *xk_path, const xk_tune_opts *o,
     return xk_diag_set(d, "out of memory");
   s->o = *o;
   s->o.rounds = o->rounds > 0 ? o->rounds : 5;
-  s->t0 = now();
+  s->t0 = xk_now();
   *out = s;
   if (xk_dsl_open(xk_path, &s->dsl, d))
     return -1;
@@ -102,7 +79,7 @@ int xk_tune_open(const char *xk_path, const xk_tune_opts *o,
   if (xk_target_machine("host", &s->tm, d) || xk_jit_new(&s->jit, d))
     return -1;
   snprintf(s->fp, sizeof s->fp, "%s", xkv_tune_fingerprint(s->ctx));
-  s->flush_bytes = 2 * llc_bytes();
+  s->flush_bytes = 2 * xk_llc_bytes();
   if (!(s->flush = malloc(s->flush_bytes)))
     return xk_diag_set(d, "out of memory");
   return 0;
@@ -300,47 +277,25 @@ static int load(xk_tune_session *s, xk_dsl *dsl, int k,
 static int run_once(xk_tune_session *s, xk_problem *p, cand *c, double *us,
                     xk_diag *d) {
   if (s->flush) /* caches flushed: the inputs come from memory */
-    memset(s->flush, (int)(now() * 1e3) & 0xff, s->flush_bytes);
-  double t = now();
+    memset(s->flush, (int)(xk_now() * 1e3) & 0xff, s->flush_bytes);
+  double t = xk_now();
   if (xkv_launch(s->ctx, c->h, NULL, p->args, p->nargs, NULL))
     return xk_diag_set(d, "%s", xkv_last_error(s->ctx));
-  *us = (now() - t) * 1e6;
+  *us = (xk_now() - t) * 1e6;
   return 0;
 }
 
-/* max |x - ref| / max |ref|; NaN anywhere (an element not written) is inf */
-static double rel_err(const double *x, const double *ref, size_t n) {
-  double e = 0, m = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (isnan(x[i]) || isinf(x[i]))
-      return INFINITY;
-    e = fmax(e, fabs(x[i] - ref[i]));
-    m = fmax(m, fabs(ref[i]));
-  }
-  return e / (m > 0 ? m : 1);
-}
-
-static int cmp_dbl(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static void stats(cand *c) {
-  double *t = malloc((size_t)c->nt * sizeof *t);
-  if (!t)
-    return;
-  memcpy(t, c->t, (size_t)c->nt * sizeof *t);
-  qsort(t, (size_t)c->nt, sizeof *t, cmp_dbl);
-  int n = c->nt;
-  c->median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-  /* interquartile range relative to the median */
-  c->spread = (t[(3 * (n - 1)) / 4] - t[(n - 1) / 4]) / c->median;
-  free(t);
-}
-
 static int over_budget(const xk_tune_session *s) {
-  return s->o.budget_s > 0 && now() - s->t0 > s->o.budget_s;
+  return s->o.budget_s > 0 && xk_now() - s->t0 > s->o.budget_s;
 }
+
+/* What the timing callbacks need of one key's sweep. */
+typedef struct {
+  xk_tune_session *s;
+  xk_problem *p;
+  cand *c;
+  const char *kname, *key;
+} sweep;
 
 /* best: the candidate with the fastest run so far, us its time */
 static void progress(xk_tune_session *s, const char *kname, const char *key,
@@ -357,78 +312,21 @@ static void progress(xk_tune_session *s, const char *kname, const char *key,
   fflush(s->o.progress);
 }
 
-/* Interleaved rounds over the candidates in `idx`: each round visits them
- * all, starting one further along, so drift hits every candidate alike. */
-static int time_rounds(xk_tune_session *s, xk_problem *p, cand *c,
-                       const int *idx, int n, int rounds, const char *kname,
-                       const char *key, xk_diag *d) {
-  const cand *best = NULL;
-  double best_us = 0;
-  for (int r = 0; r < rounds; r++) {
-    for (int j = 0; j < n; j++) {
-      cand *x = &c[idx[(j + r) % n]];
-      double us;
-      if (strcmp(x->status, "ok"))
-        continue;
-      if (run_once(s, p, x, &us, d)) {
-        x->status = "run_failed";
-        snprintf(x->why, sizeof x->why, "%s", d->msg);
-        continue;
-      }
-      double *t = realloc(x->t, (size_t)(x->nt + 1) * sizeof *t);
-      if (!t)
-        return xk_diag_set(d, "out of memory");
-      x->t = t;
-      x->t[x->nt++] = us;
-      if (!best || us < best_us) {
-        best = x;
-        best_us = us;
-      }
-    }
-    progress(s, kname, key, "timing round", r + 1, rounds, best, best_us);
+static void round_done(void *ctx, int round, int rounds, int i, double us) {
+  sweep *w = ctx;
+  progress(w->s, w->kname, w->key, "timing round", round, rounds,
+           i >= 0 ? &w->c[i] : NULL, us);
+}
+
+static int run_cand(void *ctx, int i, double *us) {
+  sweep *w = ctx;
+  xk_diag d;
+  if (run_once(w->s, w->p, &w->c[i], us, &d)) {
+    w->c[i].status = "run_failed";
+    snprintf(w->c[i].why, sizeof w->c[i].why, "%s", d.msg);
+    return -1;
   }
-  for (int j = 0; j < n; j++)
-    if (!strcmp(c[idx[j]].status, "ok") && c[idx[j]].nt)
-      stats(&c[idx[j]]);
   return 0;
-}
-
-/* Candidates the budget or --max-configs skipped have no status. */
-static int is_ok(const cand *c) {
-  return c->status && !strcmp(c->status, "ok");
-}
-
-/* Fastest median; a later candidate must beat an earlier one by more than
- * the noise to displace it, so ties go to declaration order (the default
- * first). The noise is half the smaller of the two spreads (a candidate
- * timed in a quiet moment is not penalized for the other's bad luck),
- * between NOISE_FLOOR and NOISE_CAP. */
-static int pick(const cand *c, int n, int *runner) {
-  int w = -1;
-  for (int i = 0; i < n; i++) {
-    if (!is_ok(&c[i]) || !(c[i].median > 0))
-      continue;
-    if (w < 0) {
-      w = i;
-      continue;
-    }
-    double noise = fmin(
-        NOISE_CAP, fmax(NOISE_FLOOR, 0.5 * fmin(c[i].spread, c[w].spread)));
-    if (c[i].median < c[w].median * (1 - noise))
-      w = i;
-  }
-  *runner = -1;
-  for (int i = 0; w >= 0 && i < n; i++)
-    if (i != w && is_ok(&c[i]) && c[i].median > 0 &&
-        (*runner < 0 || c[i].median < c[*runner].median))
-      *runner = i;
-  return w;
-}
-
-static int cmp_median_idx(const void *a, const void *b, void *ctx) {
-  const cand *c = ctx;
-  double x = c[*(const int *)a].median, y = c[*(const int *)b].median;
-  return (x > y) - (x < y);
 }
 
 static void key_str(const xk_kernel_spec *spec, const int64_t *vals, char *buf,
@@ -461,8 +359,9 @@ static const rt_tune_record *resumed(const xk_tune_session *s,
 }
 
 static int emit(xk_tune_session *s, const xk_kernel_spec *spec,
-                const int64_t *vals, const char *hash, cand *c, int n, int w,
-                int runner, rt_tune_cache *out, xk_diag *d) {
+                const int64_t *vals, const char *hash, const cand *c,
+                const xk_samples *m, int n, int w, int runner,
+                rt_tune_cache *out, xk_diag *d) {
   for (int i = 0; i < spec->nkeygrid; i++)
     if (rt_tune_add_grid(out, spec->name, spec->keygrid[i].name,
                          spec->keygrid[i].vals, spec->keygrid[i].n,
@@ -477,30 +376,31 @@ static int emit(xk_tune_session *s, const xk_kernel_spec *spec,
                         .fingerprint = s->fp,
                         .source = s->is_model ? "model" : "measured",
                         .status = (char *)c[i].status,
-                        .why = c[i].why[0] ? c[i].why : NULL,
+                        .why = c[i].why[0] ? (char *)c[i].why : NULL,
                         .nconf = c[i].nconf,
-                        .time_us = c[i].median,
-                        .spread = c[i].spread,
+                        .time_us = m[i].median,
+                        .spread = m[i].spread,
                         .winner = i == w};
-    if (!strcmp(c[i].status, "ok") && !(c[i].median > 0))
+    if (!strcmp(c[i].status, "ok") && !(m[i].median > 0))
       continue;
     for (int j = 0; j < spec->nkey; j++)
       r.key[r.nkey++] = (rt_tune_pair){spec->key[j], vals[j]};
     memcpy(r.conf, c[i].conf, sizeof r.conf);
     if (i == w)
-      r.margin = runner >= 0 ? c[runner].median / c[w].median - 1 : 0;
+      r.margin = runner >= 0 ? m[runner].median / m[w].median - 1 : 0;
     if (rt_tune_add(out, &r))
       return xk_diag_set(d, "out of memory");
   }
   return 0;
 }
 
-static void free_cands(cand *c, int n) {
+static void free_cands(cand *c, xk_samples *m, int n) {
   for (int i = 0; c && i < n; i++) {
     xk_func_free(c[i].f);
-    free(c[i].t);
+    free(m ? m[i].t : NULL);
   }
   free(c);
+  free(m);
 }
 
 /* Compiles candidate i (IR, resources, host code) and checks its output;
@@ -530,22 +430,14 @@ static void prepare(xk_tune_session *s, const xk_kernel_spec *spec, int k,
     return;
   }
   xk_problem_output(p, out);
-  double e = rel_err(out, ref, p->out_elems);
-  if (e > p->tol) {
-    c->status = "wrong";
-    snprintf(c->why, sizeof c->why,
-             "output differs from the default config's: rel. error %.3g > "
-             "%.3g%s",
-             e, p->tol, isinf(e) ? " (NaN or unwritten elements)" : "");
-    return;
-  }
-  c->status = "ok";
+  c->status = xk_gate(out, ref, p->out_elems, p->tol, "the default config's",
+                      c->why, sizeof c->why);
 }
 
 int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
                 rt_tune_cache *out, xk_tune_row *row, xk_diag *d) {
   const xk_kernel_spec *spec = xk_dsl_kernel(s->dsl, k);
-  double t_start = now();
+  double t_start = xk_now();
   memset(row, 0, sizeof *row);
   snprintf(row->kernel, sizeof row->kernel, "%s", spec->name);
   key_str(spec, vals, row->key, sizeof row->key);
@@ -574,6 +466,11 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
   xk_func_free(dflt);
   if (rc)
     return -1;
+  xk_samples *m = calloc((size_t)n, sizeof *m);
+  if (!m) {
+    free_cands(c, m, n);
+    return xk_diag_set(d, "out of memory");
+  }
   int limit =
       s->o.max_configs > 0 && s->o.max_configs < n ? s->o.max_configs : n;
   xk_problem p = {0};
@@ -585,9 +482,10 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
     xkv_device_info di = {0};
     if (!s->is_model)
       xkv_device_get_info(s->ctx, &di);
-    if (xk_problem_make(spec, (const char *const *)spec->key, vals, spec->nkey,
-                        s->is_model ? s->model.sms : di.units, &p, d)) {
-      free_cands(c, n);
+    if (xk_problem_make(spec->name, (const char *const *)spec->key, vals,
+                        spec->nkey, s->is_model ? s->model.sms : di.units, &p,
+                        d)) {
+      free_cands(c, m, n);
       return -1;
     }
   }
@@ -605,14 +503,7 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
       rc = xk_diag_set(d, "%s %s: the default config fails: %s", spec->name,
                        row->key, e.msg);
     else {
-      xk_problem_output(&p, ref);
-      double err = p.c_ref ? rel_err(ref, p.c_ref, p.out_elems) : 0;
-      if (err > p.tol)
-        rc = xk_diag_set(d,
-                         "%s %s: the default config differs from the C "
-                         "reference (rel. error %.3g): no reference to tune "
-                         "against",
-                         spec->name, row->key, err);
+      rc = xk_problem_reference(&p, spec->name, row->key, ref, d);
       c[0].status = "ok";
     }
   }
@@ -625,53 +516,43 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
   int idx[MAX_CAND], nidx = 0;
   for (int i = 0; !rc && i < limit && nidx < MAX_CAND; i++)
     if (c[i].status && !strcmp(c[i].status, "ok"))
-      idx[nidx++] = i;
+      m[idx[nidx++] = i].ok = 1;
   if (!rc && s->is_model) {
     for (int j = 0; j < nidx; j++) {
       cand *x = &c[idx[j]];
+      xk_samples *t = &m[idx[j]];
       if (j && over_budget(s)) { /* sim runs are the slow part here */
         x->status = NULL;
+        t->ok = 0;
         continue;
       }
       int mr = xk_tune_model_time(&s->model, spec, x->f, vals,
-                                  sim_problem ? &p : NULL, &x->median, x->why,
+                                  sim_problem ? &p : NULL, &t->median, x->why,
                                   sizeof x->why);
       x->status = mr < 0 ? "run_failed" : mr ? "wrong" : "ok";
-      x->spread = 0; /* a model has no run-to-run noise */
+      t->ok = !mr;
+      t->spread = 0; /* a model has no run-to-run noise */
       progress(s, spec->name, row->key, "sim+model", j + 1, nidx, NULL, 0);
     }
   } else if (!rc) {
-    /* short kernels get more rounds: a scheduler hiccup is then one
-     * sample among many instead of the median */
-    int rounds = s->o.rounds;
-    if (us > 0 && MIN_TIMED_S * 1e6 / us > rounds)
-      rounds = MIN_TIMED_S * 1e6 / us < MAX_ROUNDS
-                   ? (int)(MIN_TIMED_S * 1e6 / us)
-                   : MAX_ROUNDS;
-    rc = time_rounds(s, &p, c, idx, nidx, rounds, spec->name, row->key, d);
-    /* finalists re-timed together, the samples pooled */
-    int fin[FINALISTS], nf = 0;
-    int order[MAX_CAND];
-    memcpy(order, idx, (size_t)nidx * sizeof *idx);
-    qsort_r(order, (size_t)nidx, sizeof *order, cmp_median_idx, c);
-    for (int j = 0; j < nidx && nf < FINALISTS; j++)
-      if (!strcmp(c[order[j]].status, "ok"))
-        fin[nf++] = order[j];
-    if (!rc && nf > 1)
-      rc = time_rounds(s, &p, c, fin, nf, 2 * s->o.rounds, spec->name, row->key,
-                       d);
+    int rounds = xk_cpu_rounds(s->o.rounds, us);
+    sweep sw = {s, &p, c, spec->name, row->key};
+    if (xk_time_rounds(m, idx, nidx, rounds, run_cand, &sw, round_done) ||
+        xk_time_finalists(m, idx, nidx, 2 * s->o.rounds, run_cand, &sw,
+                          round_done))
+      rc = xk_diag_set(d, "out of memory");
   }
-  int runner, w = rc ? -1 : pick(c, limit, &runner);
+  int runner, w = rc ? -1 : xk_pick(m, limit, &runner);
   if (!rc && w < 0)
     rc = xk_diag_set(d, "%s %s: no config ran correctly", spec->name, row->key);
   if (!rc)
-    rc = emit(s, spec, vals, hash, c, limit, w, runner, out, d);
+    rc = emit(s, spec, vals, hash, c, m, limit, w, runner, out, d);
   if (!rc) {
-    row->default_us = c[0].median;
-    row->tuned_us = c[w].median;
-    row->spread = c[w].spread;
-    row->margin = runner >= 0 ? c[runner].median / c[w].median - 1 : 0;
-    row->gflops = p.flops > 0 ? p.flops / (c[w].median * 1e3) : 0;
+    row->default_us = m[0].median;
+    row->tuned_us = m[w].median;
+    row->spread = m[w].spread;
+    row->margin = runner >= 0 ? m[runner].median / m[w].median - 1 : 0;
+    row->gflops = p.flops > 0 ? p.flops / (m[w].median * 1e3) : 0;
     conf_str(&c[w], row->config, sizeof row->config);
     for (int i = 0; i < n; i++) {
       const char *st = c[i].status;
@@ -684,10 +565,10 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
   }
   if (s->o.progress)
     fprintf(s->o.progress, "\r\033[K");
-  row->seconds = now() - t_start;
+  row->seconds = xk_now() - t_start;
   free(ref);
   free(buf);
   xk_problem_free(&p);
-  free_cands(c, n);
+  free_cands(c, m, n);
   return rc;
 }

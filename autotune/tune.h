@@ -8,6 +8,7 @@
 #include "diag.h"
 #include "dsl.h"
 #include "ir_hash.h"
+#include "measure.h"
 #include "tune_cache.h"
 
 #include <stdio.h>
@@ -22,16 +23,6 @@ typedef struct {
   int nfix;
   FILE *progress; /* NULL: quiet */
 } xk_tune_opts;
-
-/* One line of the summary table. */
-typedef struct {
-  char kernel[64], key[160], config[256];
-  double default_us, tuned_us; /* 0 when not measured */
-  double spread, margin;
-  int n_ok, n_wrong, n_infeasible, n_failed, n_skipped, resumed;
-  double seconds; /* tuning time of this key */
-  double gflops;  /* of the tuned config, 0 when not a FLOP kernel */
-} xk_tune_row;
 
 typedef struct xk_tune_session xk_tune_session;
 

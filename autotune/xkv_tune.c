@@ -259,48 +259,6 @@ static int keys_from_misses(const xk_kernel_spec *s, const char *path,
   return rc;
 }
 
-/* --- output --------------------------------------------------------------- */
-
-static void print_row(const xk_tune_row *r) {
-  if (r->resumed) {
-    printf("%-18s %-28s resumed (tuned %.1f us)\n", r->kernel, r->key,
-           r->tuned_us);
-    return;
-  }
-  printf("%-18s %-28s %10.1f %10.1f %6.2fx %5.1f%% %5.1f%%  %s", r->kernel,
-         r->key, r->default_us, r->tuned_us, r->default_us / r->tuned_us,
-         100 * r->spread, 100 * r->margin, r->config);
-  if (r->gflops > 0)
-    printf("  (%.1f GFLOP/s)", r->gflops);
-  printf("  [%d ok, %d wrong, %d infeasible, %d failed, %d skipped; %.1f s]\n",
-         r->n_ok, r->n_wrong, r->n_infeasible, r->n_failed, r->n_skipped,
-         r->seconds);
-}
-
-static int write_json(const char *path, const char *device, const char *fp,
-                      const xk_tune_row *rows, int n) {
-  FILE *o = fopen(path, "w");
-  if (!o)
-    return -1;
-  fprintf(o, "{\"device\": \"%s\", \"fingerprint\": \"%s\", \"rows\": [\n",
-          device, fp);
-  for (int i = 0; i < n; i++) {
-    const xk_tune_row *r = &rows[i];
-    fprintf(o,
-            "  {\"kernel\": \"%s\", \"key\": \"%s\", \"resumed\": %s, "
-            "\"default_us\": %.3f, \"tuned_us\": %.3f, \"spread\": %.4f, "
-            "\"margin\": %.4f, \"config\": \"%s\", \"gflops\": %.2f, "
-            "\"ok\": %d, \"wrong\": %d, \"infeasible\": %d, \"failed\": %d, "
-            "\"skipped\": %d, \"seconds\": %.2f}%s\n",
-            r->kernel, r->key, r->resumed ? "true" : "false", r->default_us,
-            r->tuned_us, r->spread, r->margin, r->config, r->gflops, r->n_ok,
-            r->n_wrong, r->n_infeasible, r->n_failed, r->n_skipped, r->seconds,
-            i + 1 < n ? "," : "");
-  }
-  fprintf(o, "]}\n");
-  return fclose(o);
-}
-
 int main(int argc, char **argv) {
   options o;
   if (parse_args(argc, argv, &o))
@@ -346,8 +304,7 @@ int main(int argc, char **argv) {
          strncmp(o.device, "model:", 6)
              ? "; measured: median of interleaved runs, caches flushed"
              : "; MODELED times (H100 perf model), not measurements");
-  printf("%-18s %-28s %10s %10s %7s %6s %6s  %s\n", "kernel", "key",
-         "default_us", "tuned_us", "speedup", "spread", "margin", "config");
+  xk_tune_header_print(stdout);
   rt_tune_cache *out = calloc(1, sizeof *out);
   xk_tune_row *rows = calloc(MAX_KEYS * 8, sizeof *rows);
   int nrows = 0, failed = 0;
@@ -369,7 +326,7 @@ int main(int argc, char **argv) {
         failed++;
         continue;
       }
-      print_row(&rows[nrows++]);
+      xk_tune_row_print(stdout, &rows[nrows++]);
       fflush(stdout);
     }
     free(pts);
@@ -383,7 +340,8 @@ int main(int argc, char **argv) {
     rc = 1;
   }
   if (!rc && o.json &&
-      write_json(o.json, o.device, xk_tune_fingerprint(s), rows, nrows)) {
+      xk_tune_rows_json(o.json, o.device, xk_tune_fingerprint(s), rows,
+                        nrows)) {
     fprintf(stderr, "xkv-tune: cannot write %s\n", o.json);
     rc = 1;
   }
