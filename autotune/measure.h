@@ -12,8 +12,7 @@
 #define XK_FINALISTS 3
 #define XK_NOISE_FLOOR 0.02 /* relative: below this, two medians tie */
 #define XK_NOISE_CAP 0.25
-#define XK_MIN_TIMED_S 0.1 /* CPU: at least this much run time per candidate   \
-                            */
+#define XK_MIN_TIMED_S 0.1 /* CPU: least run time per candidate, s */
 #define XK_MAX_ROUNDS 40
 
 /* One line of the summary table. */
