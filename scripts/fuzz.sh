@@ -3,7 +3,8 @@
 # runs each for SECONDS (default 60) from seeds made of the real inputs:
 # kernels.xk and tests/bad/*.xk, manifests (tests/data and, when present,
 # xkvgen's under build/), a generated tiny GGUF and llama2.c checkpoint,
-# and the head of ../shared/data/stories260K.bin. FUZZERS="gguf manifest"
+# and the head of ../shared/data/stories260K.bin, the committed tune caches
+# (tune/*.json). FUZZERS="gguf manifest"
 # picks some. Crashes land in $BUILD/crashes/NAME/; the exit status is 1
 # when any harness found one. Prints executions and coverage per harness.
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 build=${BUILD:-build-fuzz}
 cc=${CC:-$(command -v clang-14 || command -v clang)}
-fuzzers=${FUZZERS:-kernels manifest gguf llama2c}
+fuzzers=${FUZZERS:-kernels manifest gguf llama2c tune_cache}
 CC=$cc cmake -S . -B "$build" -DLLVM_DIR=/usr/lib/llvm-19/lib/cmake/llvm \
   -DXKV_FUZZ=ON >/dev/null
 targets=fuzz_seeds
@@ -21,7 +22,8 @@ cmake --build "$build" -j"$(nproc)" --target $targets >/dev/null
 
 seeds=$build/seeds
 rm -rf "$seeds"
-mkdir -p "$seeds"/{kernels,manifest,gguf,llama2c}
+mkdir -p "$seeds"/{kernels,manifest,gguf,llama2c,tune_cache}
+cp tune/*.json "$seeds/tune_cache/"
 cp kernels.xk tests/bad/*.xk tests/data/*.xk tests/golden/*.ir "$seeds/kernels/"
 cp tests/data/rt_host/manifest.json "$seeds/manifest/rt_host.json"
 for m in build/runtime/xkv_kernels/*/manifest.json; do
