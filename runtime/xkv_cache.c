@@ -163,8 +163,6 @@ static xkv_status find_kernels(xkv_cache *c) {
   s = s ? s : find(c, n, 1, &k->decode_lr);
   snprintf(n, sizeof n, "xkv_decode_exact_%s", dt);
   s = s ? s : find(c, n, 1, &k->decode_exact);
-  snprintf(n, sizeof n, "xkv_decode_exact_batch_%s", dt);
-  s = s ? s : find(c, n, 1, &k->decode_exact_batch);
   snprintf(n, sizeof n, "xkv_scores_exact_%s", dt);
   s = s ? s : find(c, n, 1, &k->scores_exact);
   snprintf(n, sizeof n, "xkv_sr_rebuild_%s", dt);
@@ -172,6 +170,28 @@ static xkv_status find_kernels(xkv_cache *c) {
   snprintf(n, sizeof n, "xkv_sr_rebuild_listed_%s", dt);
   s = s ? s : find(c, n, 1, &k->sr_rebuild_listed);
   return s ? s : find(c, "xkv_sr_select", 0, &k->sr_select);
+}
+
+xkv_status xkv_cache_factorizer(xkv_context *ctx, const xkv_cache_config *cfg,
+                                xkv_cache **out) {
+  xkv_cache *c = calloc(1, sizeof *c);
+  *out = c;
+  if (!c)
+    return rt_err(ctx, XKV_ERR_OUT_OF_MEMORY,
+                  "xkv_cache_factorizer: no memory");
+  c->ctx = ctx;
+  c->cfg = *cfg;
+  c->elem = cfg->dtype == XKV_F32 ? 4 : 2;
+  xkv_device_info di;
+  xkv_status s = xkv_device_get_info(ctx, &di);
+  c->units = s ? 1 : di.units;
+  c->kind = s ? XKV_DEVICE_CPU : di.kind;
+  s = s ? s : register_kernels(ctx, &di);
+  char n[64];
+  snprintf(n, sizeof n, "gemm_st_f32_%s", dt_suffix(cfg->dtype));
+  s = s ? s : find(c, "gemm_st_f32_f32", 0, &c->k.gemm_f32);
+  s = s ? s : find(c, n, 0, &c->k.gemm_out);
+  return s ? s : find(c, "sumsq_f32", 0, &c->k.sumsq);
 }
 
 static xkv_status rope_tables(xkv_cache *c) {
@@ -281,11 +301,6 @@ void xkv_cache_destroy(xkv_cache *c) {
   xkv_free(ctx, c->po);
   xkv_free(ctx, c->pm);
   xkv_free(ctx, c->pl);
-  xkv_free(ctx, c->bpo);
-  xkv_free(ctx, c->bpm);
-  xkv_free(ctx, c->bpl);
-  xkv_free(ctx, c->btab_dev);
-  free(c->btab);
   free(c->groups);
   free(c->layers);
   free(c);

@@ -493,9 +493,9 @@ static int use_gram(xkv_cache *c, int L, int F, int W, int fixed) {
                                 F, W, policy_rank(c, fixed, L, F));
 }
 
-static xkv_status factorize(xkv_cache *c, const char *where, float *const *x,
-                            int nx, int L, int *rank, void **a_out,
-                            void **b_out, uint64_t *seed) {
+xkv_status xkv_cache_factorize(xkv_cache *c, const char *where, float *const *x,
+                               int nx, int L, int *rank, void **a_out,
+                               void **b_out, uint64_t *seed) {
   int F = nx * c->cfg.n_kv_heads * c->cfg.head_dim;
   if (use_gram(c, L, F, nx, *rank))
     return gram_factorize(c, where, x, nx, L, rank, a_out, b_out);
@@ -513,8 +513,9 @@ xkv_status xkv_cache_compress_group(xkv_cache *c, int g, const char *where) {
   }
   int L = c->prompt_len, rk = c->cfg.rank_k, rv = c->cfg.rank_v;
   uint64_t seed = c->cfg.seed + (uint64_t)g * 0x5851f42d4c957f2dull;
-  xkv_status s = factorize(c, where, xk, W, L, &rk, &gr->ak, bk, &seed);
-  s = s ? s : factorize(c, where, xv, W, L, &rv, &gr->av, bv, &seed);
+  xkv_status s =
+      xkv_cache_factorize(c, where, xk, W, L, &rk, &gr->ak, bk, &seed);
+  s = s ? s : xkv_cache_factorize(c, where, xv, W, L, &rv, &gr->av, bv, &seed);
   if (s) { /* nothing half-made: the staging stays for a retry */
     for (int l = 0; l < W; l++) {
       xkv_free(c->ctx, bk[l]);

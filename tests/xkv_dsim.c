@@ -236,8 +236,8 @@ static int check_d(const xkv_dsim *p, const xkv_dsim_kernel *k, xk_diag *d) {
   return 0;
 }
 
-static int launch(const xkv_dsim_kernel *k, void **args, const int32_t *grid,
-                  xk_sim_counters *c, xk_diag *d) {
+int xkv_dsim_launch(const xkv_dsim_kernel *k, void **args, const int32_t *grid,
+                    xk_sim_counters *c, xk_diag *d) {
   if (!k->host)
     return xk_sim_launch(k->fn, args, grid, k->info.threads,
                          k->info.shared_bytes, c, d);
@@ -271,7 +271,7 @@ int xkv_dsim_lr1(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,
   void *args[18] = {&p->ak,  &p->bk, &p->av, &p->bv,   &p->q, &p->cos,
                     &p->sin, &p->O,  &p->M,  &p->Lsum, &L,    &rk,
                     &rv,     &hkv,   &G,     &ns,      &ldo,  &s0};
-  return launch(k, args, grid ? grid : g, c, d);
+  return xkv_dsim_launch(k, args, grid ? grid : g, c, d);
 }
 
 int xkv_dsim_lr(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,
@@ -286,7 +286,7 @@ int xkv_dsim_lr(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,
   void *args[20] = {&p->ak, &p->bk, &p->av, &p->bv,   &p->q, &p->cos, &p->sin,
                     &p->S,  &p->O,  &p->M,  &p->Lsum, &L,    &rk,     &rv,
                     &hkv,   &G,     &lds,   &ns,      &ldo,  &s0};
-  return launch(k, args, grid ? grid : g, c, d);
+  return xkv_dsim_launch(k, args, grid ? grid : g, c, d);
 }
 
 int xkv_dsim_exact(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,
@@ -300,7 +300,7 @@ int xkv_dsim_exact(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,
     xkv_dsim_grid_exact(p, k, g);
   void *args[12] = {&p->kx, &p->vx, &p->q, &p->O, &p->M, &p->Lsum,
                     &T,     &hkv,   &G,    &ns,   &ldo,  &s0};
-  return launch(k, args, grid ? grid : g, c, d);
+  return xkv_dsim_launch(k, args, grid ? grid : g, c, d);
 }
 
 int xkv_dsim_combine(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,
@@ -311,7 +311,7 @@ int xkv_dsim_combine(xkv_dsim *p, const xkv_dsim_kernel *k, const int32_t *grid,
   if (check_d(p, k, d))
     return -1;
   void *args[7] = {&p->O, &p->M, &p->Lsum, &p->out, &hq, &ns, &ldo};
-  return launch(k, args, grid ? grid : g, c, d);
+  return xkv_dsim_launch(k, args, grid ? grid : g, c, d);
 }
 
 void xkv_dsim_reference(const xkv_dsim *p, float *ref) {

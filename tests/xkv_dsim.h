@@ -34,6 +34,10 @@ int xkv_dsim_kernel_build_host(xk_dsl *dsl, const char *name,
                                const xk_constexpr *over, int nover,
                                xkv_dsim_kernel *k, xk_diag *d);
 void xkv_dsim_kernel_free(xkv_dsim_kernel *k);
+/* One launch of k over grid with its argument pointers (sim: counters into
+ * c, which may be NULL; host: program by program, c zeroed). */
+int xkv_dsim_launch(const xkv_dsim_kernel *k, void **args, const int32_t *grid,
+                    xk_sim_counters *c, xk_diag *d);
 /* A const of k's variant (-1 when it has none). */
 int64_t xkv_dsim_const(const xkv_dsim_kernel *k, const char *name);
 

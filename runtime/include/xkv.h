@@ -343,18 +343,84 @@ xkv_status xkv_cache_append(xkv_cache *c, int layer, const float *k_pre_rope,
  * sqrt(d)) V over every cached token of the layer (GQA by head groups). */
 xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
                          float *out);
-/* Decode attention for layer `layer` of a batch of n sequences of any
- * lengths, each its own cache (one context; the same layers, heads,
- * head_dim, dtype and RoPE; prompts may decode each way: compressed,
- * selective reconstruction, exact): q and out are [n, n_heads, head_dim]
- * (device), pos [n] (host) the queries' positions. Equal to n calls of
- * xkv_attention (to the rounding of its splits, which share the device),
- * but each of the layer's sources is one launch for the
- * whole batch. The first cache keeps the batch's scratch (grown to the
- * largest n seen; freed with it). */
-xkv_status xkv_attention_batch(xkv_cache *const *caches, int n, int layer,
-                               const float *q, const int *pos, float *out);
 xkv_status xkv_cache_get_stats(const xkv_cache *c, xkv_cache_stats *out);
+
+/* ---- xKV for MLA: DeepSeek-V2/V3's latent cache ---------------------
+ * Per token and layer an MLA model caches the latent c_kv [R] (R =
+ * kv_lora_rank, 512) and the RoPE'd k_pe [P] (P = rope dim, 64), shared by
+ * every head. This cache compresses the prompt's latents of each group of
+ * W layers with one truncated SVD over [c_l1 | ... | c_lW] (L x W R): A [L,
+ * r] shared by the group, B_l [r, R] per layer. k_pe and the tokens
+ * appended after prefill stay exact. The latents are taken AFTER
+ * kv_a_layernorm (the xKV paper's code compresses before it): that is what
+ * llama.cpp and the engine cache, and with the norm applied nothing
+ * nonlinear sits between the stored factors and the scores, so decode
+ * attends to the compressed prompt in rank space (see
+ * xkv_mla_attention); before the norm, each token's RMS scale would have to
+ * be rebuilt from the full latent. Tensors are device pointers of the
+ * context, f32, row-major. */
+typedef struct {
+  int n_layers, n_heads;
+  int kv_lora_rank;       /* R: a multiple of 16, at most 1024 (512 in V2/V3) */
+  int rope_dim;           /* P: 64, the kernels' k_pe width */
+  int max_tokens;         /* capacity: prompt + generated */
+  int group;              /* W: layers sharing one basis (1, 2, 4, 8) */
+  xkv_rank_policy policy; /* XKV_RANK_FIXED or XKV_RANK_ENERGY */
+  int rank;        /* FIXED: the rank; ENERGY: a cap (0: none); <= 1024 */
+  float energy;    /* XKV_RANK_ENERGY, in (0, 1] */
+  int exact;       /* 1: no compression (the reference path) */
+  xkv_dtype dtype; /* storage: XKV_F16, XKV_BF16 or XKV_F32 */
+  uint64_t seed;   /* randomized SVD */
+  xkv_svd_method svd;
+} xkv_mla_config;
+
+/* Sizes by the xKV paper's accounting: an exact cache stores (R + P) f16
+ * values per token and layer; the compressed one A and B_l of each
+ * compressed group, the exact latent rows (appended tokens, exact groups)
+ * and k_pe of every token, in the storage dtype (f32 while a group's
+ * latents wait for its last layer). */
+typedef struct {
+  uint64_t bytes;       /* bytes the cache stores now */
+  uint64_t exact_bytes; /* what an exact f16 latent cache would store */
+  double ratio;         /* exact_bytes / bytes: counting k_pe */
+  uint64_t rope_bytes;  /* of bytes: k_pe */
+  double ratio_latent;  /* the latents alone (exact R f16 per token and layer
+                           over bytes - rope_bytes) */
+  int tokens, prompt_tokens;
+  int groups_compressed;
+  int groups_exact; /* prompt shorter than the fixed rank: kept exact */
+  int rank_min, rank_max;
+} xkv_mla_stats;
+
+typedef struct xkv_mla_cache xkv_mla_cache;
+
+xkv_status xkv_mla_create(xkv_context *ctx, const xkv_mla_config *cfg,
+                          xkv_mla_cache **out);
+void xkv_mla_destroy(xkv_mla_cache *m);
+/* Prompt of L tokens for one layer: c_kv [L, R] (after kv_a_layernorm),
+ * k_pe [L, P] (RoPE applied). Layers arrive in order, each once; a group
+ * is compressed when its last layer arrives. */
+xkv_status xkv_mla_prefill(xkv_mla_cache *m, int layer, const float *c_kv,
+                           const float *k_pe, int L);
+/* One generated token: c_kv [R], k_pe [P]; kept exact. */
+xkv_status xkv_mla_append(xkv_mla_cache *m, int layer, const float *c_kv,
+                          const float *k_pe);
+/* Absorbed decode: q_lat [n_heads, R] (W_UK^T q_nope per head), q_pe
+ * [n_heads, P] (RoPE'd); out_lat [n_heads, R] = sum_t softmax_t(scale
+ * (q_lat . c_t + q_pe . k_pe_t)) c_t over every cached token of the layer
+ * (the caller applies W_UV). The compressed prompt is attended in rank
+ * space: q_r = B_l q_lat scores against A, the output sum p A maps back
+ * through B_l once. */
+xkv_status xkv_mla_attention(xkv_mla_cache *m, int layer, const float *q_lat,
+                             const float *q_pe, float scale, float *out_lat);
+xkv_status xkv_mla_get_stats(const xkv_mla_cache *m, xkv_mla_stats *out);
+/* The stats a cache of this config would report with a prompt of `prompt`
+ * tokens compressed at the fixed rank cfg->rank (groups with a shorter
+ * prompt exact) and `appended` tokens per layer, without building one:
+ * what the paper's tables count (DeepSeek-Coder-V2-Lite, 27 layers, R 512,
+ * P 64, W 4, rank 512, f16, 64K tokens: 2.87x). ctx carries the error. */
+xkv_status xkv_mla_stats_model(xkv_context *ctx, const xkv_mla_config *cfg,
+                               int prompt, int appended, xkv_mla_stats *out);
 
 #ifdef __cplusplus
 }
