@@ -552,7 +552,7 @@ static int lower_ew(nv *s, const xk_op *op) {
       return nv_err(s, "unsupported elementwise op");
   }
   set_mat(s, op->res[0], &l, r);
-  return 0;
+  return s->resident[op->res[0]] ? nv_stage_resident(s, op->res[0]) : 0;
 }
 
 /* Shape ops on materialized tiles pick a destination layout that makes the

@@ -122,7 +122,7 @@ struct nv {
   nv_val *vals;
   char *defer;     /* per value: a load that waits for its dot */
   char *lazy;      /* per value: fused into its single consumer */
-  char *resident;  /* per value: a load staged once for its dots */
+  char *resident;  /* per value: a tile staged once for its dots */
   nv_axis *axis;   /* per value, computed on demand */
   char *axis_done; /* ... once computed */
   int nw;
@@ -246,7 +246,8 @@ int nv_copy_width(nv *s, const xk_op *ld, int swz);
 int nv_is_zero(const xk_func *f, int v);
 int nv_copy_tile(nv *s, const xk_op *ld, int g, int swz, LLVMValueRef tile);
 
-/* lower_nvptx_resident.c: a 2-D load at the kernel's top level whose only
+/* lower_nvptx_resident.c: a 2-D load (or f16/bf16 cast) at the kernel's
+ * top level whose only
  * users are tensor-core dots inside loops is copied once into shared
  * memory held to the end of the kernel (a loop-invariant factor, e.g. a
  * weight tile), so its dots read it in place each iteration instead of
@@ -255,6 +256,9 @@ int nv_copy_tile(nv *s, const xk_op *ld, int g, int swz, LLVMValueRef tile);
  * the tile of a resident value, else NULL. */
 void nv_find_resident(nv *s);
 int nv_lower_resident(nv *s, const xk_op *ld);
+/* Stages the materialized f16/bf16 tile of a resident cast v (its
+ * registers) into its held region. */
+int nv_stage_resident(nv *s, int v);
 LLVMValueRef nv_resident_tile(nv *s, int v);
 
 /* lower_nvptx_arith.c: one element of an elementwise op (operand values
@@ -311,6 +315,10 @@ void nv_unpack_f16x2(nv *s, LLVMValueRef v, LLVMValueRef *out);
 /* Element offset of (row, col) in swizzled tile z (xk_swizzle_offset). */
 LLVMValueRef nv_swz_off(nv *s, const xk_swizzle *z, LLVMValueRef row,
                         LLVMValueRef col);
+/* Stores the materialized tile regs (layout l, dtype dt) into swizzled
+ * tile z at element offset `at` of base. */
+void nv_stage_swz(nv *s, const LLVMValueRef *regs, const xk_layout *l, int dt,
+                  const xk_swizzle *z, LLVMValueRef base, int at);
 /* The layout a FOR's carried value `i` should start in: its yield's dot
  * accumulator layout (1), so the loop never converts it; else 0. */
 int nv_carried_layout(nv *s, const xk_op *loop, int i, xk_layout *l);

@@ -96,8 +96,8 @@ static LLVMValueRef elem_ptr(nv *s, int dt, LLVMValueRef base,
 /* Stores a materialized [R,C] tile into its swizzled place at element
  * offset `at`. Registers that are contiguous along C (the layout's
  * sizePerThread, up to one 16-byte chunk) go out as one vector store. */
-static void stage_swz(nv *s, const LLVMValueRef *regs, const xk_layout *l,
-                      int dt, const xk_swizzle *z, LLVMValueRef base, int at) {
+void nv_stage_swz(nv *s, const LLVMValueRef *regs, const xk_layout *l, int dt,
+                  const xk_swizzle *z, LLVMValueRef base, int at) {
   int n = xk_layout_nregs(l), g = 1;
   if (l->order[0] == 1 && !l->dropped) {
     xk_layout_dim_info d1;
@@ -201,9 +201,9 @@ int nv_lower_dot_mma(nv *s, const xk_op *op, const xk_layout *lc) {
   LLVMValueRef abase = pa ? pa : base;
   LLVMValueRef bbase = pb ? pb : elem_ptr(s, dt, base, nv_i32(s, a_el));
   if (!pa && !reuse)
-    stage_swz(s, a, &la, dt, &za, abase, 0);
+    nv_stage_swz(s, a, &la, dt, &za, abase, 0);
   if (!pb)
-    stage_swz(s, b, &lb, dt, &zb, bbase, 0);
+    nv_stage_swz(s, b, &lb, dt, &zb, bbase, 0);
   if (staged)
     s->pr->barrier(s);
 

@@ -353,7 +353,12 @@ int nv_lower_reduce(nv *s, const xk_op *op) {
                       LLVMGetIntTypeWidth(k.ty) == 64
                   ? 8
                   : 4;
-    LLVMValueRef base = nv_smem(s, (int)(numel * da.wpc * esz));
+    /* the warps' partials of one result element in a row; an odd row
+     * length puts the rows that the lanes of one request read or write at
+     * distinct banks (a power-of-two length mapped every second row onto
+     * the same ones) */
+    int ld = da.wpc | 1;
+    LLVMValueRef base = nv_smem(s, (int)(numel * ld * esz));
     int ws = 0;
     while ((1 << ws) < da.warp_stride)
       ws++;
@@ -365,7 +370,7 @@ int nv_lower_reduce(nv *s, const xk_op *op) {
       LLVMValueRef c[XK_MAX_RANK];
       nv_coords(s, &R, q, c);
       row[q] = LLVMBuildMul(s->b, nv_rowmajor(s, c, R.shape, R.rank),
-                            nv_i32(s, da.wpc), "");
+                            nv_i32(s, ld), "");
       smem_store(s, res[q],
                  smem_ptr(s, k.ty, base, LLVMBuildAdd(s->b, row[q], widx, "")));
     }
