@@ -177,6 +177,38 @@ void xk_tune_row_print(FILE *o, const xk_tune_row *r) {
           r->seconds);
 }
 
+void xk_tune_totals_print(FILE *o, const xk_tune_row *rows, int n) {
+  int keys = 0, ok = 0, wrong = 0, inf = 0, failed = 0, skipped = 0, ns = 0;
+  double secs = 0, logsum = 0, lo = INFINITY, hi = 0;
+  for (int i = 0; i < n; i++) {
+    const xk_tune_row *r = &rows[i];
+    if (r->resumed)
+      continue;
+    keys++;
+    ok += r->n_ok;
+    wrong += r->n_wrong;
+    inf += r->n_infeasible;
+    failed += r->n_failed;
+    skipped += r->n_skipped;
+    secs += r->seconds;
+    if (r->default_us > 0 && r->tuned_us > 0) {
+      double x = r->default_us / r->tuned_us;
+      logsum += log(x);
+      lo = fmin(lo, x);
+      hi = fmax(hi, x);
+      ns++;
+    }
+  }
+  fprintf(o,
+          "total: %d keys, configs %d ok, %d wrong, %d infeasible, %d "
+          "failed, %d skipped; %.1f s tuning",
+          keys, ok, wrong, inf, failed, skipped, secs);
+  if (ns)
+    fprintf(o, "; speedup over the default: geomean %.2fx (%.2fx .. %.2fx)",
+            exp(logsum / ns), lo, hi);
+  fprintf(o, "\n");
+}
+
 int xk_tune_rows_json(const char *path, const char *device, const char *fp,
                       const xk_tune_row *rows, int n) {
   FILE *o = fopen(path, "w");

@@ -89,6 +89,9 @@ int xk_pick(const xk_samples *s, int n, int *runner);
 /* The summary table: header, one line per row, and the rows as JSON. */
 void xk_tune_header_print(FILE *o);
 void xk_tune_row_print(FILE *o, const xk_tune_row *r);
+/* The totals under the table: keys, configs by outcome, tuning time, and
+ * the geometric mean and range of tuned-over-default speedups. */
+void xk_tune_totals_print(FILE *o, const xk_tune_row *rows, int n);
 int xk_tune_rows_json(const char *path, const char *device, const char *fp,
                       const xk_tune_row *rows, int n);
 

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -434,6 +435,115 @@ static void prepare(xk_tune_session *s, const xk_kernel_spec *spec, int k,
                       c->why, sizeof c->why);
 }
 
+/* Model device: candidate x compiled, pruned on the compiler's resource
+ * numbers (registers, shared memory, threads) and, when it fits, timed
+ * by the model on p (NULL: the GEMM model's own problems). */
+static void model_one(xk_tune_session *s, const xk_kernel_spec *spec, int k,
+                      cand *x, xk_samples *t, const int64_t *vals,
+                      xk_problem *p) {
+  prepare(s, spec, k, x, NULL, NULL, NULL);
+  if (strcmp(x->status, "ok"))
+    return;
+  int mr = xk_tune_model_time(&s->model, spec, x->f, vals, p, &t->median,
+                              x->why, sizeof x->why);
+  x->status = mr < 0 ? "run_failed" : mr ? "wrong" : "ok";
+  t->ok = !mr;
+  t->spread = 0; /* a model has no run-to-run noise */
+}
+
+/* What a worker sends back per candidate. */
+static const char *const statuses[] = {"ok", "wrong", "infeasible",
+                                       "compile_failed", "run_failed"};
+typedef struct {
+  int i, status;
+  double median;
+  char why[1024];
+} model_result;
+
+static int read_full(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r <= 0)
+      return -1;
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+/* Candidates 0..limit-1 on the model device in `jobs` forked workers,
+ * worker w taking w, w + jobs, ...: the compile, the ptxas pruning and
+ * the sim run are each candidate's own, and the sim run is the slow part
+ * (each worker has its copy of the session and the problem). A worker
+ * that dies leaves its unreported candidates run_failed, saying so. */
+static int model_parallel(xk_tune_session *s, const xk_kernel_spec *spec, int k,
+                          cand *c, xk_samples *m, int limit,
+                          const int64_t *vals, xk_problem *p, const char *key,
+                          xk_diag *d) {
+  int jobs = s->o.jobs < limit ? s->o.jobs : limit;
+  pid_t pid[XK_TUNE_MAX_JOBS];
+  int fd[XK_TUNE_MAX_JOBS], done = 0, nw = 0;
+  fflush(NULL); /* the children must not flush the parent's buffers */
+  for (; nw < jobs; nw++) {
+    int pp[2];
+    if (pipe(pp))
+      break;
+    if ((pid[nw] = fork()) == 0) {
+      close(pp[0]);
+      for (int i = nw; i < limit; i += jobs) {
+        if (i && over_budget(s))
+          continue; /* the default always runs */
+        model_result r = {.i = i};
+        model_one(s, spec, k, &c[i], &m[i], vals, p);
+        for (int j = 0; j < 5; j++)
+          if (!strcmp(c[i].status, statuses[j]))
+            r.status = j;
+        r.median = m[i].median;
+        snprintf(r.why, sizeof r.why, "%s", c[i].why);
+        if (write(pp[1], &r, sizeof r) != (ssize_t)sizeof r)
+          _exit(1);
+      }
+      _exit(0);
+    }
+    close(pp[1]);
+    if (pid[nw] < 0) {
+      close(pp[0]);
+      break;
+    }
+    fd[nw] = pp[0];
+  }
+  if (nw < jobs)
+    for (int i = 0; i < limit; i++) /* the workers' share that never ran */
+      if (i % jobs >= nw)
+        model_one(s, spec, k, &c[i], &m[i], vals, p);
+  for (int w = 0; w < nw; w++) {
+    model_result r;
+    while (!read_full(fd[w], &r, sizeof r) && r.i >= 0 && r.i < limit) {
+      c[r.i].status = statuses[r.status >= 0 && r.status < 5 ? r.status : 4];
+      m[r.i].median = r.median;
+      m[r.i].ok = !strcmp(c[r.i].status, "ok");
+      snprintf(c[r.i].why, sizeof c[r.i].why, "%s", r.why);
+      progress(s, spec->name, key, "compile+sim+model", ++done, limit, NULL, 0);
+    }
+    close(fd[w]);
+    int st = 0;
+    waitpid(pid[w], &st, 0);
+    if (WIFEXITED(st) && !WEXITSTATUS(st))
+      continue;
+    for (int i = w; i < limit; i += jobs)
+      if (!c[i].status) {
+        c[i].status = "run_failed";
+        snprintf(c[i].why, sizeof c[i].why,
+                 "the tuner's worker died (%s %d) before reporting it",
+                 WIFSIGNALED(st) ? "signal" : "exit status",
+                 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+      }
+  }
+  return c[0].status ? 0
+                     : xk_diag_set(d, "%s %s: no worker ran the default",
+                                   spec->name, key);
+}
+
 int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
                 rt_tune_cache *out, xk_tune_row *row, xk_diag *d) {
   const xk_kernel_spec *spec = xk_dsl_kernel(s->dsl, k);
@@ -507,34 +617,27 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
       c[0].status = "ok";
     }
   }
-  for (int i = s->is_model ? 0 : 1; !rc && i < limit; i++) {
-    if (i > 0 && over_budget(s)) /* the default always runs */
+  if (!rc && s->is_model && s->o.jobs > 1)
+    rc = model_parallel(s, spec, k, c, m, limit, vals, sim_problem ? &p : NULL,
+                        row->key, d);
+  for (int i = 0; !rc && s->is_model && s->o.jobs <= 1 && i < limit; i++) {
+    if (i > 0 && over_budget(s)) /* sim runs are the slow part here */
+      break;
+    model_one(s, spec, k, &c[i], &m[i], vals, sim_problem ? &p : NULL);
+    progress(s, spec->name, row->key, "compile+sim+model", i + 1, limit, NULL,
+             0);
+  }
+  for (int i = 1; !rc && !s->is_model && i < limit; i++) {
+    if (over_budget(s)) /* the default always runs */
       break;
     prepare(s, spec, k, &c[i], &p, ref, buf);
     progress(s, spec->name, row->key, "compile+check", i + 1, limit, NULL, 0);
   }
   int idx[MAX_CAND], nidx = 0;
-  for (int i = 0; !rc && i < limit && nidx < MAX_CAND; i++)
+  for (int i = 0; !rc && !s->is_model && i < limit && nidx < MAX_CAND; i++)
     if (c[i].status && !strcmp(c[i].status, "ok"))
       m[idx[nidx++] = i].ok = 1;
-  if (!rc && s->is_model) {
-    for (int j = 0; j < nidx; j++) {
-      cand *x = &c[idx[j]];
-      xk_samples *t = &m[idx[j]];
-      if (j && over_budget(s)) { /* sim runs are the slow part here */
-        x->status = NULL;
-        t->ok = 0;
-        continue;
-      }
-      int mr = xk_tune_model_time(&s->model, spec, x->f, vals,
-                                  sim_problem ? &p : NULL, &t->median, x->why,
-                                  sizeof x->why);
-      x->status = mr < 0 ? "run_failed" : mr ? "wrong" : "ok";
-      t->ok = !mr;
-      t->spread = 0; /* a model has no run-to-run noise */
-      progress(s, spec->name, row->key, "sim+model", j + 1, nidx, NULL, 0);
-    }
-  } else if (!rc) {
+  if (!rc && !s->is_model) {
     int rounds = xk_cpu_rounds(s->o.rounds, us);
     sweep sw = {s, &p, c, spec->name, row->key};
     if (xk_time_rounds(m, idx, nidx, rounds, run_cand, &sw, round_done) ||

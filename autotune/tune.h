@@ -18,11 +18,15 @@ typedef struct {
   double budget_s; /* wall-clock budget of the whole session; 0: none */
   int max_configs; /* candidates per key, default first; 0: all */
   int rounds;      /* timing rounds (interleaved); default 5 */
+  int jobs;        /* model devices: candidates in this many forked
+                      workers (compile, pruning, sim run); <= 1: serial */
   const rt_tune_cache *resume; /* skip keys it has a current winner for */
   const xk_constexpr *fix;     /* tune dims held at one value (-D) */
   int nfix;
   FILE *progress; /* NULL: quiet */
 } xk_tune_opts;
+
+#define XK_TUNE_MAX_JOBS 64
 
 typedef struct xk_tune_session xk_tune_session;
 

@@ -29,6 +29,8 @@ static const char usage[] =
     "  --budget S        stop starting new configs after S seconds\n"
     "  --max-configs N   at most N candidates per key (the default first)\n"
     "  --rounds N        timing rounds per candidate (default 5)\n"
+    "  -j N              model devices: compile, prune and sim-run the\n"
+    "                    candidates in N forked workers (default 1)\n"
     "  -D NAME=VALUE     hold a tune dim at one value (repeatable)\n"
     "  --resume          skip keys CACHE already has a current winner for\n"
     "                    (same kernel IR, tune space, compiler, device)\n"
@@ -40,7 +42,7 @@ typedef struct {
   const char *file, *out, *device, *keys, *misses, *json;
   char *kernels[64];
   xk_constexpr fix[16];
-  int nkernels, nfix, max_configs, rounds, resume, quiet;
+  int nkernels, nfix, max_configs, rounds, resume, quiet, jobs;
   double budget;
 } options;
 
@@ -92,7 +94,7 @@ static int parse_args(int argc, char **argv, options *o) {
       if (split_kernels(o, argv[++i]))
         return fprintf(stderr, "xkv-tune: too many kernels\n"), -1;
     } else if (v && (!strcmp(a, "--budget") || !strcmp(a, "--max-configs") ||
-                     !strcmp(a, "--rounds"))) {
+                     !strcmp(a, "--rounds") || !strcmp(a, "-j"))) {
       char *end;
       double x = strtod(argv[++i], &end);
       if (*end || !(x > 0))
@@ -105,6 +107,8 @@ static int parse_args(int argc, char **argv, options *o) {
         o->budget = x;
       else if (!strcmp(a, "--rounds"))
         o->rounds = (int)x;
+      else if (!strcmp(a, "-j"))
+        o->jobs = x < XK_TUNE_MAX_JOBS ? (int)x : XK_TUNE_MAX_JOBS;
       else
         o->max_configs = (int)x;
     } else if (a[0] != '-' && !o->file) {
@@ -277,6 +281,7 @@ int main(int argc, char **argv) {
                      .budget_s = o.budget,
                      .max_configs = o.max_configs,
                      .rounds = o.rounds,
+                     .jobs = o.jobs,
                      .resume = prev,
                      .fix = o.fix,
                      .nfix = o.nfix,
@@ -345,6 +350,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "xkv-tune: cannot write %s\n", o.json);
     rc = 1;
   }
+  if (rows)
+    xk_tune_totals_print(stdout, rows, nrows);
   if (!rc)
     printf("xkv-tune: %d records merged into %s%s\n", out->n, o.out,
            failed ? " (some keys failed: see above)" : "");

@@ -246,6 +246,8 @@ static int run(const options *o, xk_run_session *s, const rt_tune_cache *from,
     fprintf(stderr, "xkv-tune-run: cannot write %s\n", o->json);
     rc = 1;
   }
+  if (rows)
+    xk_tune_totals_print(stdout, rows, nrows);
   if (!rc)
     printf("xkv-tune-run: %d records from %d keys merged into %s%s\n",
            out ? out->n : 0, nrows, o->out,

@@ -84,6 +84,39 @@ START_TEST(infeasible_pruned) {
 }
 END_TEST
 
+/* -j 2 on the model device: the workers' records are the serial run's
+ * (statuses, modeled times, the winner; the infeasible config pruned in
+ * its worker too). */
+START_TEST(parallel_model_matches_serial) {
+  rt_tune_cache *out[2];
+  xk_tune_row row[2];
+  for (int j = 0; j < 2; j++) {
+    xk_tune_opts o = {.device = "model:sm_90", .jobs = 2 * j};
+    xk_tune_session *s;
+    xk_diag d;
+    ck_assert_msg(!xk_tune_open(GATE, &o, &s, &d), "%s", d.msg);
+    out[j] = calloc(1, sizeof *out[j]);
+    int64_t key[3] = {512, 512, 512};
+    int k = xk_dsl_find(xk_tune_dsl(s), "gemm_f32");
+    ck_assert_msg(!xk_tune_key(s, k, key, out[j], &row[j], &d), "%s", d.msg);
+    xk_tune_close(s);
+  }
+  ck_assert_int_eq(out[0]->n, out[1]->n);
+  ck_assert_int_eq(out[0]->n, 2);
+  for (int i = 0; i < out[0]->n; i++) {
+    const rt_tune_record *a = &out[0]->r[i], *b = &out[1]->r[i];
+    ck_assert_str_eq(a->status, b->status);
+    ck_assert_int_eq(a->winner, b->winner);
+    ck_assert(a->time_us == b->time_us); /* the model is deterministic */
+    ck_assert_int_eq(a->conf[0].value, b->conf[0].value);
+  }
+  ck_assert_int_eq(row[1].n_infeasible, 1);
+  ck_assert_str_eq(row[0].config, row[1].config);
+  rt_tune_free(out[0]);
+  rt_tune_free(out[1]);
+}
+END_TEST
+
 /* Tunes kernel `name` of the session at key vals; the row in *row. */
 static int tune_one(xk_tune_session *s, const char *name, const int64_t *vals,
                     rt_tune_cache *out, xk_tune_row *row, xk_diag *d) {
@@ -302,6 +335,7 @@ static Suite *suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, gate_rejects_wrong_variants);
   tcase_add_test(tc, infeasible_pruned);
+  tcase_add_test(tc, parallel_model_matches_serial);
   tcase_add_test(tc, model_h200_device);
   tcase_add_test(tc, concurrent_writers);
   tcase_add_test(tc, xkv_kernels_match_references);
