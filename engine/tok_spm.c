@@ -66,9 +66,11 @@ static void try_pair(const eng_tokenizer *t, const char *s, const sym *y,
     heap_push(h, nh, (pair){t->scores[id], left, len});
 }
 
-int eng_tok_encode_spm(const eng_tokenizer *t, const char *text, int *ids,
-                       int *n, eng_err *err) {
-  size_t tl = strlen(text), cap = 3 * (tl + 1) + 1, k = 0;
+/* Merges one fragment of tl bytes (no user-defined piece inside) into
+ * ids; `space`: the fragment gets the dummy space prefix. */
+static int merge_fragment(const eng_tokenizer *t, const char *text, size_t tl,
+                          int space, int *ids, int *n, eng_err *err) {
+  size_t cap = 3 * (tl + 1) + 1, k = 0;
   char *s = malloc(cap);
   sym *y = malloc((tl + 2) * sizeof *y);
   pair *h = malloc((3 * tl + 4) * sizeof *h);
@@ -79,11 +81,11 @@ int eng_tok_encode_spm(const eng_tokenizer *t, const char *text, int *ids,
     free(h);
     return eng_fail(err, "out of memory tokenizing %zu bytes", tl);
   }
-  if (t->add_space && tl) {
+  if (space && tl) {
     memcpy(s, space_mark, 3);
     k = 3;
   }
-  for (const char *c = text; *c; c++)
+  for (const char *c = text; c < text + tl; c++)
     if (*c == ' ') {
       memcpy(s + k, space_mark, 3);
       k += 3;
@@ -136,6 +138,85 @@ int eng_tok_encode_spm(const eng_tokenizer *t, const char *text, int *ids,
   free(y);
   free(h);
   return 0;
+}
+
+/* User-defined pieces (token type 4: Gemma's runs of spaces, tabs and
+ * newlines, its HTML tags) are cut out of the raw text before merging, as
+ * llama.cpp does, else "  And" merges to "_" "_And" where llama.cpp has
+ * "  " "And". llama.cpp matches the longest pieces first over the whole
+ * text; the longest match at each position from the left gives the same
+ * split unless two pieces overlap. A fragment after a piece gets the space
+ * prefix again, as in llama.cpp. */
+typedef struct {
+  unsigned char first;
+  size_t len;
+  int id;
+} ud_piece;
+
+/* By first byte, then longest first. */
+static int ud_order(const void *a, const void *b) {
+  const ud_piece *x = a, *y = b;
+  if (x->first != y->first)
+    return x->first - y->first;
+  return (x->len < y->len) - (x->len > y->len);
+}
+
+/* The user-defined pieces sorted by ud_order, and at[c]..at[c + 1] the run
+ * of those starting with byte c. */
+static int ud_table(const eng_tokenizer *t, ud_piece **out, int *at,
+                    eng_err *err) {
+  int n = 0;
+  for (int i = 0; t->types && i < t->n_vocab; i++)
+    n += t->types[i] == 4 && t->lens[i] > 0;
+  ud_piece *p = n ? malloc((size_t)n * sizeof *p) : NULL;
+  if (n && !p)
+    return eng_fail(err, "out of memory for %d user-defined pieces", n);
+  n = 0;
+  for (int i = 0; t->types && i < t->n_vocab; i++)
+    if (t->types[i] == 4 && t->lens[i] > 0)
+      p[n++] = (ud_piece){(unsigned char)t->tokens[i][0], t->lens[i], i};
+  if (n)
+    qsort(p, n, sizeof *p, ud_order);
+  for (int c = 0, j = 0; c <= 256; c++) {
+    while (j < n && p[j].first < c)
+      j++;
+    at[c] = j;
+  }
+  *out = p;
+  return 0;
+}
+
+int eng_tok_encode_spm(const eng_tokenizer *t, const char *text, int *ids,
+                       int *n, eng_err *err) {
+  ud_piece *ud = NULL;
+  int at[257];
+  if (ud_table(t, &ud, at, err))
+    return -1;
+  size_t tl = strlen(text), from = 0;
+  int m = 0, space = t->add_space, rc = 0;
+  for (size_t i = 0; i <= tl && !rc; i++) {
+    const ud_piece *hit = NULL;
+    unsigned char c = i < tl ? (unsigned char)text[i] : 0;
+    for (int j = at[c]; i < tl && j < at[c + 1] && !hit; j++)
+      if (ud[j].len <= tl - i &&
+          memcmp(text + i, t->tokens[ud[j].id], ud[j].len) == 0)
+        hit = &ud[j];
+    if (!hit && i < tl)
+      continue;
+    int k = 0;
+    if (i > from)
+      rc = merge_fragment(t, text + from, i - from, space, ids + m, &k, err);
+    m += k;
+    if (hit) {
+      ids[m++] = hit->id;
+      space = t->add_space;
+      from = i + hit->len;
+      i = from - 1;
+    }
+  }
+  free(ud);
+  *n = m;
+  return rc;
 }
 
 size_t eng_tok_decode_spm(const eng_tokenizer *t, int id, char *buf,

@@ -126,6 +126,14 @@ START_TEST(spm_tokenizer) {
   ck_assert_int_eq((int)k, 8);
   ck_assert(memcmp(out, "the cat!", 8) == 0);
   free(ids);
+  /* the user-defined "  " is cut out before merging (as llama.cpp does):
+   * "the" "  " "c" "at", not "the" "▁" "▁cat" */
+  ck_assert(!eng_tok_encode(m.tok, "the  cat", 1, &ids, &n, &err));
+  int want[] = {2, 17, 26, 7, 19};
+  ck_assert_int_eq(n, 5);
+  for (int i = 0; i < n; i++)
+    ck_assert_int_eq(ids[i], want[i]);
+  free(ids);
   eng_model_free(&m);
   tiny_model_free(&tm);
 }

@@ -8,14 +8,15 @@
 
 #define SP "\xe2\x96\x81"
 const char *const tiny_pieces[] = {
-    "<pad>", "<eos>", "<bos>",  "<unk>", SP,   "a",    "b",      "c",     "d",
-    "e",     "h",     "n",      "o",     "s",  "t",    "th",     "he",    "the",
-    SP "c",  "at",    SP "cat", "on",    "no", SP "a", SP "the", "<0x21>"};
+    "<pad>", "<eos>", "<bos>", "<unk>",  SP,       "a",  "b",
+    "c",     "d",     "e",     "h",      "n",      "o",  "s",
+    "t",     "th",    "he",    "the",    SP "c",   "at", SP "cat",
+    "on",    "no",    SP "a",  SP "the", "<0x21>", "  "};
 const int tiny_n_pieces = sizeof tiny_pieces / sizeof *tiny_pieces;
 /* merge scores: "th" and "at" tie, "the" and "▁cat" beat both */
 static const float scores[] = {
-    0,  0,  0,  0,  -5,    -6,    -6, -6,    -6, -6, -6,    -6,    -6,
-    -6, -6, -1, -2, -0.5f, -1.5f, -1, -0.2f, -3, -3, -2.5f, -0.1f, -7};
+    0,  0,  0,  0,     -5,    -6, -6,    -6, -6, -6,    -6,    -6, -6, -6,
+    -6, -1, -2, -0.5f, -1.5f, -1, -0.2f, -3, -3, -2.5f, -0.1f, -7, 0};
 
 static const char *arch_name[] = {"llama", "qwen2", "gemma3"};
 
@@ -220,7 +221,8 @@ unsigned char *tiny_gguf_write(const tiny_model *m, size_t *size) {
   u32(&b, T_I32);
   u64(&b, (uint64_t)tiny_n_pieces);
   for (int i = 0; i < tiny_n_pieces; i++) {
-    int32_t ty = i < 4 ? 3 : i == tiny_n_pieces - 1 ? 6 : 1;
+    /* control, normal, byte, and a user-defined run of spaces */
+    int32_t ty = i < 4 ? 3 : i == 25 ? 6 : i == 26 ? 4 : 1;
     put(&b, &ty, 4);
   }
   kv_u32(&b, NULL, "tokenizer.ggml.bos_token_id", 2);
