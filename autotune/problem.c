@@ -16,10 +16,11 @@ typedef struct {
 } kind;
 
 static const kind kinds[] = {
-    {"gemm_f32", 0, xk_setup_gemm},
-    {"gemm_f16", 0, xk_setup_gemm},
+    {"gemm_", 1, xk_setup_gemm},
     {"gemm_st_f32_", 1, xk_setup_gemm_st},
     {"gemm_st_f16_", 1, xk_setup_gemm_st},
+    {"gemm_sk_", 1, xk_setup_gemm_sk},
+    {"gemm_skt_", 1, xk_setup_gemm_sk},
     {"vadd", 0, xk_setup_vadd},
     {"softmax", 0, xk_setup_softmax},
     {"sumsq_f32", 0, xk_setup_sumsq},

@@ -6,9 +6,10 @@
 #include <string.h>
 
 /* C[i, j] = sum_k A[i, k] B[k, j] over the buffers of arguments a, b
- * (row-major), into the reference; skipped above XK_C_REF_MAX_MACS. */
-static int gemm_ref(xk_problem *p, int a, int b, int64_t M, int64_t N,
-                    int64_t K, xkv_dtype out_dt, xk_diag *d) {
+ * (row-major; A stored [K, M] when trans_a), into the reference; skipped
+ * above XK_C_REF_MAX_MACS. */
+static int gemm_ref(xk_problem *p, int a, int b, int trans_a, int64_t M,
+                    int64_t N, int64_t K, xkv_dtype out_dt, xk_diag *d) {
   if (M * N * K > XK_C_REF_MAX_MACS)
     return 0;
   double *r = xk_pref(p);
@@ -16,7 +17,7 @@ static int gemm_ref(xk_problem *p, int a, int b, int64_t M, int64_t N,
     return xk_diag_set(d, "out of memory");
   for (int64_t i = 0; i < M; i++)
     for (int64_t k = 0; k < K; k++) {
-      double x = xk_pget(p, a, (size_t)(i * K + k));
+      double x = xk_pget(p, a, (size_t)(trans_a ? k * M + i : i * K + k));
       for (int64_t j = 0; j < N; j++)
         r[i * N + j] += x * xk_pget(p, b, (size_t)(k * N + j));
     }
@@ -35,12 +36,12 @@ static int mnk(const xk_problem_key *k, int64_t *M, int64_t *N, int64_t *K,
              : xk_diag_set(d, "%s needs keys M, N, K", k->kernel);
 }
 
-/* gemm_f32 / gemm_f16 (A, B, C, M, N, K): C = A B */
+/* gemm_f32 / gemm_f16 / gemm_bf16 (A, B, C, M, N, K): C = A B */
 int xk_setup_gemm(xk_problem *p, const xk_problem_key *k, xk_diag *d) {
   int64_t M, N, K;
   if (mnk(k, &M, &N, &K, d))
     return -1;
-  xkv_dtype dt = strcmp(k->kernel, "gemm_f16") ? XKV_F32 : XKV_F16;
+  xkv_dtype dt = k->dt;
   uint64_t s = 1;
   xk_pbuf(p, 0, (size_t)(M * K), dt, 1, &s);
   xk_pbuf(p, 1, (size_t)(K * N), dt, 1, &s);
@@ -48,9 +49,9 @@ int xk_setup_gemm(xk_problem *p, const xk_problem_key *k, xk_diag *d) {
   xk_pi32(p, 3, M);
   xk_pi32(p, 4, N);
   xk_pi32(p, 5, K);
-  p->tol = dt == XKV_F16 ? 4e-3 : 1e-4;
+  p->tol = dt == XKV_F32 ? 1e-4 : dt == XKV_F16 ? 4e-3 : xk_ptol(dt);
   p->flops = 2.0 * (double)M * N * K;
-  return xk_pcheck(p, d) || gemm_ref(p, 0, 1, M, N, K, dt, d) ? -1 : 0;
+  return xk_pcheck(p, d) || gemm_ref(p, 0, 1, 0, M, N, K, dt, d) ? -1 : 0;
 }
 
 /* gemm_st_<b>_<c> (A, B, C, M, N, K, sam, sak, sbk, sbn, ldc, beta) as a
@@ -71,7 +72,31 @@ int xk_setup_gemm_st(xk_problem *p, const xk_problem_key *k, xk_diag *d) {
   xk_pf32(p, 11, 0.0f);
   p->tol = k->dt == XKV_F32 ? 1e-4 : xk_ptol(k->dt);
   p->flops = 2.0 * (double)M * N * K;
-  return xk_pcheck(p, d) || gemm_ref(p, 0, 1, M, N, K, k->dt, d) ? -1 : 0;
+  return xk_pcheck(p, d) || gemm_ref(p, 0, 1, 0, M, N, K, k->dt, d) ? -1 : 0;
+}
+
+/* gemm_sk_<dt> / gemm_skt_<dt> (A, B, C, M, N, K): C += A B or A^T B (A
+ * stored [K, M]) with f32 C, which the tuner zeroes before each run */
+int xk_setup_gemm_sk(xk_problem *p, const xk_problem_key *k, xk_diag *d) {
+  int64_t M, N, K;
+  if (mnk(k, &M, &N, &K, d))
+    return -1;
+  uint64_t s = 4;
+  xk_pbuf(p, 0, (size_t)(M * K), k->dt, 1, &s);
+  xk_pbuf(p, 1, (size_t)(K * N), k->dt, 1, &s);
+  xk_pout(p, 2, (size_t)(M * N), XKV_F32);
+  xk_pi32(p, 3, M);
+  xk_pi32(p, 4, N);
+  xk_pi32(p, 5, K);
+  p->accumulates = 1;
+  /* the inputs are exact in their dtype, the sum is f32 */
+  p->tol = 1e-4;
+  p->flops = 2.0 * (double)M * N * K;
+  return xk_pcheck(p, d) ||
+                 gemm_ref(p, 0, 1, !strncmp(k->kernel, "gemm_skt_", 9), M, N, K,
+                          XKV_F32, d)
+             ? -1
+             : 0;
 }
 
 static int need_n(const xk_problem_key *k, int64_t *N, xk_diag *d) {

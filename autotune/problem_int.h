@@ -49,6 +49,7 @@ int xk_pcheck(const xk_problem *p, xk_diag *d);
 
 int xk_setup_gemm(xk_problem *p, const xk_problem_key *k, xk_diag *d);
 int xk_setup_gemm_st(xk_problem *p, const xk_problem_key *k, xk_diag *d);
+int xk_setup_gemm_sk(xk_problem *p, const xk_problem_key *k, xk_diag *d);
 int xk_setup_vadd(xk_problem *p, const xk_problem_key *k, xk_diag *d);
 int xk_setup_softmax(xk_problem *p, const xk_problem_key *k, xk_diag *d);
 int xk_setup_sumsq(xk_problem *p, const xk_problem_key *k, xk_diag *d);

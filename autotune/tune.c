@@ -7,6 +7,7 @@
 #include "tune.h"
 
 #include "compile.h"
+#include "gemm_model.h"
 #include "internal.h"
 #include "ir_hash.h"
 #include "manifest.h"
@@ -586,8 +587,7 @@ int xk_tune_key(xk_tune_session *s, int k, const int64_t *vals,
   xk_problem p = {0};
   double *ref = NULL, *buf = NULL;
   /* the model device runs the GEMMs on its own reduced problems */
-  int sim_problem = s->is_model && strcmp(spec->name, "gemm_f32") &&
-                    strcmp(spec->name, "gemm_f16");
+  int sim_problem = s->is_model && !xk_gemm_model_esize(spec->name);
   if (!s->is_model || sim_problem) {
     xkv_device_info di = {0};
     if (!s->is_model)

@@ -120,8 +120,8 @@ static int64_t key_of(const xk_kernel_spec *spec, const int64_t *vals,
 int xk_tune_model_time(xk_tune_model *m, const xk_kernel_spec *spec,
                        const xk_func *f, const int64_t *vals, xk_problem *p,
                        double *us, char *why, size_t n) {
-  int f16 = !strcmp(spec->name, "gemm_f16");
-  if (!f16 && strcmp(spec->name, "gemm_f32")) {
+  int esize = xk_gemm_model_esize(spec->name);
+  if (!esize) {
     xk_tune_memo *t = memo_of(m, f);
     xk_diag d;
     double err;
@@ -148,11 +148,11 @@ int xk_tune_model_time(xk_tune_model *m, const xk_kernel_spec *spec,
   xk_diag d;
   if (!t || !t->fits)
     return snprintf(why, n, "%s", t ? t->why : "out of memory"), -1;
-  if (!t->measured && xk_gemm_measure(f, f16, &t->ms, &d))
+  if (!t->measured && xk_gemm_measure(f, &t->ms, &d))
     return snprintf(why, n, "%s", d.msg), -1;
   t->measured = 1;
-  if (xk_gemm_estimate_on(m->gpu, f, f16, &t->pi, &t->info, &t->ms, M, N, K, &c,
-                          &e, &d))
+  if (xk_gemm_estimate_on(m->gpu, f, &t->pi, &t->info, &t->ms, M, N, K, &c, &e,
+                          &d))
     return snprintf(why, n, "%s", d.msg), -1;
   *us = e.seconds * 1e6;
   return 0;

@@ -300,8 +300,9 @@ int main(int argc, char **argv) {
       fprintf(stderr, "xkv-tune: no kernel '%s' in %s\n", o.kernels[i], o.file);
       rc = 1;
     }
-  static const char *const dflt[] = {"gemm_f32", "gemm_f16",  "vadd",
-                                     "softmax",  "sumsq_f32", NULL};
+  static const char *const dflt[] = {"gemm_f32", "gemm_f16", "gemm_bf16",
+                                     "vadd",     "softmax",  "sumsq_f32",
+                                     NULL};
   for (int i = 0; !o.nkernels && dflt[i]; i++)
     if (xk_dsl_find(dsl, dflt[i]) >= 0)
       ks[nk++] = xk_dsl_find(dsl, dflt[i]);

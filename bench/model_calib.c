@@ -184,8 +184,8 @@ static int gemm_tflops(const xk_gpu *g, xk_dsl *dsl, const xk_constexpr *over,
   xk_sim_counters c;
   xk_perf_estimate e;
   int rc = xk_ptxas_func(f, "sm_90", NULL, &pi, &info, d) ||
-           xk_gemm_measure(f, 1, &ms, d) ||
-           xk_gemm_estimate_on(g, f, 1, &pi, &info, &ms, n, n, n, &c, &e, d);
+           xk_gemm_measure(f, &ms, d) ||
+           xk_gemm_estimate_on(g, f, &pi, &info, &ms, n, n, n, &c, &e, d);
   xk_func_free(f);
   if (!rc)
     *tf = 2.0 * n * n * n / e.seconds * 1e-12;

@@ -21,8 +21,14 @@
  *              coalescing costs even when the data is L2-resident)
  *   t_tensor = 4096 * mma warp-instructions / mma_flops (m16n8k16)
  *   t_fma    = (64 * FMA + 32 * other FLOP warp-instructions) / fma_flops
- *   time     = max(t_dram, t_l2, t_tensor, t_fma) / (wave_eff * hide)
- *              + launch_s
+ *   t_smem   = shared-memory wavefronts / (SMs * sm_clock): each SM's
+ *              shared memory serves one 128-byte wavefront per clock; a
+ *              request takes as many as its busiest bank has distinct
+ *              words, so a conflict costs one more (large mma.sync tiles
+ *              stop being L2-bound and become bound by the ldmatrix and
+ *              cp.async traffic through shared memory)
+ *   time     = max(t_dram, t_l2, t_tensor, t_fma, t_smem)
+ *              / (wave_eff * hide) + launch_s
  *
  * dram_eff is calibrated (bench/model_calib.c, its note in bench/results):
  * the H200 copy the workplace measured, 4.3 TB/s of 4.8, gives 0.896, and
@@ -48,11 +54,13 @@
  * TFLOP/s; 790 is an estimate that model_calib checks). The H200 differs
  * in its memory; PyTorch reported 60 MB of L2 on the workplace's H200
  * (KINDS.md), against 50 MB on the H100 SXM's data sheet. */
+/* the GH100's boost clock on both cards (data sheet: 1.98 GHz) */
+#define SM_CLOCK 1.98e9
 static const xk_gpu gpus[] = {
     {"h100-sxm", "sm_90", 132, 3.35e12, DRAM_EFF, 5.5e12, 50LL << 20, 790e12,
-     60e12, 3e-6},
+     60e12, SM_CLOCK, 3e-6},
     {"h200", "sm_90", 132, 4.8e12, DRAM_EFF, 5.5e12, 60LL << 20, 790e12, 60e12,
-     3e-6},
+     SM_CLOCK, 3e-6},
 };
 #define NGPUS (int)(sizeof gpus / sizeof *gpus)
 
@@ -125,10 +133,11 @@ int xk_perf_model_gpu(const xk_gpu *g, const xk_sim_counters *c,
   e->t_fma = (64.0 * (double)c->inst[XK_SIM_FMA] +
               32.0 * (double)c->inst[XK_SIM_FLOP]) /
              g->fma_flops;
-  double t[4] = {e->t_dram, e->t_l2, e->t_tensor, e->t_fma};
-  static const char *const bounds[4] = {"dram", "l2", "tensor", "fma"};
+  e->t_smem = (double)c->smem_wavefronts / ((double)g->sms * g->sm_clock);
+  double t[5] = {e->t_dram, e->t_l2, e->t_tensor, e->t_fma, e->t_smem};
+  static const char *const bounds[5] = {"dram", "l2", "tensor", "fma", "smem"};
   int b = 0;
-  for (int i = 1; i < 4; i++)
+  for (int i = 1; i < 5; i++)
     if (t[i] > t[b])
       b = i;
   e->bound = bounds[b];

@@ -19,6 +19,8 @@ typedef struct {
                        between blocks hits L2) */
   double mma_flops; /* mma.sync f16 m16n8k16 (not wgmma), FLOP/s */
   double fma_flops; /* SIMT f32, FLOP/s */
+  double sm_clock;  /* Hz: each SM's shared memory serves one 128-byte
+                       wavefront per clock */
   double launch_s;  /* launch and tail latency per kernel */
 } xk_gpu;
 
@@ -44,7 +46,7 @@ typedef struct {
   double wave_eff;     /* busy fraction of the machine over the waves */
   double hide;         /* latency hiding from resident warps, <= 1 */
   /* the throughput bounds at full machine rate, seconds */
-  double t_dram, t_l2, t_tensor, t_fma;
+  double t_dram, t_l2, t_tensor, t_fma, t_smem;
   const char *bound; /* which of them is the largest */
   double seconds;    /* the modeled time */
 } xk_perf_estimate;

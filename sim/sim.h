@@ -86,6 +86,9 @@ typedef struct {
    * one, when positive; summed) */
   int64_t smem_requests, smem_conflicts;
   int64_t smem_bytes;
+  /* 128-byte wavefronts the requests take: per request the distinct words
+   * of its busiest bank (so conflicts included, broadcasts one) */
+  int64_t smem_wavefronts;
   /* warp-instructions by XK_SIM_* kind (thread counts / 32) */
   int64_t inst[XK_SIM_NKINDS];
 } xk_sim_counters;

@@ -394,6 +394,9 @@ static void shared_group(sim *s, const group *g) {
   int ideal = (distinct + 31) / 32;
   s->c.smem_requests++;
   s->c.smem_conflicts += worst > ideal ? worst - ideal : 0;
+  /* the busiest bank's distinct words: the wavefronts it takes (a
+   * broadcast of one word to every lane is one) */
+  s->c.smem_wavefronts += worst > ideal ? worst : ideal;
 }
 
 static void record_access(int shared, int32_t instr, uint64_t addr,
@@ -646,6 +649,7 @@ void xk_sim_counters_affine(const xk_sim_counters *a, int64_t wa,
   AFFINE(smem_requests);
   AFFINE(smem_conflicts);
   AFFINE(smem_bytes);
+  AFFINE(smem_wavefronts);
   for (int k = 0; k < XK_SIM_NKINDS; k++)
     AFFINE(inst[k]);
 #undef AFFINE

@@ -94,16 +94,16 @@ static void expect_error(const char *src, const char *want, int line) {
 }
 
 START_TEST(all_kernels_default) {
-  static const char *names[] = {"vadd", "softmax", "gemm_f32", "gemm_f16",
-                                "rebuild_k"};
+  static const char *names[] = {"vadd",     "softmax",   "gemm_f32",
+                                "gemm_f16", "gemm_bf16", "rebuild_k"};
   xk_dsl *D = open_kernels();
-  ck_assert_int_ge(xk_dsl_nkernels(D), 5);
+  ck_assert_int_ge(xk_dsl_nkernels(D), 6);
   ck_assert_str_eq(xk_dsl_path(D), KERNELS);
-  for (int i = 0; i < 5; i++) {
+  for (int i = 0; i < 6; i++) {
     ck_assert_int_eq(xk_dsl_find(D, names[i]), i);
     xk_func *f = trace(D, names[i], NULL, 0);
     /* rebuild_k declares num_warps = 8 among its consts */
-    ck_assert_int_eq(f->num_warps, i == 4 ? 8 : 4);
+    ck_assert_int_eq(f->num_warps, i == 5 ? 8 : 4);
     ck_assert_int_eq(f->num_stages, 1);
     ck_assert_int_ge(count_ops(f, XK_OP_STORE), 1);
     xk_func_free(f);
@@ -209,9 +209,12 @@ START_TEST(signatures) {
              (const char *[]){"ptr<f32>", "ptr<f32>", "i32", "i32"}, 4);
   ck_assert_str_eq(s->grid[0], "M");
 
-  for (int k = 0; k < 2; k++) {
-    const char *dt = k ? "ptr<f16>" : "ptr<f32>";
-    s = xk_dsl_kernel(D, xk_dsl_find(D, k ? "gemm_f16" : "gemm_f32"));
+  static const char *const gemms[][2] = {{"gemm_f32", "ptr<f32>"},
+                                         {"gemm_f16", "ptr<f16>"},
+                                         {"gemm_bf16", "ptr<bf16>"}};
+  for (int k = 0; k < 3; k++) {
+    const char *dt = gemms[k][1];
+    s = xk_dsl_kernel(D, xk_dsl_find(D, gemms[k][0]));
     check_args(s, (const char *[]){"A", "B", "C", "M", "N", "K"},
                (const char *[]){dt, dt, dt, "i32", "i32", "i32"}, 6);
     ck_assert_int_eq(s->nconsts, 3);

@@ -153,6 +153,27 @@ START_TEST(dram_bound_by_bandwidth) {
 }
 END_TEST
 
+/* Shared memory serves one 128-byte wavefront per SM per clock (1.98
+ * GHz): with enough of them a kernel whose other bounds are lower is
+ * smem-bound. */
+START_TEST(smem_bound_by_wavefronts) {
+  xk_sim_counters c = dram_only(1e6);
+  double wf = 2e-6 * SMS * 1.98e9; /* 2 us of wavefronts */
+  c.smem_wavefronts = (int64_t)wf;
+  c.inst[XK_SIM_MMA] = (int64_t)(790e12 * 1e-6 / 4096); /* 1 us */
+  xk_perf_estimate a = run_on("h100", &c), b = run_on("h200", &c);
+  ck_assert_str_eq(a.bound, "smem");
+  ck_assert_msg(fabs(a.t_smem - 2e-6) < 1e-11, "%g", a.t_smem);
+  ck_assert(fabs(a.seconds - (2e-6 + LAUNCH)) < 1e-10);
+  ck_assert_double_eq(a.seconds, b.seconds);
+  /* half the wavefronts: the tensor bound wins */
+  c.smem_wavefronts = (int64_t)(wf / 2);
+  a = run_on("h100", &c);
+  ck_assert(fabs(a.t_smem - 1e-6) < 1e-11);
+  ck_assert(a.t_tensor >= a.t_smem * 0.999);
+}
+END_TEST
+
 /* compute-bound work costs the same on both: same GH100 compute */
 START_TEST(tensor_bound_same_on_both) {
   xk_sim_counters c = dram_only(1e6);
@@ -168,6 +189,7 @@ int main(void) {
   Suite *s = suite_create("perf_model");
   TCase *tc = tcase_create("model");
   tcase_add_test(tc, limits_and_occupancy);
+  tcase_add_test(tc, smem_bound_by_wavefronts);
   tcase_add_test(tc, grid_efficiency);
   tcase_add_test(tc, the_largest_bound_wins);
   tcase_add_test(tc, launches_that_cannot_fit);

@@ -677,10 +677,12 @@ static void k_shared_pattern(void **args) {
 }
 
 START_TEST(test_bank_patterns) {
-  /* stride in bytes, bytes per lane, conflicts per warp-request */
-  static const int cases[][3] = {
-      {4, 4, 0}, {8, 4, 1},   {128, 4, 31}, {0, 4, 0},   {132, 4, 0},
-      {8, 8, 0}, {16, 16, 0}, {16, 8, 2},   {64, 4, 15},
+  /* stride in bytes, bytes per lane, conflicts and wavefronts (the
+   * busiest bank's distinct words) per warp-request */
+  static const int cases[][4] = {
+      {4, 4, 0, 1},   {8, 4, 1, 2},   {128, 4, 31, 32},
+      {0, 4, 0, 1},   {132, 4, 0, 1}, {8, 8, 0, 2},
+      {16, 16, 0, 4}, {16, 8, 2, 4},  {64, 4, 15, 16},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     g_stride = cases[i][0];
@@ -695,6 +697,9 @@ START_TEST(test_bank_patterns) {
     ck_assert_msg(c.smem_conflicts == 6 * cases[i][2],
                   "stride %d bytes %d: %lld conflicts, want %d", g_stride,
                   g_bytes, (long long)c.smem_conflicts, 6 * cases[i][2]);
+    ck_assert_msg(c.smem_wavefronts == 6 * cases[i][3],
+                  "stride %d bytes %d: %lld wavefronts, want %d", g_stride,
+                  g_bytes, (long long)c.smem_wavefronts, 6 * cases[i][3]);
   }
 }
 END_TEST
