@@ -163,6 +163,8 @@ static xkv_status find_kernels(xkv_cache *c) {
   s = s ? s : find(c, n, 1, &k->decode_lr);
   snprintf(n, sizeof n, "xkv_decode_exact_%s", dt);
   s = s ? s : find(c, n, 1, &k->decode_exact);
+  snprintf(n, sizeof n, "xkv_decode_exact_batch_%s", dt);
+  s = s ? s : find(c, n, 1, &k->decode_exact_batch);
   snprintf(n, sizeof n, "xkv_scores_exact_%s", dt);
   s = s ? s : find(c, n, 1, &k->scores_exact);
   snprintf(n, sizeof n, "xkv_sr_rebuild_%s", dt);
@@ -301,6 +303,11 @@ void xkv_cache_destroy(xkv_cache *c) {
   xkv_free(ctx, c->po);
   xkv_free(ctx, c->pm);
   xkv_free(ctx, c->pl);
+  xkv_free(ctx, c->bpo);
+  xkv_free(ctx, c->bpm);
+  xkv_free(ctx, c->bpl);
+  xkv_free(ctx, c->btab_dev);
+  free(c->btab);
   free(c->groups);
   free(c->layers);
   free(c);

@@ -41,11 +41,12 @@ static int nsplits(const xkv_cache *c, int T) {
   return xkv_cache_nsplits(c->units, c->cfg.n_heads, c->cfg.n_kv_heads, T);
 }
 
-/* the compressed prompt of layer y into splits 0..ns-1 by kernel k: the
- * three-sweep c->k.decode_lr (which keeps the scores in S [Hq, lds]) or a
- * single-pass one (xkv_cache_lr1_find) */
-static xkv_status split_lr(xkv_cache *c, const xkv_group *gr,
-                           const xkv_layer *y, xkv_kernel *k, int ns) {
+/* the compressed prompt of layer y into splits 0..ns-1 of the partials p
+ * by kernel k: the three-sweep c->k.decode_lr (which keeps the scores in S
+ * [Hq, lds]) or a single-pass one (xkv_cache_lr1_find) */
+xkv_status xkv_cache_split_lr(xkv_cache *c, const xkv_group *gr,
+                              const xkv_layer *y, xkv_kernel *k, int ns,
+                              const xkv_partials *p) {
   xkv_dtype dt = c->cfg.dtype;
   int sweeps = k == c->k.decode_lr, n = 0;
   xkv_arg a[20];
@@ -58,9 +59,9 @@ static xkv_status split_lr(xkv_cache *c, const xkv_group *gr,
   a[n++] = xkv_arg_ptr(XKV_F32, c->sin);
   if (sweeps)
     a[n++] = xkv_arg_ptr(XKV_F32, c->s);
-  a[n++] = xkv_arg_ptr(XKV_F32, c->po);
-  a[n++] = xkv_arg_ptr(XKV_F32, c->pm);
-  a[n++] = xkv_arg_ptr(XKV_F32, c->pl);
+  a[n++] = xkv_arg_ptr(XKV_F32, p->o);
+  a[n++] = xkv_arg_ptr(XKV_F32, p->m);
+  a[n++] = xkv_arg_ptr(XKV_F32, p->l);
   a[n++] = xkv_arg_i32(gr->L);
   a[n++] = xkv_arg_i32(gr->rank_k);
   a[n++] = xkv_arg_i32(gr->rank_v);
@@ -69,7 +70,7 @@ static xkv_status split_lr(xkv_cache *c, const xkv_group *gr,
   if (sweeps)
     a[n++] = xkv_arg_i32(gr->L);
   a[n++] = xkv_arg_i32(ns);
-  a[n++] = xkv_arg_i32(XKV_MAX_SPLITS);
+  a[n++] = xkv_arg_i32(p->ldo);
   a[n++] = xkv_arg_i32(0);
   return xkv_launch(c->ctx, k, NULL, a, n, NULL);
 }
@@ -93,11 +94,12 @@ static xkv_status split_exact(xkv_cache *c, const void *k, const void *v, int T,
   return xkv_launch(c->ctx, c->k.decode_exact, NULL, a, 12, NULL);
 }
 
-static xkv_status combine(xkv_cache *c, int ns, float *out) {
-  xkv_arg a[] = {xkv_arg_ptr(XKV_F32, c->po), xkv_arg_ptr(XKV_F32, c->pm),
-                 xkv_arg_ptr(XKV_F32, c->pl), xkv_arg_ptr(XKV_F32, out),
-                 xkv_arg_i32(c->cfg.n_heads), xkv_arg_i32(ns),
-                 xkv_arg_i32(XKV_MAX_SPLITS)};
+xkv_status xkv_cache_combine(xkv_cache *c, const xkv_partials *p, int rows,
+                             int ns, float *out) {
+  xkv_arg a[] = {xkv_arg_ptr(XKV_F32, p->o), xkv_arg_ptr(XKV_F32, p->m),
+                 xkv_arg_ptr(XKV_F32, p->l), xkv_arg_ptr(XKV_F32, out),
+                 xkv_arg_i32(rows),          xkv_arg_i32(ns),
+                 xkv_arg_i32(p->ldo)};
   return xkv_launch(c->ctx, c->k.combine, NULL, a, 7, NULL);
 }
 
@@ -120,10 +122,29 @@ xkv_status xkv_cache_softmax(xkv_cache *c, float *s, int rows, int n) {
   return xkv_launch(c->ctx, c->k.softmax, NULL, a, 4, NULL);
 }
 
-/* q rotated at pos and scaled by 1/sqrt(d), in the cache's column order */
-static xkv_status load_query(xkv_cache *c, const float *q, int pos) {
+xkv_status xkv_cache_load_query(xkv_cache *c, const float *q, int pos) {
   return xkv_cache_rows(c, c->k.rows_f32, q, c->q, 1, c->cfg.n_heads, pos, 1, 1,
                         1.0f / sqrtf((float)c->cfg.head_dim));
+}
+
+xkv_status xkv_cache_attn_ready(xkv_cache *c, int layer, int pos,
+                                const char *where) {
+  xkv_context *ctx = c->ctx;
+  if (layer < 0 || layer >= c->cfg.n_layers)
+    return rt_err(ctx, XKV_ERR_INVALID, "%s: layer %d is out of 0..%d", where,
+                  layer, c->cfg.n_layers - 1);
+  if (pos < 0 || pos >= c->cfg.max_tokens)
+    return rt_err(ctx, XKV_ERR_INVALID,
+                  "%s: pos %d is out of 0..max_tokens-1 (%d)", where, pos,
+                  c->cfg.max_tokens - 1);
+  const xkv_layer *y = &c->layers[layer];
+  const xkv_group *gr = &c->groups[layer / c->cfg.group];
+  if (!y->prefilled || (!gr->exact && !gr->rank_k))
+    return rt_err(ctx, XKV_ERR_INVALID,
+                  "%s: layer %d is not ready (its prefill, or its group's "
+                  "last layer's prefill, has not arrived)",
+                  where, layer);
+  return XKV_OK;
 }
 
 xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
@@ -133,22 +154,13 @@ xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
   xkv_context *ctx = c->ctx;
   if (!q || !out)
     return rt_err(ctx, XKV_ERR_INVALID, "xkv_attention: NULL q or out");
-  if (layer < 0 || layer >= c->cfg.n_layers)
-    return rt_err(ctx, XKV_ERR_INVALID,
-                  "xkv_attention: layer %d is out of 0..%d", layer,
-                  c->cfg.n_layers - 1);
-  if (pos < 0 || pos >= c->cfg.max_tokens)
-    return rt_err(ctx, XKV_ERR_INVALID,
-                  "xkv_attention: pos %d is out of 0..max_tokens-1 (%d)", pos,
-                  c->cfg.max_tokens - 1);
+  xkv_status s = xkv_cache_attn_ready(c, layer, pos, "xkv_attention");
+  if (s)
+    return s;
   xkv_layer *y = &c->layers[layer];
   xkv_group *gr = &c->groups[layer / c->cfg.group];
-  if (!y->prefilled || (!gr->exact && !gr->rank_k))
-    return rt_err(ctx, XKV_ERR_INVALID,
-                  "xkv_attention: layer %d is not ready (its prefill, or its "
-                  "group's last layer's prefill, has not arrived)",
-                  layer);
-  xkv_status s = load_query(c, q, pos);
+  xkv_partials p = {c->po, c->pm, c->pl, XKV_MAX_SPLITS};
+  s = xkv_cache_load_query(c, q, pos);
   /* sources: the compressed prompt or SR's rebuilt rows, then the tail */
   int ns0 = 0, ns1 = nsplits(c, y->n_exact);
   if (!s && y->sr.lm) {
@@ -161,9 +173,9 @@ xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
     ns0 = k1 ? xkv_cache_nsplits_lr1(c->units, c->cfg.n_kv_heads, XKV_LR1_HB,
                                      gr->L)
              : nsplits(c, gr->L);
-    s = split_lr(c, gr, y, k1 ? k1 : c->k.decode_lr, ns0);
+    s = xkv_cache_split_lr(c, gr, y, k1 ? k1 : c->k.decode_lr, ns0, &p);
   }
   if (!s && ns1)
     s = split_exact(c, y->kx, y->vx, y->n_exact, ns0, ns1);
-  return s ? s : combine(c, ns0 + ns1, out);
+  return s ? s : xkv_cache_combine(c, &p, c->cfg.n_heads, ns0 + ns1, out);
 }

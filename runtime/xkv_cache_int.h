@@ -16,6 +16,10 @@
 /* decode: splits per source (compressed prompt, exact rows) and in all */
 #define XKV_SOURCE_SPLITS 64
 #define XKV_MAX_SPLITS (2 * XKV_SOURCE_SPLITS)
+/* xkv_attention_batch: partial columns per query head, three sources (the
+ * compressed prompts, SR's rebuilt rows, the exact tails), since one
+ * batch may mix sequences whose prompts decode each way */
+#define XKV_BATCH_LDO (3 * XKV_SOURCE_SPLITS)
 /* the split kernels' default GQA tile (BLOCK_G in kernels.xk) */
 #define XKV_DECODE_BLOCK_G 8
 /* selective reconstruction: tokens per chunk (the kernels' CHUNK) */
@@ -73,6 +77,7 @@ typedef struct {
   xkv_kernel *sr_select, *sr_rebuild_listed; /* SR on the device */
   xkv_kernel *rows, *rows_f32; /* xkv_rows_<dtype>, xkv_rows_f32 */
   xkv_kernel *decode_lr, *decode_exact, *combine; /* flash-decoding */
+  xkv_kernel *decode_exact_batch;                 /* xkv_attention_batch */
 } xkv_cache_kernels;
 
 struct xkv_cache {
@@ -103,6 +108,13 @@ struct xkv_cache {
    * default), as it did before the device path; 0: on the device, the
    * layer of the last step in sr_last_layer (its counts stay there) */
   int sr_host, sr_last_layer;
+  /* xkv_attention_batch's scratch while this cache heads a batch
+   * (xkv_cache_batch.c), for up to bcap sequences: split partials [bcap
+   * Hq, XKV_BATCH_LDO(, d)] and the launches' tables, staged on the host
+   * (btab) and read by the kernels (btab_dev) */
+  int bcap;
+  float *bpo, *bpm, *bpl;
+  void *btab, *btab_dev;
 };
 
 /* xkv_cache_compress.c: compresses group g from its layers' staged K/V
@@ -170,10 +182,32 @@ int xkv_cache_nsplits(int units, int n_heads, int n_kv_heads, int T);
 #define XKV_LR1_HB 2
 xkv_status xkv_cache_lr1_register(xkv_context *ctx, int gpu, int d);
 xkv_kernel *xkv_cache_lr1_find(xkv_cache *c, xkv_group *gr);
+/* ... the batch form (xkv_decode_lr1_batch_*) for ranks up to rk, rv */
+xkv_kernel *xkv_cache_lr1_batch_find(xkv_cache *c, int rk, int rv);
 /* ... for the single-pass kernel (xkv_decode_lr1_*), whose programs cover
  * hb KV heads each and hold one SM each (B_k resident in shared memory):
  * one wave, as few B_k loads as fill the device. */
 int xkv_cache_nsplits_lr1(int units, int n_kv_heads, int hb, int T);
+/* xkv_cache_attn.c, shared with xkv_cache_batch.c: a layer's split
+ * partials (outputs [rows, ldo, d], max and sum [rows, ldo]); the checks
+ * of xkv_attention's layer and pos (errors begin with `where`); the query
+ * q [Hq, d] (device) rotated at pos and scaled by 1/sqrt(d) into c->q, in
+ * the cache's column order; the compressed prompt of layer y into splits
+ * 0..ns-1 of p by kernel k (the three-sweep c->k.decode_lr or a single-pass
+ * one, xkv_cache_lr1_find); the combine of rows x ns partials into out
+ * [rows, d]. */
+typedef struct {
+  float *o, *m, *l;
+  int ldo;
+} xkv_partials;
+xkv_status xkv_cache_attn_ready(xkv_cache *c, int layer, int pos,
+                                const char *where);
+xkv_status xkv_cache_load_query(xkv_cache *c, const float *q, int pos);
+xkv_status xkv_cache_split_lr(xkv_cache *c, const xkv_group *gr,
+                              const xkv_layer *y, xkv_kernel *k, int ns,
+                              const xkv_partials *p);
+xkv_status xkv_cache_combine(xkv_cache *c, const xkv_partials *p, int rows,
+                             int ns, float *out);
 /* ... for a kernel of `progs` programs per split that fills the device in
  * one wave (the single-pass and the MLA split kernels) */
 int xkv_cache_nsplits_wave(int units, int progs, int T);

@@ -25,36 +25,48 @@ xkv_status xkv_cache_lr1_register(xkv_context *ctx, int gpu, int d) {
   return s;
 }
 
-xkv_kernel *xkv_cache_lr1_find(xkv_cache *c, xkv_group *gr) {
-  if (gr->lr1_rk == gr->rank_k && gr->lr1_rv == gr->rank_v)
-    return gr->lr1;
-  gr->lr1 = NULL;
-  gr->lr1_rk = gr->rank_k;
-  gr->lr1_rv = gr->rank_v;
+/* the smallest table of the cache's target and head dim holding ranks rk,
+ * rv; -1 when none does or the cache's dtype or GQA group has none */
+static int bucket(const xkv_cache *c, int rk, int rv) {
   int G = c->cfg.n_heads / c->cfg.n_kv_heads, best = -1;
   if (c->cfg.dtype == XKV_F32 || XKV_LR1_HB * G > XKV_DECODE_BLOCK_G)
-    return NULL;
+    return -1;
   for (int i = 0; i < NTABLES; i++)
     if (tables[i].gpu == (c->kind != XKV_DEVICE_CPU) &&
-        tables[i].d == c->cfg.head_dim && tables[i].rk >= gr->rank_k &&
-        tables[i].rv >= gr->rank_v &&
+        tables[i].d == c->cfg.head_dim && tables[i].rk >= rk &&
+        tables[i].rv >= rv &&
         (best < 0 ||
          tables[i].rk * tables[i].rv < tables[best].rk * tables[best].rv))
       best = i;
-  if (best < 0)
-    return NULL;
+  return best;
+}
+
+/* kernel `base`_<dtype> of table i (NULL when the lookup fails: it is
+ * registered with the head dim's table, so only out of memory) */
+static xkv_kernel *lookup(xkv_cache *c, int i, const char *base) {
   xkv_const k[4] = {{"D", c->cfg.head_dim},
-                    {"RK", tables[best].rk},
-                    {"RV", tables[best].rv},
+                    {"RK", tables[i].rk},
+                    {"RV", tables[i].rv},
                     {"HB", XKV_LR1_HB}};
-  char name[32];
-  snprintf(name, sizeof name, "xkv_decode_lr1_%s",
+  char name[48];
+  snprintf(name, sizeof name, "%s_%s", base,
            c->cfg.dtype == XKV_F16 ? "f16" : "bf16");
-  /* registered with the head dim's table: found unless memory ran out,
-   * when this call takes the three-sweep kernel and the next one retries */
-  if (xkv_kernel_find(c->ctx, name, k, 4, &gr->lr1) != XKV_OK) {
-    gr->lr1 = NULL;
-    gr->lr1_rk = -1;
-  }
+  xkv_kernel *out;
+  return xkv_kernel_find(c->ctx, name, k, 4, &out) == XKV_OK ? out : NULL;
+}
+
+xkv_kernel *xkv_cache_lr1_find(xkv_cache *c, xkv_group *gr) {
+  if (gr->lr1_rk == gr->rank_k && gr->lr1_rv == gr->rank_v)
+    return gr->lr1;
+  int best = bucket(c, gr->rank_k, gr->rank_v);
+  gr->lr1 = best < 0 ? NULL : lookup(c, best, "xkv_decode_lr1");
+  /* a failed lookup takes the three-sweep kernel and the next call retries */
+  gr->lr1_rk = best >= 0 && !gr->lr1 ? -1 : gr->rank_k;
+  gr->lr1_rv = gr->rank_v;
   return gr->lr1;
+}
+
+xkv_kernel *xkv_cache_lr1_batch_find(xkv_cache *c, int rk, int rv) {
+  int best = bucket(c, rk, rv);
+  return best < 0 ? NULL : lookup(c, best, "xkv_decode_lr1_batch");
 }

@@ -343,6 +343,17 @@ xkv_status xkv_cache_append(xkv_cache *c, int layer, const float *k_pre_rope,
  * sqrt(d)) V over every cached token of the layer (GQA by head groups). */
 xkv_status xkv_attention(xkv_cache *c, int layer, const float *q, int pos,
                          float *out);
+/* Decode attention for layer `layer` of a batch of n sequences of any
+ * lengths, each its own cache (one context; the same layers, heads,
+ * head_dim, dtype and RoPE; prompts may decode each way: compressed,
+ * selective reconstruction, exact): q and out are [n, n_heads, head_dim]
+ * (device), pos [n] (host) the queries' positions. Equal to n calls of
+ * xkv_attention (to the rounding of its splits, which share the device),
+ * but each of the layer's sources is one launch for the
+ * whole batch. The first cache keeps the batch's scratch (grown to the
+ * largest n seen; freed with it). */
+xkv_status xkv_attention_batch(xkv_cache *const *caches, int n, int layer,
+                               const float *q, const int *pos, float *out);
 xkv_status xkv_cache_get_stats(const xkv_cache *c, xkv_cache_stats *out);
 
 /* ---- xKV for MLA: DeepSeek-V2/V3's latent cache ---------------------
