@@ -28,7 +28,9 @@ typedef struct {
   eng_xkv_opts x;
 } logits_opts;
 
-static int parse(int argc, char **argv, logits_opts *o, eng_err *err) {
+/* typed through eng_cli_main's void pointers */
+static int parse(int argc, char **argv, void *vo, eng_err *err) {
+  logits_opts *o = vo;
   *o = (logits_opts){.tokens = 256, .rows = 16, .x = {.device = "auto"}};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = NULL;
@@ -96,7 +98,8 @@ static int encode_prefix(const eng_tokenizer *t, char *text, int need,
   }
 }
 
-static int run(const logits_opts *o, eng_err *err) {
+static int run(const void *vo, eng_err *err) {
+  const logits_opts *o = vo;
   eng_model m;
   if (eng_model_open(o->model, o->tok, &m, err))
     return -1;
@@ -138,14 +141,7 @@ done:
   return rc;
 }
 
-static int parse_any(int argc, char **argv, void *o, eng_err *err) {
-  return parse(argc, argv, o, err);
-}
-static int run_any(const void *o, eng_err *err) {
-  return run(o, err);
-}
-
 int main(int argc, char **argv) {
   logits_opts o;
-  return eng_cli_main("xkv-logits", usage, argc, argv, &o, parse_any, run_any);
+  return eng_cli_main("xkv-logits", usage, argc, argv, &o, parse, run);
 }
