@@ -42,6 +42,10 @@ static float from16(int bf, uint16_t h) {
   return bf ? xk_bf16_to_f32(h) : xk_f16_to_f32(h);
 }
 
+static size_t pad64(size_t n) {
+  return (n + 127) & ~(size_t)63;
+}
+
 static int64_t const_of(const xk_func *f, const char *n) {
   for (int i = 0; i < f->nconsts; i++)
     if (!strcmp(f->consts[i].name, n))
@@ -90,9 +94,11 @@ static void check(int kn, const config *cf, int si, int on_sim, int aligned) {
   ck_assert_msg(xk_compile_ir_spec(dsl, k, over, cf->bm ? 6 : 0,
                                    aligned ? spec : NULL, &f, &d) == 0,
                 "%s", d.msg);
-  uint16_t *a = aligned_alloc(64, (size_t)M * K * 2 + 64);
-  uint16_t *b = aligned_alloc(64, (size_t)K * N * 2 + 64);
-  float *c = aligned_alloc(64, (size_t)M * N * 4 + 64);
+  /* aligned_alloc wants a multiple of the alignment; +64 is slack for the
+     kernel's vector tail */
+  uint16_t *a = aligned_alloc(64, pad64((size_t)M * K * 2));
+  uint16_t *b = aligned_alloc(64, pad64((size_t)K * N * 2));
+  float *c = aligned_alloc(64, pad64((size_t)M * N * 4));
   double *ref = calloc((size_t)M * N, sizeof *ref);
   unsigned seed = 7u + (unsigned)(kn * 31 + si);
   for (int i = 0; i < M * K; i++) {
