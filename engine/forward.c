@@ -40,27 +40,37 @@ static void mm(float *out, const float *X, const float *W, int n, int rows,
                 cols, W, cols, 0.0f, out, rows);
 }
 
-int eng_state_init(eng_state *s, const eng_model *m, eng_err *err) {
+int eng_state_init_rows(eng_state *s, const eng_model *m, int rows,
+                        eng_err *err) {
   memset(s, 0, sizeof *s);
+  if (rows < 1)
+    return eng_fail(err, "forward: a decode state for %d rows (at least 1)",
+                    rows);
   s->m = m;
+  s->rows = rows;
   const eng_config *c = &m->cfg;
+  size_t n = (size_t)rows, d = (size_t)c->dim;
   size_t qd = (size_t)c->n_heads * c->head_dim;
   size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
-  s->x = malloc((size_t)c->dim * sizeof(float));
-  s->xb = malloc((qd > (size_t)c->dim ? qd : (size_t)c->dim) * sizeof(float));
-  s->xb2 = malloc((size_t)c->dim * sizeof(float));
-  s->hb = malloc((size_t)c->hidden_dim * sizeof(float));
-  s->hb2 = malloc((size_t)c->hidden_dim * sizeof(float));
-  s->q = malloc(qd * sizeof(float));
-  s->k = malloc(kvd * sizeof(float));
-  s->v = malloc(kvd * sizeof(float));
-  s->att = malloc(qd * sizeof(float));
+  s->x = malloc(n * d * sizeof(float));
+  s->xb = malloc(n * (qd > d ? qd : d) * sizeof(float));
+  s->xb2 = malloc(n * d * sizeof(float));
+  s->hb = malloc(n * c->hidden_dim * sizeof(float));
+  s->hb2 = malloc(n * c->hidden_dim * sizeof(float));
+  s->q = malloc(n * qd * sizeof(float));
+  s->k = malloc(n * kvd * sizeof(float));
+  s->v = malloc(n * kvd * sizeof(float));
+  s->att = malloc(n * qd * sizeof(float));
   if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->k ||
       !s->v || !s->att) {
     eng_state_free(s);
     return eng_fail(err, "forward: out of memory for the decode state");
   }
   return 0;
+}
+
+int eng_state_init(eng_state *s, const eng_model *m, eng_err *err) {
+  return eng_state_init_rows(s, m, 1, err);
 }
 
 void eng_state_free(eng_state *s) {
@@ -249,33 +259,55 @@ done:
   return rc;
 }
 
-int eng_decode(eng_state *s, eng_kv *kv, int token, int pos, float *logits,
-               eng_err *err) {
+int eng_decode_batch(eng_state *s, eng_kv *const *kvs, const int *tokens,
+                     const int *pos, int n, float *logits, eng_err *err) {
   const eng_model *m = s->m;
   const eng_config *c = &m->cfg;
-  if (token < 0 || token >= c->vocab_size)
-    return eng_fail(err, "decode: token %d outside the vocabulary", token);
-  if (pos < 0 || pos >= c->seq_len)
-    return eng_fail(err, "decode: position %d past the model's %d", pos,
-                    c->seq_len);
+  if (n < 1 || n > s->rows)
+    return eng_fail(err, "decode: %d sequences (the state holds 1..%d)", n,
+                    s->rows);
+  for (int b = 0; b < n; b++) {
+    if (tokens[b] < 0 || tokens[b] >= c->vocab_size)
+      return eng_fail(err,
+                      "decode: sequence %d: token %d outside the "
+                      "vocabulary",
+                      b, tokens[b]);
+    if (pos[b] < 0 || pos[b] >= c->seq_len)
+      return eng_fail(err,
+                      "decode: sequence %d: position %d past the "
+                      "model's %d",
+                      b, pos[b], c->seq_len);
+  }
   double t0 = eng_now();
   int d = c->dim, qd = c->n_heads * c->head_dim;
-  embed(m, token, s->x);
+  size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
+  for (int b = 0; b < n; b++)
+    embed(m, tokens[b], s->x + (size_t)b * d);
   for (int l = 0; l < c->n_layers; l++) {
     const eng_layer *y = &m->layers[l];
-    rmsnorm(s->xb, s->x, y->rms_att, d, c->norm_eps);
-    project_qkv(c, y, s->xb, s->q, s->k, s->v, 1);
+    for (int b = 0; b < n; b++)
+      rmsnorm(s->xb + (size_t)b * d, s->x + (size_t)b * d, y->rms_att, d,
+              c->norm_eps);
+    project_qkv(c, y, s->xb, s->q, s->k, s->v, n);
     double ta = eng_now();
-    if (kv->ops->append(kv, l, s->k, s->v, err) ||
-        kv->ops->attention(kv, l, s->q, pos, s->att, err))
+    for (int b = 0; b < n; b++)
+      if (kvs[b]->ops->append(kvs[b], l, s->k + b * kvd, s->v + b * kvd, err))
+        return -1;
+    if (eng_kv_attention_batch(c, kvs, n, l, s->q, pos, s->att, err))
       return -1;
     s->t_attn += eng_now() - ta;
-    mm(s->xb2, s->att, y->wo, 1, d, qd);
-    residual(c, y->post_att, s->x, s->xb2, 1, d);
-    ffn(c, y, s->x, s->xb, s->hb, s->hb2, 1);
+    mm(s->xb2, s->att, y->wo, n, d, qd);
+    residual(c, y->post_att, s->x, s->xb2, n, d);
+    ffn(c, y, s->x, s->xb, s->hb, s->hb2, n);
   }
-  if (logits)
-    logits_of(m, s->x, s->xb, logits);
+  for (int b = 0; logits && b < n; b++)
+    logits_of(m, s->x + (size_t)b * d, s->xb,
+              logits + (size_t)b * c->vocab_size);
   s->t_decode += eng_now() - t0;
   return 0;
+}
+
+int eng_decode(eng_state *s, eng_kv *kv, int token, int pos, float *logits,
+               eng_err *err) {
+  return eng_decode_batch(s, &kv, &token, &pos, 1, logits, err);
 }

@@ -54,3 +54,45 @@ int eng_kv_create(const char *kind, const eng_config *c, int max_tokens,
   *out = NULL;
   return eng_fail(err, "unknown cache \"%s\" (exact or xkv)", kind);
 }
+
+int eng_kv_create_batch(const char *kind, const eng_config *c, int n,
+                        const int *max_tokens, const eng_xkv_opts *o,
+                        eng_kv **out, eng_err *err) {
+  for (int b = 0; b < n; b++)
+    out[b] = NULL;
+  if (n < 1)
+    return eng_fail(err, "a batch of %d caches (at least 1)", n);
+  /* a split cache's xKV part is its own: its sequences attend one by one */
+  int shared = strcmp(kind, "xkv") == 0 && !(c->sliding_window > 0);
+  for (int b = 0; b < n; b++) {
+    int rc = shared && b > 0
+                 ? eng_kv_xkv_create_shared(out[0], c, max_tokens[b], o,
+                                            &out[b], err)
+                 : eng_kv_create(kind, c, max_tokens[b], o, &out[b], err);
+    if (rc) {
+      for (int i = 0; i < b; i++) {
+        out[i]->ops->destroy(out[i]);
+        out[i] = NULL;
+      }
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int eng_kv_attention_batch(const eng_config *c, eng_kv *const *kvs, int n,
+                           int layer, const float *q, const int *pos,
+                           float *out, eng_err *err) {
+  const eng_kv_ops *ops = kvs[0]->ops;
+  int same = n > 1 && ops->attention_batch;
+  for (int b = 1; same && b < n; b++)
+    same = kvs[b]->ops == ops;
+  if (same)
+    return ops->attention_batch(kvs, n, layer, q, pos, out, err);
+  size_t qd = (size_t)c->n_heads * c->head_dim;
+  for (int b = 0; b < n; b++)
+    if (kvs[b]->ops->attention(kvs[b], layer, q + qd * b, pos[b], out + qd * b,
+                               err))
+      return -1;
+  return 0;
+}

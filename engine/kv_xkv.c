@@ -1,5 +1,7 @@
 /* The xKV cache through the runtime's xkv_cache_* API. On a GPU context
- * the tensors are staged through device buffers. */
+ * the tensors are staged through device buffers. The caches of a batch
+ * share one context (xkv_attention_batch takes caches of one context),
+ * counted so that it closes with the last of them. */
 #include "kvcache.h"
 
 #include <xkv.h>
@@ -9,13 +11,24 @@
 #include <string.h>
 
 typedef struct {
+  xkv_context *ctx;
+  int refs, on_gpu;
+  char device[128];
+} xkv_dev;
+
+typedef struct {
   eng_kv base;
   eng_config c;
-  xkv_context *ctx;
+  xkv_dev *dev;
+  xkv_context *ctx; /* dev->ctx */
   xkv_cache *cache;
   int on_gpu;
   float *dk, *dv, *dq, *dout; /* device staging (GPU only) */
-  char device[128];
+  /* a batch led by this cache: its caches, and its q and out staging (GPU
+   * only) for bcap sequences */
+  xkv_cache **bcs;
+  float *bq, *bout;
+  int bcap;
 } kv_xkv;
 
 static int fail_rt(kv_xkv *x, const char *what, xkv_status s, eng_err *err) {
@@ -109,17 +122,70 @@ static void xk_destroy(eng_kv *kv) {
     return;
   xkv_cache_destroy(x->cache);
   if (x->ctx) {
-    xkv_free(x->ctx, x->dk);
-    xkv_free(x->ctx, x->dv);
-    xkv_free(x->ctx, x->dq);
-    xkv_free(x->ctx, x->dout);
-    xkv_close(x->ctx);
+    float *bufs[] = {x->dk, x->dv, x->dq, x->dout, x->bq, x->bout};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+      xkv_free(x->ctx, bufs[i]);
   }
+  if (x->dev && --x->dev->refs == 0) {
+    xkv_close(x->dev->ctx);
+    free(x->dev);
+  }
+  free(x->bcs);
   free(x);
 }
 
-static const eng_kv_ops xkv_ops = {xk_prefill, xk_append, xk_attention,
-                                   xk_stats, xk_destroy};
+static const eng_kv_ops xkv_ops;
+
+/* Room in the batch's lead cache x for n sequences. */
+static int batch_reserve(kv_xkv *x, int n, eng_err *err) {
+  if (n <= x->bcap)
+    return 0;
+  xkv_cache **cs = realloc(x->bcs, (size_t)n * sizeof *cs);
+  if (!cs)
+    return eng_fail(err, "xKV cache: out of memory for a batch of %d", n);
+  x->bcs = cs;
+  if (x->on_gpu) {
+    size_t bytes = (size_t)n * x->c.n_heads * x->c.head_dim * sizeof(float);
+    xkv_free(x->ctx, x->bq);
+    xkv_free(x->ctx, x->bout);
+    x->bq = x->bout = NULL;
+    xkv_status s;
+    if ((s = xkv_alloc(x->ctx, bytes, (void **)&x->bq)) ||
+        (s = xkv_alloc(x->ctx, bytes, (void **)&x->bout)))
+      return fail_rt(x, "allocating the batch's staging buffers", s, err);
+  }
+  x->bcap = n;
+  return 0;
+}
+
+static int xk_attention_batch(eng_kv *const *kvs, int n, int layer,
+                              const float *q, const int *pos, float *out,
+                              eng_err *err) {
+  kv_xkv *x = (kv_xkv *)kvs[0];
+  for (int b = 1; b < n; b++)
+    if (kvs[b]->ops != &xkv_ops || ((kv_xkv *)kvs[b])->ctx != x->ctx)
+      return eng_fail(err,
+                      "xKV batch attention: sequence %d's cache is not in "
+                      "sequence 0's context (create the batch with "
+                      "eng_kv_create_batch)",
+                      b);
+  if (batch_reserve(x, n, err))
+    return -1;
+  for (int b = 0; b < n; b++)
+    x->bcs[b] = ((kv_xkv *)kvs[b])->cache;
+  xkv_status s = XKV_OK;
+  size_t elems = (size_t)n * x->c.n_heads * x->c.head_dim;
+  const float *dq = to_dev(x, x->bq, q, elems, &s);
+  float *dout = x->on_gpu ? x->bout : out;
+  if (!s)
+    s = xkv_attention_batch(x->bcs, n, layer, dq, pos, dout);
+  if (!s && x->on_gpu)
+    s = xkv_copy_d2h(x->ctx, out, dout, elems * sizeof(float), NULL);
+  return s ? fail_rt(x, "batch attention", s, err) : 0;
+}
+
+static const eng_kv_ops xkv_ops = {xk_prefill, xk_append,  xk_attention,
+                                   xk_stats,   xk_destroy, xk_attention_batch};
 
 static int stage_buffers(kv_xkv *x, eng_err *err) {
   size_t kvn = (size_t)x->c.n_kv_heads * x->c.head_dim * sizeof(float);
@@ -133,30 +199,46 @@ static int stage_buffers(kv_xkv *x, eng_err *err) {
   return 0;
 }
 
-int eng_kv_xkv_create(const eng_config *c, int max_tokens,
-                      const eng_xkv_opts *o, eng_kv **out, eng_err *err) {
-  *out = NULL;
-  if (c->sliding_window > 0)
-    return eng_fail(err, "xKV cache: sliding-window layers are not "
-                         "supported (the split cache keeps them exact)");
-  kv_xkv *x = calloc(1, sizeof *x);
-  if (!x)
+/* A context of its own on o->device, counted once. */
+static int open_dev(const eng_xkv_opts *o, xkv_dev **out, eng_err *err) {
+  xkv_dev *d = calloc(1, sizeof *d);
+  if (!d)
     return eng_fail(err, "xKV cache: out of memory");
-  x->base.ops = &xkv_ops;
-  x->c = *c;
-  const char *dev = o->device ? o->device : "auto";
-  xkv_status s = xkv_open(&x->ctx, dev);
+  const char *name = o->device ? o->device : "auto";
+  xkv_status s = xkv_open(&d->ctx, name);
   if (s) {
-    eng_fail(err, "xKV cache: cannot open device \"%s\": %s", dev,
-             x->ctx ? xkv_last_error(x->ctx) : xkv_status_name(s));
-    xk_destroy(&x->base);
+    eng_fail(err, "xKV cache: cannot open device \"%s\": %s", name,
+             d->ctx ? xkv_last_error(d->ctx) : xkv_status_name(s));
+    xkv_close(d->ctx);
+    free(d);
     return -1;
   }
   xkv_device_info info;
-  if (xkv_device_get_info(x->ctx, &info) == XKV_OK) {
-    x->on_gpu = info.kind == XKV_DEVICE_CUDA;
-    snprintf(x->device, sizeof x->device, "%s", info.name);
+  if (xkv_device_get_info(d->ctx, &info) == XKV_OK) {
+    d->on_gpu = info.kind == XKV_DEVICE_CUDA;
+    snprintf(d->device, sizeof d->device, "%s", info.name);
   }
+  d->refs = 1;
+  *out = d;
+  return 0;
+}
+
+/* A cache on dev (whose reference it takes over). */
+static int create_on(xkv_dev *dev, const eng_config *c, int max_tokens,
+                     const eng_xkv_opts *o, eng_kv **out, eng_err *err) {
+  kv_xkv *x = calloc(1, sizeof *x);
+  if (!x) {
+    if (--dev->refs == 0) {
+      xkv_close(dev->ctx);
+      free(dev);
+    }
+    return eng_fail(err, "xKV cache: out of memory");
+  }
+  x->base.ops = &xkv_ops;
+  x->c = *c;
+  x->dev = dev;
+  x->ctx = dev->ctx;
+  x->on_gpu = dev->on_gpu;
   xkv_cache_config cfg = {
       .n_layers = c->n_layers,
       .n_heads = c->n_heads,
@@ -176,6 +258,7 @@ int eng_kv_xkv_create(const eng_config *c, int max_tokens,
       .sr = o->sr_budget > 0,
       .sr_budget = o->sr_budget,
   };
+  xkv_status s;
   if ((x->on_gpu && stage_buffers(x, err))) {
     xk_destroy(&x->base);
     return -1;
@@ -189,8 +272,37 @@ int eng_kv_xkv_create(const eng_config *c, int max_tokens,
   return 0;
 }
 
+static int check_config(const eng_config *c, eng_kv **out, eng_err *err) {
+  *out = NULL;
+  if (c->sliding_window > 0)
+    return eng_fail(err, "xKV cache: sliding-window layers are not "
+                         "supported (the split cache keeps them exact)");
+  return 0;
+}
+
+int eng_kv_xkv_create(const eng_config *c, int max_tokens,
+                      const eng_xkv_opts *o, eng_kv **out, eng_err *err) {
+  xkv_dev *dev;
+  if (check_config(c, out, err) || open_dev(o, &dev, err))
+    return -1;
+  return create_on(dev, c, max_tokens, o, out, err);
+}
+
+int eng_kv_xkv_create_shared(const eng_kv *share, const eng_config *c,
+                             int max_tokens, const eng_xkv_opts *o,
+                             eng_kv **out, eng_err *err) {
+  if (check_config(c, out, err))
+    return -1;
+  if (!share || share->ops != &xkv_ops)
+    return eng_fail(err, "xKV cache: the cache to share a context with is "
+                         "not an xKV cache");
+  xkv_dev *dev = ((const kv_xkv *)share)->dev;
+  dev->refs++;
+  return create_on(dev, c, max_tokens, o, out, err);
+}
+
 const char *eng_kv_xkv_device(const eng_kv *kv) {
   if (eng_kv_split_global(kv))
     kv = eng_kv_split_global(kv);
-  return kv && kv->ops == &xkv_ops ? ((const kv_xkv *)kv)->device : "";
+  return kv && kv->ops == &xkv_ops ? ((const kv_xkv *)kv)->dev->device : "";
 }

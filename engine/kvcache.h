@@ -31,6 +31,10 @@ typedef struct {
                    eng_err *err);
   int (*stats)(eng_kv *kv, eng_kv_stats *out, eng_err *err);
   void (*destroy)(eng_kv *kv);
+  /* May be NULL: attention of n caches of this kind (kvs[0]->ops is
+   * these ops) in one call, q and out [n, n_heads, head_dim], pos [n]. */
+  int (*attention_batch)(eng_kv *const *kvs, int n, int layer, const float *q,
+                         const int *pos, float *out, eng_err *err);
 } eng_kv_ops;
 
 struct eng_kv {
@@ -53,6 +57,12 @@ int eng_kv_exact_create(const eng_config *c, int max_tokens, eng_kv **out,
 /* Fails with a clear message when the runtime has no xKV cache. */
 int eng_kv_xkv_create(const eng_config *c, int max_tokens,
                       const eng_xkv_opts *o, eng_kv **out, eng_err *err);
+/* An xKV cache in the runtime context of `share` (an xKV cache), so that
+ * both attend in one eng_kv_attention_batch call; the context lives until
+ * the last cache using it is destroyed, in any order. */
+int eng_kv_xkv_create_shared(const eng_kv *share, const eng_config *c,
+                             int max_tokens, const eng_xkv_opts *o,
+                             eng_kv **out, eng_err *err);
 /* Sliding-window layers exact (their window), global layers in xKV. */
 int eng_kv_split_create(const eng_config *c, int max_tokens,
                         const eng_xkv_opts *o, eng_kv **out, eng_err *err);
@@ -62,6 +72,19 @@ const eng_kv *eng_kv_split_global(const eng_kv *kv);
  * layers compresses only its global layers). */
 int eng_kv_create(const char *kind, const eng_config *c, int max_tokens,
                   const eng_xkv_opts *o, eng_kv **out, eng_err *err);
+/* n caches of one kind for a batch of sequences, cache b holding up to
+ * max_tokens[b]; xKV caches share one runtime context. On failure none is
+ * left and out[] is all NULL. */
+int eng_kv_create_batch(const char *kind, const eng_config *c, int n,
+                        const int *max_tokens, const eng_xkv_opts *o,
+                        eng_kv **out, eng_err *err);
+/* Decode attention of n sequences, each its own cache, at one layer: q and
+ * out [n, n_heads, head_dim], pos [n]. One call of the caches' batch op
+ * when they all have one (xKV: xkv_attention_batch, one launch per source
+ * for the whole batch), else one attention call per cache. */
+int eng_kv_attention_batch(const eng_config *c, eng_kv *const *kvs, int n,
+                           int layer, const float *q, const int *pos,
+                           float *out, eng_err *err);
 /* The device the xKV cache runs on ("cpu", a GPU name), for reports. */
 const char *eng_kv_xkv_device(const eng_kv *kv);
 

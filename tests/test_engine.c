@@ -268,6 +268,96 @@ START_TEST(common_flags) {
 }
 END_TEST
 
+/* Two ragged sequences decoded together (eng_decode_batch, their f32 xKV
+ * caches in one context: one xkv_attention_batch per layer) give each the
+ * logits it gets decoded alone (f16 storage differs by its rounding); a batch
+ * of caches that cannot attend together, or larger than the state, is refused
+ * with the reason. */
+START_TEST(batch_decode_matches_single) {
+  const eng_config *c = &model.cfg;
+  eng_err err;
+  static const char *const text[2] = {
+      "Once upon a time, there was a little girl named Lily. She loved to "
+      "play outside with her friends and her dog.",
+      "The little dog ran to the park and saw a big tree."};
+  int *ids[2], n[2], V = c->vocab_size, steps = 6, cap[2];
+  for (int b = 0; b < 2; b++) {
+    ck_assert_int_eq(
+        eng_tok_encode(model.tok, text[b], 1, &ids[b], &n[b], &err), 0);
+    ck_assert_int_gt(n[b], steps + 8);
+    cap[b] = n[b] + 1; /* room for the refused step */
+  }
+  ck_assert_int_ne(n[0], n[1]);
+  eng_xkv_opts o = {
+      .device = "cpu", .group = 2, .rank_k = 6, .rank_v = 6, .f32 = 1};
+  eng_kv *one[2], *two[2];
+  ck_assert_msg(!eng_kv_create_batch("xkv", c, 2, cap, &o, two, &err), "%s",
+                err.msg);
+  for (int b = 0; b < 2; b++)
+    ck_assert_msg(!eng_kv_xkv_create(c, cap[b], &o, &one[b], &err), "%s",
+                  err.msg);
+  eng_state s1, s2;
+  ck_assert_int_eq(eng_state_init(&s1, &model, &err), 0);
+  ck_assert_int_eq(eng_state_init_rows(&s2, &model, 2, &err), 0);
+  float *want = malloc((size_t)V * sizeof(float));
+  float *got = malloc(2 * (size_t)V * sizeof(float));
+  int p[2] = {n[0] - steps, n[1] - steps}, tok[2], pos[2];
+  for (int b = 0; b < 2; b++) {
+    ck_assert_int_eq(
+        eng_prefill(&s1, one[b], ids[b], p[b], NULL, NULL, NULL, &err), 0);
+    ck_assert_int_eq(
+        eng_prefill(&s2, two[b], ids[b], p[b], NULL, NULL, NULL, &err), 0);
+  }
+  double worst = 0;
+  for (int t = 0; t < steps; t++) {
+    for (int b = 0; b < 2; b++) {
+      tok[b] = ids[b][p[b] + t];
+      pos[b] = p[b] + t;
+    }
+    ck_assert_msg(!eng_decode_batch(&s2, two, tok, pos, 2, got, &err), "%s",
+                  err.msg);
+    for (int b = 0; b < 2; b++) {
+      ck_assert_int_eq(eng_decode(&s1, one[b], tok[b], pos[b], want, &err), 0);
+      for (int i = 0; i < V; i++)
+        worst = fmax(worst, fabs((double)want[i] - got[(size_t)b * V + i]));
+    }
+  }
+  printf("batch of 2 vs alone: max |logit diff| = %.3g\n", worst);
+  ck_assert_msg(worst < 1e-4, "max abs logit diff %g", worst);
+  /* caches of two contexts, a state of one row, a bad batch size */
+  tok[0] = tok[1] = 1;
+  pos[0] = n[0];
+  pos[1] = n[1];
+  ck_assert_int_eq(eng_decode_batch(&s2, one, tok, pos, 2, got, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "not in sequence 0's context"));
+  ck_assert_int_eq(eng_decode_batch(&s1, two, tok, pos, 2, got, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "2 sequences (the state holds 1..1)"));
+  eng_kv *kv[2];
+  ck_assert_int_eq(eng_kv_create_batch("xkv", c, 0, cap, &o, kv, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "a batch of 0 caches"));
+  ck_assert_int_eq(eng_kv_create_batch("lossy", c, 2, cap, &o, kv, &err), -1);
+  ck_assert_ptr_null(kv[0]);
+  eng_kv *ex;
+  ck_assert_int_eq(eng_kv_exact_create(c, 16, &ex, &err), 0);
+  ck_assert_int_eq(eng_kv_xkv_create_shared(ex, c, 16, &o, &kv[0], &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "not an xKV cache"));
+  ex->ops->destroy(ex);
+  /* the context outlives its first cache */
+  two[0]->ops->destroy(two[0]);
+  ck_assert_msg(!eng_decode(&s1, two[1], tok[1], pos[1], want, &err), "%s",
+                err.msg);
+  for (int b = 0; b < 2; b++) {
+    one[b]->ops->destroy(one[b]);
+    free(ids[b]);
+  }
+  two[1]->ops->destroy(two[1]);
+  eng_state_free(&s1);
+  eng_state_free(&s2);
+  free(want);
+  free(got);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("engine");
   TCase *cli = tcase_create("cli");
@@ -279,6 +369,7 @@ int main(void) {
   tcase_add_test(tc, greedy_matches_reference);
   tcase_add_test(tc, xkv_full_rank_matches_exact);
   tcase_add_test(tc, xkv_ratio_and_errors);
+  tcase_add_test(tc, batch_decode_matches_single);
   suite_add_tcase(s, tc);
   return xk_check_run(s);
 }
